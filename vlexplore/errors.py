@@ -1,0 +1,31 @@
+"""The few exceptions vlexplore raises.
+
+Every message says what was received and what to do about it, so the CLI and
+the app can show it to a person as it is.
+"""
+
+from __future__ import annotations
+
+
+class VlexploreError(Exception):
+    """Base class of every error vlexplore raises on purpose."""
+
+
+class ConfigError(VlexploreError, ValueError):
+    """A parameter or an input array is not acceptable."""
+
+
+class ImageReadError(VlexploreError):
+    """One image file could not be read; the caller skips it and reports it."""
+
+
+class ModelUnavailableError(VlexploreError):
+    """A model's weights or code cannot be had (no hub, bad path, missing package)."""
+
+
+class CacheError(VlexploreError):
+    """The on-disk cache could not be read or written."""
+
+
+class PathNotAllowedError(VlexploreError, PermissionError):
+    """A path lies outside the roots the app is allowed to read."""

@@ -1,0 +1,84 @@
+"""The small protocols every model backend implements.
+
+An *encoder* maps images and texts into vectors. It may expose several
+*views* of an image: ``"image"`` is the vector to cluster on, ``"joint"`` the
+one comparable (by cosine) with :meth:`Encoder.encode_texts`. For CLIP both are
+the same array; the bundled offline backend has distinct ones.
+A *captioner* maps images (and optionally a question) to text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from PIL import Image
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """An image/text encoder.
+
+    Attributes:
+        model_id: stable id string (backend, name, weights tag, preprocessing);
+            the cache keys on it, so it changes whenever outputs would.
+        views: names of the image views :meth:`encode_image_batch` returns.
+        device: the torch device string the model runs on (``"cpu"``, ``"cuda:0"``).
+        description: one line a person can read ("CLIP ViT-B-32, openai weights").
+    """
+
+    model_id: str
+    views: tuple[str, ...]
+    device: str
+    description: str
+
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        """One RGB PIL image → a ``(3, H, W)`` float tensor, on the CPU (runs in worker threads)."""
+
+    def encode_image_batch(self, batch: torch.Tensor) -> dict[str, np.ndarray]:
+        """A ``(b, 3, H, W)`` CPU tensor → ``{view: float32 (b, d_view)}``, rows L2-normalised."""
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Texts → ``float32 (m, d_joint)``, rows L2-normalised, comparable with the ``joint`` view."""
+
+
+@runtime_checkable
+class Captioner(Protocol):
+    """An image-to-text model; ``prompt`` turns it into question answering where supported."""
+
+    model_id: str
+    device: str
+    description: str
+    supports_prompts: bool
+
+    def preprocess(self, image: Image.Image) -> object:
+        """One RGB PIL image → whatever :meth:`caption_batch` takes per image (CPU side)."""
+
+    def caption_batch(self, batch: list, prompt: str | None = None) -> list[str]:
+        """Preprocessed images → one caption (or answer) each."""
+
+
+def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Rows of ``x`` (n, d) scaled to unit length, as float32; zero rows stay zero."""
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return (x / np.maximum(norms, eps)).astype(np.float32, copy=False)
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``auto`` → ``cuda`` when a GPU is visible, else ``cpu``; other values pass through checked."""
+    import torch
+
+    from ..errors import ConfigError
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} was asked for but no CUDA GPU is visible; use --device cpu")
+    if device != "cpu" and not device.startswith(("cuda", "mps")):
+        raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
+    return device
