@@ -1,0 +1,176 @@
+"""The Parquet shard store: round trips, atomicity, damaged shards, first-wins, speed."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from vlexplore import cache
+from vlexplore.cache import ShardStore, store_for
+from vlexplore.errors import CacheError, ConfigError
+
+
+def _vectors(n: int, d: int = 4, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)
+
+
+@pytest.fixture
+def store(cache_dir) -> ShardStore:
+    return ShardStore(cache_dir / "ns")
+
+
+def test_lookup_returns_what_append_wrote_in_key_order(store):
+    v = _vectors(3)
+    store.append(["a", "b", "c"], {"vec": v, "text": ["x", "y", "z"]})
+    found, values = store.lookup(["c", "nope", "a"], ["vec", "text"])
+    assert found.tolist() == [True, False, True]
+    assert values["vec"].dtype == np.float32 and values["vec"].shape == (2, 4)
+    np.testing.assert_array_equal(values["vec"], v[[2, 0]])
+    assert values["text"] == ["z", "x"]
+
+
+def test_lookup_in_a_missing_directory_finds_nothing_and_creates_nothing(store):
+    found, values = store.lookup(["a", "b"], ["vec"])
+    assert found.tolist() == [False, False] and len(values["vec"]) == 0
+    assert not store.directory.exists()
+
+
+def test_lookup_gathers_rows_from_several_shards(store):
+    v = _vectors(4)
+    store.append(["a", "b"], {"vec": v[:2]})
+    store.append(["c", "d"], {"vec": v[2:]})
+    found, values = store.lookup(["d", "a", "c", "b"], ["vec"])
+    assert found.all()
+    np.testing.assert_array_equal(values["vec"], v[[3, 0, 2, 1]])
+
+
+def test_repeated_keys_in_a_request_are_all_answered(store):
+    v = _vectors(1)
+    store.append(["a"], {"vec": v})
+    found, values = store.lookup(["a", "a"], ["vec"])
+    assert found.tolist() == [True, True]
+    np.testing.assert_array_equal(values["vec"], np.vstack([v, v]))
+
+
+def test_a_key_stored_twice_comes_from_the_oldest_shard(store):
+    store.append(["a"], {"text": ["old"]})
+    store.append(["a"], {"text": ["new"]})
+    assert store.lookup(["a"], ["text"])[1]["text"] == ["old"]
+
+
+def test_shards_without_a_requested_column_are_not_used(store):
+    store.append(["a"], {"text": ["only text"]})
+    store.append(["b"], {"vec": _vectors(1)})
+    found, values = store.lookup(["a", "b"], ["vec"])
+    assert found.tolist() == [False, True] and values["vec"].shape == (1, 4)
+
+
+def test_lookup_reads_only_the_key_column_of_shards_without_hits(store, monkeypatch):
+    store.append(["a"], {"vec": _vectors(1)})
+    store.append(["b"], {"vec": _vectors(1)})
+    read = []
+    real = cache._read_columns
+    monkeypatch.setattr(cache, "_read_columns", lambda path, cols: read.append(path) or real(path, cols))
+    store.lookup(["b"], ["vec"])
+    assert read == [store.shard_paths()[1]]
+
+
+def test_a_partial_tmp_file_is_never_read(store):
+    store.append(["a"], {"vec": _vectors(1)})
+    (store.directory / ".crashed-writer.tmp").write_bytes(b"PAR1\0\0 half a shard")
+    (store.directory / "0000-crashed.parquet.tmp").write_bytes(b"PAR1\0\0 half a shard")
+    with np.testing.assert_no_warnings():
+        found, _ = store.lookup(["a"], ["vec"])
+    assert found.all() and len(store.shard_paths()) == 1
+
+
+def test_a_corrupt_shard_is_ignored_with_a_warning(store):
+    store.append(["a"], {"vec": _vectors(1)})
+    (store.directory / "00000000000000000000-stray.parquet").write_bytes(b"not parquet at all")
+    with pytest.warns(UserWarning, match="stray.parquet"):
+        found, values = store.lookup(["a"], ["vec"])
+    assert found.all() and values["vec"].shape == (1, 4)
+
+
+def test_append_leaves_one_uniquely_named_shard_per_call_and_no_temp_files(store):
+    store.append(["a"], {"vec": _vectors(1)})
+    store.append(["a"], {"vec": _vectors(1)})
+    names = [p.name for p in store.shard_paths()]
+    assert len(set(names)) == 2 and all(n.endswith(".parquet") for n in names)
+    assert sorted(p.name for p in store.directory.iterdir()) == sorted(names)
+
+
+def test_append_of_nothing_writes_nothing(store):
+    assert store.append([], {"vec": np.zeros((0, 4), np.float32)}) is None
+    assert store.shard_paths() == []
+
+
+@pytest.mark.parametrize(
+    "columns",
+    [{"vec": _vectors(3)}, {"text": ["x"]}, {"vec": np.zeros(2, np.float32)}, {"key": ["x", "y"]}, {"n": [1, 2]}],
+    ids=["too-many-rows", "too-few-strings", "1-d", "reserved-name", "not-strings"],
+)
+def test_append_rejects_bad_columns(store, columns):
+    with pytest.raises(ConfigError):
+        store.append(["a", "b"], columns)
+
+
+def test_a_failed_write_leaves_no_shard_and_no_temp_file(store, monkeypatch):
+    import pyarrow.parquet as pq
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    store.append(["a"], {"vec": _vectors(1)})
+    monkeypatch.setattr(pq, "write_table", disk_full)
+    with pytest.raises(CacheError, match="No space left"):
+        store.append(["b"], {"vec": _vectors(1)})
+    assert len(list(store.directory.iterdir())) == 1
+
+
+def test_concurrent_writers_lose_nothing(store):
+    def write(i: int) -> None:
+        store.append([f"k{i}-{j}" for j in range(10)], {"vec": _vectors(10, seed=i)})
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    found, _ = store.lookup([f"k{i}-{j}" for i in range(6) for j in range(10)], ["vec"])
+    assert found.all()
+
+
+def test_compact_merges_shards_and_keeps_the_oldest_rows(store):
+    store.append(["a", "b"], {"text": ["a1", "b1"]})
+    store.append(["b", "c"], {"text": ["b2", "c2"]})
+    store.append(["x"], {"vec": _vectors(1)})  # other columns: kept apart, untouched
+    store.compact()
+    assert len(store.shard_paths()) == 2
+    found, values = store.lookup(["a", "b", "c"], ["text"])
+    assert found.all() and values["text"] == ["a1", "b1", "c2"]
+    assert store.lookup(["x"], ["vec"])[0].all()
+    assert not list(store.directory.glob("*.tmp"))
+
+
+def test_store_for_names_the_folder_by_slug_and_hash(cache_dir):
+    a, b = store_for(cache_dir, "open_clip:ViT-B-32/openai"), store_for(cache_dir, "open_clip:ViT-B-32:openai")
+    assert a.directory.parent == cache_dir
+    assert a.directory.name.startswith("open_clip-ViT-B-32-openai-") and len(a.directory.name.rsplit("-", 1)[1]) == 8
+    assert a.directory != b.directory  # same slug, different namespace
+
+
+def test_lookup_of_100k_keys_is_fast(store):
+    n, d = 100_000, 8
+    keys = [f"{i:032x}" for i in range(n)]
+    for start in range(0, n, 25_000):
+        store.append(keys[start : start + 25_000], {"vec": _vectors(25_000, d, seed=start)})
+    t0 = time.perf_counter()
+    found, values = store.lookup(keys[::-1], ["vec"])
+    elapsed = time.perf_counter() - t0
+    assert found.all() and values["vec"].shape == (n, d)
+    np.testing.assert_array_equal(values["vec"][-1], _vectors(25_000, d, seed=0)[0])
+    assert elapsed < 3.0, f"lookup of {n} keys took {elapsed:.2f} s"

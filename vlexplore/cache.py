@@ -1,0 +1,321 @@
+"""A content-keyed, append-only disk store of vectors and strings (Parquet shards).
+
+Each :class:`ShardStore` is one directory of Parquet files ("shards"). A shard has
+a ``key`` string column plus named columns that hold either float32 vectors
+(``fixed_size_list<float32>[d]``) or strings. Shards are only ever added, each in
+one atomic step (temp file in the same directory, fsync, ``os.replace``), so a
+reader never sees half a shard, an interrupted run keeps every batch it finished,
+and several processes may write at once (shard names are unique).
+
+Shard names start with a zero-padded nanosecond timestamp, so listing them in name
+order lists them oldest first; when a key is stored twice the oldest row wins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+import threading
+import time
+import uuid
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CacheError, ConfigError
+
+SHARD_SUFFIX = ".parquet"
+TMP_SUFFIX = ".tmp"
+KEY = "key"
+
+
+class ShardStore:
+    """An append-only set of Parquet shards in one directory.
+
+    Args:
+        directory: where the shards live; created on the first :meth:`append`.
+    """
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+
+    def __repr__(self) -> str:
+        return f"ShardStore({str(self.directory)!r})"
+
+    def shard_paths(self) -> list[Path]:
+        """The finished shards, oldest first (temp files are never listed)."""
+        try:
+            names = [e.name for e in os.scandir(self.directory) if e.name.endswith(SHARD_SUFFIX)]
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise CacheError(f"cache folder {self.directory} cannot be read ({exc.strerror or exc})") from exc
+        return [self.directory / n for n in sorted(names) if not n.startswith(".")]
+
+    # ------------------------------------------------------------------ reading
+
+    def lookup(
+        self, keys: Sequence[str], columns: Sequence[str]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray | list[str]]]:
+        """Find stored rows by key.
+
+        Only the ``key`` column of each shard is read to build the index, and only the
+        requested columns of the shards that hold a hit. Shards that lack one of
+        ``columns`` are not used; unreadable shards are skipped with a warning.
+
+        Args:
+            keys: ``(n,)`` keys to find (repeats allowed).
+            columns: the columns wanted.
+
+        Returns:
+            ``found``: bool ``(n,)``; ``values``: per column, the values of the found keys in key
+            order — vectors as float32 ``(n_found, d)``, strings as ``list[str]``. A column no
+            readable shard holds comes back as an empty list.
+        """
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        keys = list(keys)
+        columns = list(columns)
+        found = np.zeros(len(keys), dtype=bool)
+        values: dict[str, np.ndarray | list[str]] = {c: [] for c in columns}
+        shards = self.shard_paths()
+        if not keys or not shards:
+            return found, values
+        wanted = pa.array(list(dict.fromkeys(keys)), type=pa.string())
+        where: dict[str, tuple[int, int]] = {}  # key -> (shard number, row), first shard wins
+        kinds: dict[str, pa.DataType] = {}
+        for s, path in enumerate(shards):
+            try:
+                schema, key_col = _read_keys(path)
+            except (OSError, pa.ArrowException) as exc:
+                warnings.warn(f"ignoring unreadable cache shard {path} ({exc})", stacklevel=2)
+                continue
+            if not all(c in schema.names for c in columns):
+                continue
+            for c in columns:
+                kinds.setdefault(c, schema.field(c).type)
+            rows = np.flatnonzero(pc.is_in(key_col, value_set=wanted).to_numpy(zero_copy_only=False))
+            for row, key in zip(rows.tolist(), key_col.take(pa.array(rows)).to_pylist()):
+                where.setdefault(key, (s, row))
+
+        for i, k in enumerate(keys):
+            found[i] = k in where
+        hits = [where[k] for k in keys if k in where]
+        if not hits:
+            for c, kind in kinds.items():
+                values[c] = _empty_like(kind)
+            return found, values
+
+        by_shard: dict[int, list[int]] = {}
+        for pos, (s, _) in enumerate(hits):
+            by_shard.setdefault(s, []).append(pos)
+        parts: dict[str, list[tuple[np.ndarray, object]]] = {c: [] for c in columns}
+        for s, positions in by_shard.items():
+            rows = np.fromiter((hits[p][1] for p in positions), dtype=np.int64, count=len(positions))
+            try:
+                table = _read_columns(shards[s], columns)
+                if len(rows) != table.num_rows or (rows != np.arange(len(rows))).any():
+                    table = table.take(pa.array(rows))
+            except (OSError, pa.ArrowException) as exc:  # vanished or damaged between the two reads
+                raise CacheError(f"cache shard {shards[s]} could not be read ({exc}); try again") from exc
+            for c in columns:
+                parts[c].append((np.asarray(positions), _column_values(table.column(c))))
+        for c in columns:
+            values[c] = _assemble(parts[c], len(hits), c)
+        return found, values
+
+    # ------------------------------------------------------------------ writing
+
+    def append(self, keys: Sequence[str], columns: Mapping[str, np.ndarray | Sequence[str]]) -> Path | None:
+        """Write one new shard atomically.
+
+        Args:
+            keys: ``(n,)`` keys.
+            columns: per name, float vectors ``(n, d)`` or ``n`` strings.
+
+        Returns:
+            The new shard's path, or ``None`` when ``keys`` is empty.
+
+        Raises:
+            ConfigError: lengths differ, a column is named ``key``, or its values are neither. CacheError: writing failed.
+        """
+        keys = [str(k) for k in keys]
+        if not keys:
+            return None
+        table = _to_table(keys, columns)
+        return self._write(table, f"{_stamp()}-{uuid.uuid4().hex}{SHARD_SUFFIX}")
+
+    def compact(self) -> Path | None:
+        """Merge all readable shards of the same columns into one (atomically; oldest row wins).
+
+        Returns:
+            The path of the (first) merged shard, ``None`` when there was nothing to merge.
+        """
+        import pyarrow as pa
+
+        groups: dict[tuple, list[tuple[Path, pa.Table]]] = {}
+        for path in self.shard_paths():
+            try:
+                table = _read_columns(path, None)
+            except (OSError, pa.ArrowException) as exc:
+                warnings.warn(f"ignoring unreadable cache shard {path} ({exc})", stacklevel=2)
+                continue
+            groups.setdefault(tuple((f.name, str(f.type)) for f in table.schema), []).append((path, table))
+        first = None
+        for members in groups.values():
+            if len(members) < 2:
+                continue
+            merged = pa.concat_tables([t for _, t in members])
+            seen: set[str] = set()
+            keep = [i for i, k in enumerate(merged.column(KEY).to_pylist()) if not (k in seen or seen.add(k))]
+            merged = merged.take(pa.array(keep, type=pa.int64()))
+            stamp = members[0][0].name.split("-", 1)[0]  # sorts where the oldest member did
+            out = self._write(merged, f"{stamp}-{uuid.uuid4().hex}{SHARD_SUFFIX}")
+            for path, _ in members:
+                path.unlink(missing_ok=True)
+            first = first or out
+        return first
+
+    def _write(self, table, name: str) -> Path:
+        import pyarrow.parquet as pq
+
+        target = self.directory / name
+        tmp_name = None
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.directory, prefix=".", suffix=TMP_SUFFIX, delete=False) as fh:
+                tmp_name = fh.name
+                # Vectors neither compress nor dictionary-encode; plain pages read ~4x faster.
+                strings = [f.name for f in table.schema if f.name != KEY and not _is_vector(f.type)]
+                pq.write_table(table, fh, compression="none", use_dictionary=strings or False, write_statistics=False)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp_name, target)
+        except OSError as exc:
+            if tmp_name is not None:
+                Path(tmp_name).unlink(missing_ok=True)
+            raise CacheError(f"cannot write to the cache folder {self.directory} ({exc})") from exc
+        _fsync_dir(self.directory)
+        return target
+
+
+def store_for(cache_dir: str | Path | None, namespace: str) -> ShardStore:
+    """The store of one namespace (e.g. a model id): ``cache_dir/<slug>-<8 hex of its hash>/``.
+
+    The hash keeps namespaces whose slugs coincide (``a/b`` and ``a:b``) apart.
+    """
+    if cache_dir is None:
+        from .config import default_cache_dir
+
+        cache_dir = default_cache_dir()
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", namespace).strip("-.")[:64] or "store"
+    digest = hashlib.blake2b(namespace.encode("utf-8"), digest_size=4).hexdigest()
+    return ShardStore(Path(cache_dir) / f"{slug}-{digest}")
+
+
+# --------------------------------------------------------------------------- helpers
+
+_last_stamp = [0]
+_stamp_lock = threading.Lock()
+
+
+def _stamp() -> str:
+    """A zero-padded nanosecond time, strictly increasing within the process (coarse clocks repeat)."""
+    with _stamp_lock:
+        _last_stamp[0] = max(time.time_ns(), _last_stamp[0] + 1)
+        return f"{_last_stamp[0]:020d}"
+
+
+def _read_keys(path: Path):
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    schema = pf.schema_arrow
+    if KEY not in schema.names:
+        raise OSError("no key column")
+    return schema, pf.read(columns=[KEY]).column(KEY).combine_chunks()
+
+
+def _read_columns(path: Path, columns: list[str] | None):
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path, columns=columns, memory_map=False)
+
+
+def _is_vector(kind) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_fixed_size_list(kind)
+
+
+def _column_values(col):
+    """An Arrow column → float32 ``(m, d)`` for fixed-size lists, else ``list[str]``."""
+
+    col = col.combine_chunks()
+    if _is_vector(col.type):
+        d = col.type.list_size
+        return col.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(-1, d)
+    return col.to_pylist()
+
+
+def _empty_like(kind) -> np.ndarray | list[str]:
+    if _is_vector(kind):
+        return np.zeros((0, kind.list_size), dtype=np.float32)
+    return []
+
+
+def _assemble(parts: list[tuple[np.ndarray, object]], n: int, name: str) -> np.ndarray | list[str]:
+    """Scatter per-shard values back into request order."""
+    if isinstance(parts[0][1], np.ndarray):
+        dims = {v.shape[1] for _, v in parts}
+        if len(dims) != 1:
+            raise CacheError(f"cache column {name!r} holds vectors of different lengths {sorted(dims)}")
+        out = np.empty((n, dims.pop()), dtype=np.float32)
+        for positions, v in parts:
+            out[positions] = v
+        return out
+    strings: list = [None] * n
+    for positions, v in parts:
+        for p, s in zip(positions.tolist(), v):
+            strings[p] = s
+    return strings
+
+
+def _to_table(keys: list[str], columns: Mapping[str, np.ndarray | Sequence[str]]):
+    import pyarrow as pa
+
+    arrays, names = [pa.array(keys, type=pa.string())], [KEY]
+    for name, col in columns.items():
+        if name == KEY:
+            raise ConfigError(f"a cache column cannot be named {KEY!r}")
+        if isinstance(col, np.ndarray) and col.dtype.kind in "fiu":
+            if col.ndim != 2 or len(col) != len(keys):
+                raise ConfigError(f"cache column {name!r} must be a ({len(keys)}, d) array, got shape {col.shape}")
+            flat = pa.array(np.ascontiguousarray(col, dtype=np.float32).ravel(), type=pa.float32())
+            arrays.append(pa.FixedSizeListArray.from_arrays(flat, col.shape[1]))
+        else:
+            col = list(col)
+            if len(col) != len(keys) or not all(isinstance(s, str) for s in col):
+                raise ConfigError(f"cache column {name!r} must be {len(keys)} strings or an (n, d) float array")
+            arrays.append(pa.array(col, type=pa.string()))
+        names.append(name)
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename durable (POSIX); a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,272 @@
+"""Embed images and texts with an :class:`~vlexplore.models.base.Encoder`, through the disk cache.
+
+:func:`embed_images` is resumable: every finished batch is written to the cache at
+once, decode failures too, so re-running after an interruption computes only what
+is missing and a complete re-run calls no model at all. Images are decoded and
+preprocessed in a few threads that run at most about one batch ahead of inference,
+so memory stays bounded on any folder size.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .cache import store_for
+from .errors import ConfigError, ImageReadError, VlexploreError
+from .images import Collection, open_image
+from .models.base import Encoder, l2_normalize
+
+PROMPT_TEMPLATES: tuple[str, ...] = (
+    "a photo of a {}.",
+    "a close-up photo of a {}.",
+    "a photo of the {}.",
+    "a picture of a {}.",
+    "an image of a {}.",
+    "a cropped photo of a {}.",
+)
+DECODE_MAX_SIDE = 512  # JPEG draft hint: both sides stay ≥ this, enough for 224-448 px model inputs
+FAILURES_SUFFIX = ":failures"
+_TRANSIENT = ("file cannot be read", "file disappeared")  # reasons from images._reason not worth remembering
+
+Progress = Callable[[int, int], None] | None
+
+
+@dataclass
+class EmbedResult:
+    """Image embeddings for a collection.
+
+    Attributes:
+        collection: the input collection with images that failed to decode moved to ``skipped``.
+        views: ``{view: float32 (n, d_view)}``, rows aligned with ``collection.items``, L2-normalised.
+            With no images left every view is an empty ``(0, 0)`` array (``d`` is unknown without a forward pass).
+        model_id: the encoder's id (the cache namespace).
+        n_computed: images that went through the model in this call (0 = everything came from the cache).
+    """
+
+    collection: Collection
+    views: dict[str, np.ndarray]
+    model_id: str
+    n_computed: int
+
+
+def default_batch_size(device: str) -> int:
+    """Images per forward pass when none is given: 256 on CUDA, 64 elsewhere."""
+    return 256 if str(device).startswith("cuda") else 64
+
+
+def embed_images(
+    collection: Collection,
+    encoder: Encoder,
+    *,
+    cache_dir: str | Path | None = None,
+    batch_size: int = 0,
+    num_workers: int = 2,
+    on_progress: Progress = None,
+) -> EmbedResult:
+    """Embed every image of ``collection``, reading and filling the cache.
+
+    Cached rows are looked up by fingerprint under the namespace ``encoder.model_id``;
+    decode failures under ``encoder.model_id + ":failures"`` (column ``error``), so they are
+    not retried. Identical files (same fingerprint) are computed once.
+
+    Args:
+        collection: from :func:`vlexplore.images.scan_folder`.
+        encoder: any :class:`~vlexplore.models.base.Encoder`.
+        cache_dir: the cache root (:func:`vlexplore.config.default_cache_dir` when ``None``).
+        batch_size: images per forward pass; ``0`` = :func:`default_batch_size` for ``encoder.device``.
+        num_workers: decoding threads; ``0`` decodes in the calling thread.
+        on_progress: ``(images done, images total)``, first with the cached count, then after each batch.
+
+    Returns:
+        An :class:`EmbedResult`.
+
+    Raises:
+        ConfigError: negative ``batch_size`` or ``num_workers``.
+        VlexploreError: the encoder returned arrays of the wrong shape.
+    """
+    import torch
+
+    if batch_size < 0:
+        raise ConfigError(f"batch_size must be >= 0 (0 = automatic), got {batch_size}")
+    if num_workers < 0:
+        raise ConfigError(f"num_workers must be >= 0, got {num_workers}")
+    batch_size = batch_size or default_batch_size(encoder.device)
+    views = tuple(encoder.views)
+    store = store_for(cache_dir, encoder.model_id)
+    failure_store = store_for(cache_dir, encoder.model_id + FAILURES_SUFFIX)
+
+    fps = collection.fingerprints
+    weight: dict[str, int] = {}
+    path_of: dict[str, str] = {}
+    for fp, path in zip(fps, collection.paths):
+        weight[fp] = weight.get(fp, 0) + 1
+        path_of.setdefault(fp, path)
+    unique = list(weight)
+
+    found, cached = store.lookup(unique, views)
+    rest = [fp for fp, hit in zip(unique, found) if not hit]
+    failed_mask, failed_vals = failure_store.lookup(rest, ["error"])
+    errors: dict[str, str] = dict(zip([fp for fp, hit in zip(rest, failed_mask) if hit], failed_vals["error"]))
+    missing = [fp for fp, hit in zip(rest, failed_mask) if not hit]
+
+    total = len(fps)
+    done = total - sum(weight[fp] for fp in missing)
+    if on_progress is not None:
+        on_progress(done, total)
+
+    row_of = {fp: i for i, fp in enumerate(fp for fp, hit in zip(unique, found) if hit)}
+    blocks: dict[str, list[np.ndarray]] = {v: [cached[v]] for v in views if len(row_of)}
+    n_computed = 0
+
+    def load(fp: str):
+        try:
+            return fp, encoder.preprocess(open_image(path_of[fp], max_side=DECODE_MAX_SIDE)), None
+        except ImageReadError as exc:
+            return fp, None, str(exc)
+
+    batch_fps: list[str] = []
+    tensors: list = []
+    new_errors: dict[str, str] = {}
+
+    def flush() -> None:
+        nonlocal done, n_computed
+        if tensors:
+            out = encoder.encode_image_batch(torch.stack(tensors))
+            arrays = _check_output(out, views, len(tensors), encoder.model_id)
+            store.append(batch_fps, arrays)
+            for fp in batch_fps:
+                row_of[fp] = len(row_of)
+            for v in views:
+                blocks.setdefault(v, []).append(arrays[v])
+            n_computed += len(tensors)
+        lasting = {fp: e for fp, e in new_errors.items() if not e.startswith(_TRANSIENT)}
+        if lasting:  # remembered, so a re-run does not try again; I/O trouble is retried next time
+            failure_store.append(list(lasting), {"error": list(lasting.values())})
+        errors.update(new_errors)
+        done += sum(weight[fp] for fp in batch_fps) + sum(weight[fp] for fp in new_errors)
+        batch_fps.clear()
+        tensors.clear()
+        new_errors.clear()
+        if on_progress is not None:
+            on_progress(done, total)
+
+    with closing(_prefetch(load, missing, num_workers, window=batch_size)) as decoded:
+        for fp, tensor, error in decoded:
+            if error is not None:
+                new_errors[fp] = error
+            else:
+                batch_fps.append(fp)
+                tensors.append(tensor)
+            if len(tensors) >= batch_size:
+                flush()
+        if tensors or new_errors:
+            flush()
+
+    failed = {r: errors[fp] for r, fp in zip(collection.items["relpath"], fps) if fp in errors}
+    kept = collection.without(failed)
+    if len(kept) == 0:
+        return EmbedResult(kept, {v: np.zeros((0, 0), np.float32) for v in views}, encoder.model_id, n_computed)
+    rows = np.fromiter((row_of[fp] for fp in kept.fingerprints), dtype=np.int64, count=len(kept))
+    out_views = {v: np.concatenate(blocks[v], axis=0)[rows] for v in views}
+    return EmbedResult(kept, out_views, encoder.model_id, n_computed)
+
+
+def _prefetch(load: Callable, jobs: list, num_workers: int, *, window: int) -> Iterator:
+    """``load(job)`` for each job, in order, computed by ``num_workers`` threads at most ``window`` jobs ahead."""
+    if num_workers == 0:
+        for job in jobs:
+            yield load(job)
+        return
+    pool = ThreadPoolExecutor(max_workers=num_workers, thread_name_prefix="vlexplore-decode")
+    pending: deque[Future] = deque()
+    todo = iter(jobs)
+    try:
+        for job in todo:
+            pending.append(pool.submit(load, job))
+            if len(pending) >= window:
+                break
+        while pending:
+            result = pending.popleft().result()
+            job = next(todo, None)
+            if job is not None:
+                pending.append(pool.submit(load, job))
+            yield result
+    finally:  # interrupted (exception, KeyboardInterrupt, consumer gone): drop queued work
+        for f in pending:
+            f.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _check_output(out, views: tuple[str, ...], n: int, model_id: str) -> dict[str, np.ndarray]:
+    arrays = {}
+    for v in views:
+        a = np.asarray(out.get(v) if isinstance(out, dict) else None, dtype=np.float32)
+        if a.ndim != 2 or a.shape[0] != n:
+            raise VlexploreError(f"encoder {model_id!r} returned view {v!r} with shape {a.shape}, expected ({n}, d)")
+        arrays[v] = a
+    return arrays
+
+
+def embed_texts(texts: Sequence[str], encoder: Encoder) -> np.ndarray:
+    """Texts → ``float32 (m, d_joint)``, rows L2-normalised; ``(0, 0)`` for no texts (the model is not called)."""
+    texts = list(texts)
+    if not texts:
+        return np.zeros((0, 0), dtype=np.float32)
+    bad = [t for t in texts if not isinstance(t, str)]
+    if bad:
+        raise ConfigError(f"texts must be strings, got {bad[0]!r}")
+    return l2_normalize(encoder.encode_texts(texts))
+
+
+def encode_prompts(
+    prompts: Sequence[str], encoder: Encoder, templates: Sequence[str] = PROMPT_TEMPLATES
+) -> np.ndarray:
+    """Prompt embeddings: each prompt put into every template, embedded, averaged and renormalised.
+
+    Args:
+        prompts: ``m`` non-empty texts ("dog", "red car").
+        encoder: an encoder; only :meth:`encode_texts` is called (once, ``m × len(templates)`` texts).
+        templates: format strings with one ``{}``; empty = the prompts as they are.
+
+    Returns:
+        ``float32 (m, d_joint)``, rows L2-normalised, in prompt order.
+
+    Raises:
+        ConfigError: no prompts, a blank prompt, or a template without ``{}``.
+    """
+    prompts = list(prompts)
+    if not prompts:
+        raise ConfigError('no text prompts were given; type one or more, separated by commas, e.g. "dog, cat"')
+    for p in prompts:
+        if not isinstance(p, str) or not p.strip():
+            raise ConfigError(f"prompts must be non-empty texts, got {p!r}")
+    templates = list(templates) or ["{}"]
+    for t in templates:
+        if "{}" not in t:
+            raise ConfigError(f"prompt template {t!r} needs a '{{}}' where the prompt goes")
+    texts = [t.format(p.strip()) for p in prompts for t in templates]
+    emb = embed_texts(texts, encoder)
+    return l2_normalize(emb.reshape(len(prompts), len(templates), -1).mean(axis=1))
+
+
+def parse_prompts(text: str) -> list[str]:
+    """Split free text into prompts: on commas and new lines, stripped, empties and repeats dropped.
+
+    Repeats are found ignoring case and runs of whitespace ("Dog" = "dog"); the first spelling is kept.
+    """
+    out: list[str] = []
+    seen: set[str] = set()
+    for part in re.split(r"[,\r\n]+", text or ""):
+        prompt = " ".join(part.split())
+        if prompt and prompt.casefold() not in seen:
+            seen.add(prompt.casefold())
+            out.append(prompt)
+    return out
