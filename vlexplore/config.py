@@ -83,6 +83,7 @@ class ClusterConfig:
     prototypes: tuple[str, ...] = field(default_factory=tuple)
     threshold: float | None = None
     discover_rest: bool = False
+    refine: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:

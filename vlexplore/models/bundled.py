@@ -23,6 +23,7 @@ is everywhere it is shown.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,16 +44,38 @@ DESCRIPTION = (
 _lock = threading.Lock()
 
 
+def _timm_info_dir() -> Path:
+    """timm's ``data/_info`` folder, found without importing timm (which takes seconds)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("timm")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelUnavailableError("the bundled model needs the package timm; run `make venv`")
+    return Path(next(iter(spec.submodule_search_locations))) / "data" / "_info"
+
+
+@functools.lru_cache(maxsize=1)
+def _imagenet_info() -> tuple[tuple[tuple[str, ...], ...], tuple[str, ...]]:
+    info = _timm_info_dir()
+
+    def table(name: str) -> dict[str, str]:
+        rows = (line.rstrip("\n").split("\t", 1) for line in (info / name).read_text("utf-8").splitlines())
+        return {r[0]: r[1] for r in rows if len(r) == 2}
+
+    synsets = (info / "imagenet_synsets.txt").read_text("utf-8").split()
+    lemmas, defs = table("imagenet_synset_to_lemma.txt"), table("imagenet_synset_to_definition.txt")
+    names = tuple(tuple(s.strip() for s in lemmas[w].split(",") if s.strip()) for w in synsets)
+    return names, tuple(defs.get(w, "") for w in synsets)
+
+
 def imagenet_class_names() -> list[list[str]]:
     """The 1,000 ImageNet classes as lists of synonyms, in the classifier's order."""
-    from timm.data import ImageNetInfo
+    return [list(n) for n in _imagenet_info()[0]]
 
-    info = ImageNetInfo()
-    out = []
-    for i in range(1000):
-        syns = [s.strip() for s in info.index_to_description(i).split(",") if s.strip()]
-        out.append(syns)
-    return out
+
+def imagenet_class_definitions() -> list[str]:
+    """WordNet's definition of each ImageNet class, in the classifier's order."""
+    return list(_imagenet_info()[1])
 
 
 def _build_backbone():
@@ -220,11 +243,8 @@ class BundledEncoder:
                     return self._class_text
                 except (OSError, ValueError):
                     pass
-        from timm.data import ImageNetInfo
-
-        info = ImageNetInfo()
         names = imagenet_class_names()
-        detailed = [info.index_to_description(i, detailed=True) for i in range(1000)]
+        detailed = [f"{', '.join(syns)}: {d}" for syns, d in zip(names, imagenet_class_definitions(), strict=True)]
         short = [", ".join(syns[:3]) for syns in names]
         photo = [f"a photo of a {syns[0]}." for syns in names]
         emb = self.sentence.encode(detailed) + self.sentence.encode(short) + self.sentence.encode(photo)

@@ -1,0 +1,195 @@
+"""``python -m vlexplore``: the library's steps, headless.
+
+    python -m vlexplore cluster FOLDER --method prototypes --prototypes "dog, cat, car" --out labelled.csv
+    python -m vlexplore embed FOLDER --model ViT-B-32/openai
+    python -m vlexplore scan FOLDER
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+from .config import CLUSTER_METHODS, ClusterConfig, EncodeConfig
+from .errors import VlexploreError
+
+
+def _tqdm_progress(desc: str):
+    from tqdm import tqdm
+
+    bar = None
+
+    def on_progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=desc, unit="img", file=sys.stderr, dynamic_ncols=True)
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+
+    return on_progress
+
+
+def _add_encode_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("embedding")
+    g.add_argument(
+        "--model", default="bundled",
+        help="encoder: 'bundled' (offline, default), an open_clip 'ARCH/TAG' such as ViT-B-32/openai "
+        "(downloads from the model hub), 'openclip:ARCH:/path/to/checkpoint.pt', or a checkpoint path",
+    )
+    g.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    g.add_argument("--batch-size", type=int, default=0, help="images per forward pass (0 = chosen for the device)")
+    g.add_argument("--workers", type=int, default=2, help="image-decoding threads running beside the model")
+    g.add_argument(
+        "--cache-dir", type=Path, default=None,
+        help="where embeddings, captions and projections are kept (default: the user cache dir, "
+        "or $VLEXPLORE_CACHE_DIR)",
+    )
+
+
+def _encode_config(a: argparse.Namespace) -> EncodeConfig:
+    return EncodeConfig(
+        model=a.model, device=a.device, batch_size=a.batch_size, num_workers=a.workers, cache_dir=a.cache_dir
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m vlexplore",
+        description="Explore an image folder with vision-language models: embed, cluster, name, map, export.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("scan", help="list readable images and the files that will be skipped (and why)")
+    p.add_argument("folder", type=Path, help="image folder (scanned recursively)")
+
+    p = sub.add_parser("embed", help="compute and cache image embeddings (resumable)")
+    p.add_argument("folder", type=Path, help="image folder (scanned recursively)")
+    _add_encode_args(p)
+
+    p = sub.add_parser(
+        "cluster", help="embed (cached), cluster, name clusters, project to 2-d and write a labelled CSV",
+        description="Runs the whole pipeline. Prints ACC/NMI/ARI when the images sit in class sub-folders "
+        "(folder name = label) and label-free scores otherwise.",
+    )
+    p.add_argument("folder", type=Path, help="image folder (scanned recursively)")
+    _add_encode_args(p)
+    g = p.add_argument_group("clustering")
+    g.add_argument("--method", choices=CLUSTER_METHODS, default="kmeans", help="clustering method (default kmeans)")
+    g.add_argument("--k", type=int, default=None, help="number of clusters (default: suggested from the data)")
+    g.add_argument(
+        "--prototypes", default="",
+        help='text prototypes, comma- or newline-separated, e.g. "dog, cat, car" (with --method prototypes they '
+        "are the centroids; with kmeans they seed it)",
+    )
+    g.add_argument(
+        "--threshold", type=float, default=None,
+        help="prototypes: images less similar than this (cosine) to every prototype go to 'other'",
+    )
+    g.add_argument(
+        "--discover-rest", action="store_true",
+        help="prototypes: cluster the 'other' images with k-means (--k of them)",
+    )
+    g.add_argument("--linkage", choices=("ward", "average"), default="ward", help="agglomerative linkage")
+    g.add_argument("--min-cluster-size", type=int, default=None, help="HDBSCAN smallest cluster (default ~n/100)")
+    g.add_argument("--seed", type=int, default=0, help="random seed for every stochastic step")
+    g = p.add_argument_group("output")
+    g.add_argument("--out", type=Path, default=None, help="write the labelled table here (.csv or .parquet)")
+    g.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    return parser
+
+
+def _print_skipped(collection) -> None:
+    skipped = collection.skipped
+    if len(skipped):
+        print(f"skipped {len(skipped)} file(s):", file=sys.stderr)
+        for row in skipped.head(20).itertuples():
+            print(f"  {row.relpath}: {row.reason}", file=sys.stderr)
+        if len(skipped) > 20:
+            print(f"  … and {len(skipped) - 20} more", file=sys.stderr)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return "nan" if math.isnan(v) else f"{v:.3f}"
+    return str(v)
+
+
+def cmd_scan(a: argparse.Namespace) -> int:
+    from .pipeline import scan
+
+    col = scan(a.folder)
+    labels = col.labels
+    print(f"{len(col)} readable image(s) in {a.folder}")
+    if labels is not None:
+        print(f"{len(set(labels))} classes from sub-folder names")
+    _print_skipped(col)
+    return 0
+
+
+def cmd_embed(a: argparse.Namespace) -> int:
+    from .pipeline import embed, scan
+
+    col = scan(a.folder)
+    emb = embed(col, _encode_config(a), on_progress=_tqdm_progress("embedding"))
+    if emb.fallback_note:
+        print(f"note: {emb.fallback_note}", file=sys.stderr)
+    _print_skipped(emb.collection)
+    dims = ", ".join(f"{k} {v.shape[1]}-d" for k, v in emb.views.items() if v.ndim == 2)
+    print(f"{emb.n} image(s) embedded with {emb.model_id} ({dims}); {emb.n_computed} computed, "
+          f"{emb.n - emb.n_computed} from cache")
+    return 0
+
+
+def cmd_cluster(a: argparse.Namespace) -> int:
+    from .encode import parse_prompts
+    from .pipeline import cluster_embedded, embed, scan, to_dataframe
+
+    enc = _encode_config(a)
+    prototypes = tuple(parse_prompts(a.prototypes)) if a.prototypes else ()
+    ccfg = ClusterConfig(
+        method=a.method, k=a.k, linkage=a.linkage, min_cluster_size=a.min_cluster_size,
+        prototypes=prototypes, threshold=a.threshold, discover_rest=a.discover_rest, seed=a.seed,
+    )
+    if a.out is not None and a.out.exists() and not a.overwrite:
+        print(f"error: {a.out} exists; pass --overwrite to replace it", file=sys.stderr)
+        return 2
+    col = scan(a.folder)
+    emb = embed(col, enc, on_progress=_tqdm_progress("embedding"))
+    if emb.fallback_note:
+        print(f"note: {emb.fallback_note}", file=sys.stderr)
+    _print_skipped(emb.collection)
+    cl = cluster_embedded(emb, ccfg, cache_dir=enc.resolved_cache_dir)
+    print(f"{emb.n} images → {len(set(cl.labels.tolist()) - {-1})} clusters ({a.method}, model {emb.model_id})")
+    counts = {int(c): int((cl.labels == c).sum()) for c in sorted(set(cl.labels.tolist()))}
+    for c, n in counts.items():
+        print(f"  {c:>4}  {n:>6}  {cl.names.get(c, '')}")
+    print("scores: " + ", ".join(f"{k} {_fmt(v)}" for k, v in cl.metrics.items()))
+    if a.out is not None:
+        from .export import provenance, write_provenance, write_table
+
+        df = to_dataframe(emb, cl)
+        write_table(df, a.out, overwrite=a.overwrite)
+        info = provenance(
+            folder=str(a.folder), model=emb.model_id, model_description=emb.model_description,
+            cluster=ccfg.to_dict(), n_images=emb.n, n_skipped=len(emb.collection.skipped), metrics=cl.metrics,
+        )
+        write_provenance(a.out.with_suffix(a.out.suffix + ".json"), info)
+        print(f"wrote {len(df)} rows to {a.out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = {"scan": cmd_scan, "embed": cmd_embed, "cluster": cmd_cluster}[args.command]
+    try:
+        return handler(args)
+    except VlexploreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; finished batches are cached and the next run resumes", file=sys.stderr)
+        return 130

@@ -1,0 +1,228 @@
+"""The whole chain as a few calls: scan → embed → caption → cluster → explain → project.
+
+The CLI and the app call these; so can a notebook. Each step takes the previous
+step's result; re-clustering reuses embeddings and never touches a model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .config import ClusterConfig, EncodeConfig
+from .errors import ConfigError, ModelUnavailableError
+
+log = logging.getLogger(__name__)
+Progress = Callable[[int, int], None] | None
+
+
+@dataclass
+class Embedded:
+    """Images with their vectors and captions.
+
+    Attributes:
+        collection: the readable images (failed decodes moved to ``collection.skipped``).
+        views: ``{"image": (n, d), "joint": (n, d_joint)}`` float32, rows aligned with ``collection.items``.
+        captions: one text per image (label captions for the bundled model).
+        model_id, model_description: which encoder made them.
+        fallback_note: set when the requested model could not be had and the bundled one was used.
+        n_computed: images that went through the model in this call (0 = all from cache).
+    """
+
+    collection: object
+    views: dict[str, np.ndarray]
+    captions: list[str]
+    model_id: str
+    model_description: str
+    encoder: object = field(repr=False, default=None)
+    fallback_note: str | None = None
+    n_computed: int = 0
+
+    @property
+    def n(self) -> int:
+        return len(self.collection)
+
+
+@dataclass
+class Clustered:
+    """A clustering of an :class:`Embedded` and everything shown about it.
+
+    Attributes:
+        labels: ``int64 (n,)``, ``-1`` = noise / other.
+        names: cluster id → display name; keywords: cluster id → keywords.
+        similarity: ``(n,)`` cosine to the assigned prototype (prototypes only) else ``None``.
+        coords: ``(n, 2)`` map coordinates.
+        metrics: ``acc``/``nmi``/``ari`` when folder labels exist, else label-free scores.
+    """
+
+    labels: np.ndarray
+    names: dict[int, str]
+    keywords: dict[int, list[str]]
+    similarity: np.ndarray | None
+    coords: np.ndarray
+    metrics: dict
+    config: ClusterConfig
+    prototypes: list[str] = field(default_factory=list)
+
+
+def load_encoder_or_fallback(cfg: EncodeConfig):
+    """Load ``cfg.model``; when its weights cannot be had, load the bundled model and say so.
+
+    Returns:
+        ``(encoder, note)`` where ``note`` is ``None`` or a sentence for the user.
+    """
+    from .models.registry import load_encoder
+
+    cache_dir = cfg.resolved_cache_dir
+    try:
+        return load_encoder(cfg.model, device=cfg.device, cache_dir=cache_dir), None
+    except ModelUnavailableError as exc:
+        if cfg.model == "bundled":
+            raise
+        note = f"{exc} — using the bundled offline model instead."
+        log.warning(note)
+        return load_encoder("bundled", device=cfg.device, cache_dir=cache_dir), note
+
+
+def scan(folder: str | Path, *, on_progress: Progress = None):
+    """Scan ``folder`` recursively (see :func:`vlexplore.images.scan_folder`)."""
+    from .images import scan_folder
+
+    return scan_folder(folder, on_progress=on_progress)
+
+
+def embed(
+    collection,
+    cfg: EncodeConfig = EncodeConfig(),
+    *,
+    encoder=None,
+    captioner=None,
+    on_progress: Progress = None,
+) -> Embedded:
+    """Embed (and caption) every image of ``collection``, reading and filling the disk cache."""
+    from .encode import embed_images
+
+    note = None
+    if encoder is None:
+        encoder, note = load_encoder_or_fallback(cfg)
+    res = embed_images(
+        collection, encoder, cache_dir=cfg.resolved_cache_dir, batch_size=cfg.batch_size,
+        num_workers=cfg.num_workers, on_progress=on_progress,
+    )
+    captions = caption_texts(res, encoder, captioner=captioner, cache_dir=cfg.resolved_cache_dir)
+    return Embedded(
+        collection=res.collection, views=res.views, captions=captions, model_id=res.model_id,
+        model_description=getattr(encoder, "description", res.model_id), encoder=encoder,
+        fallback_note=note, n_computed=res.n_computed,
+    )
+
+
+def caption_texts(res, encoder, *, captioner=None, cache_dir=None, prompt: str | None = None) -> list[str]:
+    """Captions for an embedding result: label captions from the bundled model's joint view, or a real captioner."""
+    if captioner is None:
+        if hasattr(encoder, "label_captions") and "joint" in res.views and len(res.collection):
+            return encoder.label_captions(res.views["joint"])
+        return [""] * len(res.collection)
+    from .caption import caption_images
+
+    return caption_images(res.collection, captioner, prompt=prompt, cache_dir=cache_dir)
+
+
+def prototype_embeddings(encoder, prototypes: Sequence[str]) -> np.ndarray:
+    """Prompts → ``(p, d_joint)`` text embeddings (prompt templates averaged)."""
+    from .encode import encode_prompts
+
+    return encode_prompts(list(prototypes), encoder)
+
+
+def _cache_key(*parts) -> str:
+    h = hashlib.blake2b(digest_size=12)
+    for p in parts:
+        h.update(repr(p).encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def project(emb: Embedded, *, seed: int = 0, cache_dir: Path | None = None) -> np.ndarray:
+    """2-d map coordinates of the ``image`` view, cached by content (fingerprints × model × seed)."""
+    from .project import project_2d
+
+    x = emb.views.get("image")
+    if x is None or len(x) == 0:
+        return np.zeros((0, 2), dtype=np.float32)
+    key = _cache_key(emb.model_id, seed, tuple(emb.collection.fingerprints))
+    return project_2d(x, seed=seed, cache_dir=cache_dir, cache_key=key)
+
+
+def cluster_embedded(
+    emb: Embedded,
+    cfg: ClusterConfig,
+    *,
+    coords: np.ndarray | None = None,
+    cache_dir: Path | None = None,
+) -> Clustered:
+    """Cluster, explain, project and score an :class:`Embedded` — no model forward passes except for prompts."""
+    from .cluster import cluster
+    from .evaluate import evaluate, label_free_scores
+    from .explain import cluster_keywords, cluster_names
+
+    if emb.n == 0:
+        raise ConfigError("there are no readable images to cluster; check the skipped-files report")
+    x = emb.views["image"]
+    protos: list[str] = []
+    p_emb = None
+    if cfg.prototypes:
+        from .encode import parse_prompts
+
+        protos = parse_prompts(", ".join(cfg.prototypes))
+        if protos:
+            p_emb = prototype_embeddings(emb.encoder, protos)
+    result = cluster(x, cfg, joint=emb.views.get("joint"), prototype_embeddings=p_emb)
+    labels = np.asarray(result.labels, dtype=np.int64)
+    keywords = cluster_keywords(emb.captions, labels) if any(emb.captions) else {}
+    names = cluster_names(
+        keywords, prototypes=protos if cfg.method == "prototypes" else None,
+        noise_name="noise" if cfg.method == "hdbscan" else "other",
+    )
+    for c in np.unique(labels):
+        names.setdefault(int(c), f"cluster {int(c)}" if c >= 0 else "other")
+    if coords is None:
+        coords = project(emb, seed=cfg.seed, cache_dir=cache_dir)
+    y = emb.collection.labels
+    if y is not None:
+        metrics = evaluate(y, labels)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            metrics = label_free_scores(x, labels, seed=cfg.seed)
+    return Clustered(
+        labels=labels, names=names, keywords=keywords, similarity=result.similarity, coords=coords,
+        metrics=metrics, config=cfg, prototypes=protos,
+    )
+
+
+def to_dataframe(emb: Embedded, cl: Clustered) -> pd.DataFrame:
+    """The labelled table: one row per readable image (see :func:`vlexplore.export.to_dataframe`)."""
+    from .export import to_dataframe as _to_df
+
+    return _to_df(emb.collection, cl.labels, cl.names, cl.coords, captions=emb.captions, similarity=cl.similarity)
+
+
+def explore(
+    folder: str | Path,
+    *,
+    encode: EncodeConfig = EncodeConfig(),
+    cluster: ClusterConfig = ClusterConfig(),
+    on_progress: Progress = None,
+) -> tuple[Embedded, Clustered]:
+    """Folder → embeddings → clusters → names → map, in one call."""
+    collection = scan(folder)
+    emb = embed(collection, encode, on_progress=on_progress)
+    return emb, cluster_embedded(emb, cluster, cache_dir=encode.resolved_cache_dir)
