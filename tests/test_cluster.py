@@ -1,0 +1,477 @@
+"""Tests of vlexplore.cluster: every method on separable blobs, prototypes, input checks."""
+
+from __future__ import annotations
+
+import importlib
+import time
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+from vlexplore.cluster import (
+    AgglomerativeClusterer,
+    ClusterResult,
+    HDBSCANClusterer,
+    KMeansClusterer,
+    PrototypeClusterer,
+    cluster,
+    default_min_cluster_size,
+    make_clusterer,
+    suggest_k,
+)
+from vlexplore.config import ClusterConfig
+from vlexplore.errors import ConfigError
+
+cl = importlib.import_module("vlexplore.cluster")  # the module (the package exports a function of that name)
+# --- shared fixtures (kept here: conftest.py belongs to the whole suite) -----------------------
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small arrays gain nothing from threads; on a shared 2-core box OpenMP spinning makes them slow."""
+    with threadpool_limits(1):
+        yield
+
+
+def blobs(k: int = 4, per: int = 50, d: int = 32, spread: float = 0.05, seed: int = 0):
+    """``k`` tight groups of unit vectors around unit centres → ``(X (k*per, d), y, centres (k, d))``."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(k, d))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    y = np.repeat(np.arange(k), per)
+    X = centres[y] + rng.normal(scale=spread, size=(k * per, d))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    return X.astype(np.float32), y, centres.astype(np.float32)
+
+
+def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    """True when ``a`` and ``b`` group the points identically (ids may differ)."""
+    pairs = set(zip(a.tolist(), b.tolist()))
+    return len(pairs) == len(set(a.tolist())) == len(set(b.tolist()))
+
+
+# --- k-means -------------------------------------------------------------------------------------
+
+
+def test_kmeans_recovers_blobs():
+    X, y, _ = blobs()
+    est = KMeansClusterer(k=4, seed=0).fit(X)
+    assert est.labels_.dtype == np.int64
+    assert est.n_clusters_ == 4
+    assert same_partition(est.labels_, y)
+    assert est.inertia_ > 0
+
+
+def test_kmeans_is_deterministic_for_a_seed():
+    X, _, _ = blobs(k=6, spread=0.3)
+    a = KMeansClusterer(k=6, seed=3).fit(X).labels_
+    b = KMeansClusterer(k=6, seed=3).fit(X).labels_
+    np.testing.assert_array_equal(a, b)
+
+
+def test_kmeans_without_k_uses_suggested_k():
+    X, y, _ = blobs(k=5)
+    est = KMeansClusterer(seed=0).fit(X)
+    assert est.n_clusters_ == 5
+    assert same_partition(est.labels_, y)
+
+
+def test_kmeans_normalises_rows_before_clustering():
+    X, y, _ = blobs(k=3)
+    scales = np.random.default_rng(1).uniform(0.1, 10, size=(len(X), 1)).astype(np.float32)
+    est = KMeansClusterer(k=3, seed=0).fit(X * scales)
+    assert same_partition(est.labels_, y)
+
+
+def test_kmeans_switches_to_minibatch_above_threshold(monkeypatch):
+    import sklearn.cluster
+
+    used = []
+
+    class Spy(sklearn.cluster.MiniBatchKMeans):
+        def fit(self, X, y=None, sample_weight=None):
+            used.append(len(X))
+            return super().fit(X, y, sample_weight)
+
+    monkeypatch.setattr(sklearn.cluster, "MiniBatchKMeans", Spy)
+    monkeypatch.setattr(cl, "MINIBATCH_THRESHOLD", 100)
+    X, y, _ = blobs(k=4, per=50)
+    est = KMeansClusterer(k=4, seed=0).fit(X)
+    assert used == [200]
+    assert same_partition(est.labels_, y)
+
+
+def test_kmeans_single_point_is_one_cluster():
+    est = KMeansClusterer().fit(np.ones((1, 8), dtype=np.float32))
+    np.testing.assert_array_equal(est.labels_, [0])
+    assert est.n_clusters_ == 1
+
+
+def test_init_only_stores_parameters():
+    est = KMeansClusterer(k=-3, seed=7)
+    assert (est.k, est.seed) == (-3, 7)
+    with pytest.raises(ConfigError, match="-3"):
+        est.fit(blobs()[0])
+
+
+def test_fit_returns_self():
+    X, _, _ = blobs()
+    for est in (KMeansClusterer(k=2), AgglomerativeClusterer(k=2), HDBSCANClusterer()):
+        assert est.fit(X) is est
+
+
+# --- prototype-seeded k-means --------------------------------------------------------------------
+
+
+def test_kmeans_seeded_by_prototypes_in_the_same_space_keeps_their_order():
+    X, y, centres = blobs(k=4)
+    order = np.array([2, 0, 3, 1])
+    est = KMeansClusterer(prototype_embeddings=centres[order]).fit(X)
+    assert est.n_clusters_ == 4
+    np.testing.assert_array_equal(est.labels_, np.argsort(order)[y])
+
+
+def test_kmeans_seeded_through_a_joint_space_keeps_prototype_order():
+    X, y, _ = blobs(k=3, d=32)
+    J, _, jc = blobs(k=3, d=16, seed=5)  # a different space, same grouping of rows
+    est = KMeansClusterer(prototype_embeddings=jc[::-1]).fit(X, joint=J)
+    np.testing.assert_array_equal(est.labels_, 2 - y)
+
+
+def test_kmeans_seeded_with_k_unequal_to_prototypes_raises():
+    X, _, centres = blobs(k=4)
+    with pytest.raises(ConfigError, match="k=3 but 4 prototypes"):
+        KMeansClusterer(k=3, prototype_embeddings=centres).fit(X)
+
+
+def test_kmeans_seeded_with_wrong_dimension_raises():
+    X, _, _ = blobs(d=32)
+    with pytest.raises(ConfigError, match="16 dimensions but X has 32"):
+        KMeansClusterer(prototype_embeddings=np.ones((2, 16), np.float32)).fit(X)
+
+
+# --- suggest_k ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("k", [2, 3, 7])
+def test_suggest_k_finds_the_number_of_blobs(k):
+    X, _, _ = blobs(k=k, per=40, spread=0.1, seed=k)
+    assert suggest_k(X, seed=0) == k
+
+
+def test_suggest_k_is_seeded():
+    X, _, _ = blobs(k=6, spread=0.6, per=200)
+    assert suggest_k(X, seed=1) == suggest_k(X, seed=1)
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_suggest_k_on_tiny_input_is_one(n):
+    assert suggest_k(np.eye(n, 4, dtype=np.float32)) == 1
+
+
+def test_suggest_k_on_identical_rows_is_one():
+    assert suggest_k(np.ones((50, 8), dtype=np.float32)) == 1
+
+
+def test_suggest_k_is_fast_at_10k_by_512():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(10_000, 512)).astype(np.float32)
+    start = time.perf_counter()
+    k = suggest_k(X)
+    assert 1 <= k <= 30
+    assert time.perf_counter() - start < 3.0
+
+
+# --- agglomerative --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("linkage", ["ward", "average"])
+def test_agglomerative_recovers_blobs(linkage):
+    X, y, _ = blobs(k=4)
+    est = AgglomerativeClusterer(k=4, linkage=linkage).fit(X)
+    assert est.n_clusters_ == 4
+    assert same_partition(est.labels_, y)
+
+
+def test_agglomerative_refuses_too_many_points(monkeypatch):
+    monkeypatch.setattr(cl, "AGGLOMERATIVE_MAX_N", 100)
+    X, _, _ = blobs(k=3, per=40)
+    with pytest.raises(ConfigError, match="120 images.*kmeans.*hdbscan"):
+        AgglomerativeClusterer(k=3).fit(X)
+
+
+def test_agglomerative_bad_linkage_raises():
+    with pytest.raises(ConfigError, match="'single'"):
+        AgglomerativeClusterer(k=2, linkage="single").fit(blobs()[0])
+
+
+def test_agglomerative_single_point():
+    est = AgglomerativeClusterer().fit(np.ones((1, 4)))
+    np.testing.assert_array_equal(est.labels_, [0])
+
+
+# --- HDBSCAN ------------------------------------------------------------------------------------
+
+
+def test_hdbscan_finds_blobs_and_marks_scattered_points_as_noise():
+    X, y, _ = blobs(k=3, per=60, d=32, spread=0.03)
+    rng = np.random.default_rng(9)
+    scatter = rng.normal(size=(15, 32)).astype(np.float32)
+    Xa = np.vstack([X, scatter / np.linalg.norm(scatter, axis=1, keepdims=True)])
+    est = HDBSCANClusterer(min_cluster_size=10).fit(Xa)
+    assert est.n_clusters_ == 3
+    assert same_partition(est.labels_[: len(X)], y)
+    assert (est.labels_[len(X) :] == -1).sum() >= 12
+
+
+def test_hdbscan_runs_on_a_pca_reduction():
+    X, _, _ = blobs(k=3, d=64)
+    assert HDBSCANClusterer(reduce_dims=5).fit(X).n_components_ == 5
+    assert HDBSCANClusterer(reduce_dims=10).fit(X[:, :8]).n_components_ == 8
+
+
+@pytest.mark.parametrize(("n", "expected"), [(3, 5), (100, 5), (1234, 12), (10_000, 100), (10**7, 500)])
+def test_default_min_cluster_size(n, expected):
+    assert default_min_cluster_size(n) == expected
+
+
+def test_hdbscan_with_fewer_points_than_min_cluster_size_is_all_noise():
+    est = HDBSCANClusterer().fit(blobs(k=1, per=4)[0])
+    np.testing.assert_array_equal(est.labels_, [-1, -1, -1, -1])
+    assert est.n_clusters_ == 0
+
+
+def test_hdbscan_min_cluster_size_too_small_raises():
+    with pytest.raises(ConfigError, match="min_cluster_size must be >= 2, got 1"):
+        HDBSCANClusterer(min_cluster_size=1).fit(blobs()[0])
+
+
+def test_hdbscan_reduce_dims_too_small_raises():
+    with pytest.raises(ConfigError, match="reduce_dims must be >= 2, got 1"):
+        HDBSCANClusterer(reduce_dims=1).fit(blobs()[0])
+
+
+# --- prototypes ---------------------------------------------------------------------------------
+
+
+def test_prototypes_assign_each_image_to_its_most_similar_prototype():
+    X, y, centres = blobs(k=4)
+    est = PrototypeClusterer(prototype_embeddings=centres).fit(X)
+    np.testing.assert_array_equal(est.labels_, y)
+    np.testing.assert_allclose(est.similarity_, np.einsum("ij,ij->i", X, centres[y]), atol=1e-5)
+    assert est.similarity_.dtype == np.float32
+    assert est.n_clusters_ == 4
+
+
+def test_prototypes_below_threshold_go_to_other():
+    X, y, centres = blobs(k=2, d=7)
+    X, centres = np.pad(X, ((0, 0), (0, 1))), np.pad(centres, ((0, 0), (0, 1)))
+    far = np.zeros((3, 8), np.float32)
+    far[:, 7] = 1.0  # cosine 0 with every prototype
+    est = PrototypeClusterer(prototype_embeddings=centres, threshold=0.5).fit(np.vstack([X, far]))
+    np.testing.assert_array_equal(est.labels_[len(X) :], [-1, -1, -1])
+    np.testing.assert_array_equal(est.labels_[: len(X)], y)
+    np.testing.assert_allclose(est.similarity_[len(X) :], 0.0, atol=1e-6)
+
+
+def test_prototypes_compare_through_the_joint_view():
+    X, _, _ = blobs(k=2, d=32)
+    J, yj, jc = blobs(k=3, d=16, per=len(X) // 3 + 1, seed=4)
+    J, yj = J[: len(X)], yj[: len(X)]
+    est = PrototypeClusterer(prototype_embeddings=jc, refine=False).fit(X, joint=J)
+    np.testing.assert_array_equal(est.labels_, yj)
+
+
+def test_discover_rest_clusters_other_after_the_prototypes():
+    X, y, centres = blobs(k=4)
+    est = PrototypeClusterer(prototype_embeddings=centres[:2], threshold=0.9, discover_rest=True, k=2).fit(X)
+    assert est.n_clusters_ == 4
+    np.testing.assert_array_equal(est.labels_[y < 2], y[y < 2])
+    rest = est.labels_[y >= 2]
+    assert set(rest.tolist()) == {2, 3}
+    assert same_partition(rest, y[y >= 2])
+
+
+def test_discover_rest_caps_k_at_the_number_of_other_images():
+    X, _, centres = blobs(k=2, d=6)
+    X, centres = np.pad(X, ((0, 0), (0, 2))), np.pad(centres, ((0, 0), (0, 2)))
+    far = np.array(
+        [[0, 0, 0, 0, 0, 0, 1, 0], [0, 0, 0, 0, 0, 0, 0.6, 0.8]], np.float32
+    )  # cosine 0 to prototypes
+    est = PrototypeClusterer(prototype_embeddings=centres, threshold=0.5, discover_rest=True, k=5)
+    est.fit(np.vstack([X, far]))
+    assert est.n_clusters_ == 4
+    assert sorted(est.labels_[len(X) :].tolist()) == [2, 3]
+    assert (est.labels_[: len(X)] < 2).all()
+
+
+def test_identical_prototypes_do_not_crash_and_the_first_wins():
+    X, y, centres = blobs(k=2)
+    P = np.vstack([centres[0], centres[0], centres[1]])
+    est = PrototypeClusterer(prototype_embeddings=P, refine=False).fit(X)
+    assert set(est.labels_.tolist()) == {0, 2}
+    refined = PrototypeClusterer(prototype_embeddings=P).fit(X)
+    np.testing.assert_array_equal(refined.labels_[y == 1], 2)
+
+
+def arc(angles_deg) -> np.ndarray:
+    a = np.radians(np.asarray(angles_deg, dtype=np.float64))
+    return np.stack([np.cos(a), np.sin(a)], axis=1).astype(np.float32)
+
+
+@pytest.fixture
+def biased_prototypes():
+    """Two arcs of images (around 0° and 90°) and two prototypes at 60° and 120°.
+
+    Zero-shot, the images of the second arc below 90° are nearer to the first prototype.
+    """
+    X = arc(np.concatenate([np.linspace(-20, 20, 50), np.linspace(70, 110, 50)]))
+    y = np.repeat([0, 1], 50)
+    return X, y, arc([60, 120])
+
+
+def test_zero_shot_prototypes_follow_the_text_boundary(biased_prototypes):
+    X, y, P = biased_prototypes
+    est = PrototypeClusterer(prototype_embeddings=P, refine=False).fit(X)
+    assert (est.labels_ != y).sum() == 25
+
+
+def test_refined_prototypes_follow_the_image_space_and_keep_their_ids(biased_prototypes):
+    X, y, P = biased_prototypes
+    est = PrototypeClusterer(prototype_embeddings=P).fit(X)
+    np.testing.assert_array_equal(est.labels_, y)
+    np.testing.assert_allclose(est.similarity_, np.einsum("ij,ij->i", X, P[y]), atol=1e-6)
+
+
+def test_refinement_runs_in_x_when_a_joint_view_is_given(biased_prototypes):
+    J, y, P = biased_prototypes
+    X, yx, _ = blobs(k=2, per=50, d=16)
+    est = PrototypeClusterer(prototype_embeddings=P).fit(X, joint=J)
+    np.testing.assert_array_equal(est.labels_, yx)
+    assert (yx == y).all()
+
+
+def test_refinement_leaves_other_images_alone(biased_prototypes):
+    X, y, P = biased_prototypes
+    est = PrototypeClusterer(prototype_embeddings=P, threshold=0.64).fit(X)
+    other = np.einsum("ij,ij->i", X, P[np.argmax(X @ P.T, axis=1)]) < 0.64
+    assert other.any() and (~other & (y == 0)).any()
+    np.testing.assert_array_equal(est.labels_[other], -1)
+    np.testing.assert_array_equal(est.labels_[~other], y[~other])
+
+
+def test_prototypes_dimension_mismatch_with_joint_raises():
+    X, _, _ = blobs(d=32)
+    with pytest.raises(ConfigError, match="16 dimensions but the joint view has 32"):
+        PrototypeClusterer(prototype_embeddings=np.ones((2, 16))).fit(X)
+
+
+def test_empty_prototypes_raise():
+    with pytest.raises(ConfigError, match="empty"):
+        PrototypeClusterer(prototype_embeddings=np.zeros((0, 32))).fit(blobs()[0])
+
+
+def test_missing_prototype_embeddings_raise():
+    cfg = ClusterConfig(method="prototypes", prototypes=("dog", "cat"))
+    with pytest.raises(ConfigError, match="prototype_embeddings is empty"):
+        cluster(blobs()[0], cfg)
+
+
+def test_joint_with_other_row_count_raises():
+    X, _, centres = blobs(k=2)
+    with pytest.raises(ConfigError, match="joint has 10 rows but X has 100"):
+        PrototypeClusterer(prototype_embeddings=centres).fit(X, joint=X[:10])
+
+
+def test_prototype_threshold_outside_cosine_range_raises():
+    X, _, centres = blobs(k=2)
+    with pytest.raises(ConfigError, match="1.5"):
+        PrototypeClusterer(prototype_embeddings=centres, threshold=1.5).fit(X)
+
+
+def test_prototypes_with_a_single_image():
+    _, _, centres = blobs(k=3)
+    est = PrototypeClusterer(prototype_embeddings=centres).fit(centres[1:2])
+    np.testing.assert_array_equal(est.labels_, [1])
+
+
+# --- input checks -------------------------------------------------------------------------------
+
+
+def test_one_dimensional_x_raises():
+    with pytest.raises(ConfigError, match=r"2-d array.*\(5,\)"):
+        KMeansClusterer(k=2).fit(np.ones(5))
+
+
+def test_empty_x_raises():
+    with pytest.raises(ConfigError, match="no rows"):
+        KMeansClusterer(k=2).fit(np.zeros((0, 8)))
+
+
+def test_nan_rows_raise_with_their_count():
+    X, _, _ = blobs()
+    X[[3, 7], 0] = np.nan
+    with pytest.raises(ConfigError, match="2 of 200 rows with NaN.*row 3"):
+        KMeansClusterer(k=2).fit(X)
+
+
+def test_infinite_rows_raise():
+    X, _, _ = blobs()
+    X[5, 1] = np.inf
+    with pytest.raises(ConfigError, match="1 of 200 rows"):
+        HDBSCANClusterer().fit(X)
+
+
+def test_k_larger_than_n_raises():
+    with pytest.raises(ConfigError, match="k=5 clusters asked for, but there are only 3 images"):
+        KMeansClusterer(k=5).fit(np.eye(3, 4))
+
+
+def test_non_numeric_x_raises():
+    with pytest.raises(ConfigError, match="numeric"):
+        KMeansClusterer(k=2).fit([["a", "b"], ["c", "d"]])
+
+
+# --- dispatcher --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cfg", "kind"),
+    [
+        (ClusterConfig(method="kmeans", k=3), KMeansClusterer),
+        (ClusterConfig(method="agglomerative", k=3, linkage="average"), AgglomerativeClusterer),
+        (ClusterConfig(method="hdbscan", min_cluster_size=7, reduce_dims=4), HDBSCANClusterer),
+        (ClusterConfig(method="prototypes", prototypes=("a",), threshold=0.2), PrototypeClusterer),
+    ],
+)
+def test_make_clusterer_dispatches_on_method(cfg, kind):
+    est = make_clusterer(cfg, prototype_embeddings=np.ones((1, 4)))
+    assert type(est) is kind
+    assert not hasattr(est, "labels_")
+
+
+def test_make_clusterer_passes_the_prototype_options():
+    cfg = ClusterConfig(
+        method="prototypes", prototypes=("a",), threshold=0.2, refine=False, discover_rest=True, k=3
+    )
+    est = make_clusterer(cfg, prototype_embeddings=np.ones((1, 4)))
+    assert (est.threshold, est.refine, est.discover_rest, est.k) == (0.2, False, True, 3)
+
+
+def test_cluster_returns_a_result():
+    X, y, _ = blobs(k=3)
+    res = cluster(X, ClusterConfig(method="kmeans", k=3))
+    assert isinstance(res, ClusterResult)
+    assert (res.n_clusters, res.method, res.similarity) == (3, "kmeans", None)
+    assert res.labels.dtype == np.int64
+    assert same_partition(res.labels, y)
+
+
+def test_cluster_with_prototypes_returns_similarity():
+    X, y, centres = blobs(k=3)
+    cfg = ClusterConfig(method="prototypes", prototypes=("a", "b", "c"))
+    res = cluster(X, cfg, joint=X, prototype_embeddings=centres)
+    np.testing.assert_array_equal(res.labels, y)
+    assert res.similarity.shape == (len(X),)
+    assert res.similarity.min() > 0.9

@@ -1,0 +1,213 @@
+"""Tests of vlexplore.project: UMAP / PCA coordinates, the on-disk cache, the numba cache and warm-up."""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+import numpy as np
+import pytest
+
+from vlexplore.errors import ConfigError
+from vlexplore.project import UMAP_MIN_POINTS, project_2d, warm_up_umap
+
+pj = importlib.import_module("vlexplore.project")
+
+
+def blobs(k: int = 3, per: int = 40, d: int = 16, spread: float = 0.05, seed: int = 0):
+    """``k`` tight groups of unit vectors → ``(X (k*per, d) float32, y (k*per,))``."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(k, d))
+    y = np.repeat(np.arange(k), per)
+    X = centres[y] / np.linalg.norm(centres[y], axis=1, keepdims=True) + rng.normal(
+        scale=spread, size=(k * per, d)
+    )
+    return (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32), y
+
+
+@pytest.fixture
+def no_numba_cache_env(monkeypatch):
+    """``NUMBA_CACHE_DIR`` unset for the test and restored (or removed) afterwards."""
+    monkeypatch.setenv("NUMBA_CACHE_DIR", "placeholder")
+    monkeypatch.delenv("NUMBA_CACHE_DIR")
+
+
+@pytest.fixture
+def fake_umap(monkeypatch):
+    """Replace the UMAP call by a cheap stand-in that records its arguments."""
+    calls: list[dict] = []
+
+    def fake(X, **kwargs):
+        calls.append({"n": len(X), **kwargs})
+        return np.tile(np.arange(len(X), dtype=np.float32)[:, None], (1, 2))
+
+    monkeypatch.setattr(pj, "_umap", fake)
+    return calls
+
+
+# --- real UMAP (numba compiles once per process: a few seconds) ----------------------------------
+
+
+@pytest.mark.slow
+def test_umap_separates_blobs_and_is_seeded():
+    X, y = blobs(k=3, per=60)
+    a = project_2d(X, seed=1)
+    assert a.shape == (180, 2) and a.dtype == np.float32
+    assert np.isfinite(a).all()
+    np.testing.assert_array_equal(a, project_2d(X, seed=1))
+    centres = np.stack([a[y == c].mean(axis=0) for c in range(3)])
+    nearest = np.argmin(((a[:, None, :] - centres[None]) ** 2).sum(-1), axis=1)
+    assert (nearest == y).mean() == 1.0
+
+
+@pytest.mark.slow
+def test_umap_caps_n_neighbors_at_n_minus_one():
+    X, _ = blobs(k=2, per=UMAP_MIN_POINTS // 2)
+    out = project_2d(X, n_neighbors=500)
+    assert out.shape == (UMAP_MIN_POINTS, 2)
+    assert np.isfinite(out).all()
+
+
+# --- the choice of method ------------------------------------------------------------------------
+
+
+def test_umap_is_used_from_the_threshold_on(fake_umap):
+    X, _ = blobs(k=2, per=UMAP_MIN_POINTS // 2)
+    project_2d(X, seed=4, n_neighbors=50, min_dist=0.3)
+    assert fake_umap == [
+        {"n": UMAP_MIN_POINTS, "seed": 4, "n_neighbors": UMAP_MIN_POINTS - 1, "min_dist": 0.3}
+    ]
+
+
+def test_pca_below_the_threshold(fake_umap):
+    X, y = blobs(k=2, per=5)
+    out = project_2d(X)
+    assert fake_umap == []
+    assert out.shape == (10, 2) and out.dtype == np.float32
+    # The first principal axis separates the two groups.
+    assert (np.sign(out[y == 0, 0]) != np.sign(out[y == 1, 0][0])).all()
+
+
+def test_pca_is_deterministic():
+    X, _ = blobs(k=2, per=5)
+    np.testing.assert_array_equal(project_2d(X, seed=0), project_2d(X, seed=0))
+
+
+def test_one_point_maps_to_the_origin():
+    np.testing.assert_array_equal(project_2d(np.ones((1, 8))), [[0.0, 0.0]])
+
+
+def test_two_points_are_placed_apart():
+    out = project_2d(np.eye(2, 8))
+    assert out.shape == (2, 2)
+    assert np.linalg.norm(out[0] - out[1]) > 0.5
+
+
+def test_one_feature_fills_the_first_axis_only():
+    out = project_2d(np.arange(5, dtype=np.float32)[:, None])
+    assert np.ptp(out[:, 0]) > 0
+    np.testing.assert_array_equal(out[:, 1], 0.0)
+
+
+def test_identical_points_map_to_the_origin():
+    np.testing.assert_array_equal(project_2d(np.ones((4, 3))), np.zeros((4, 2)))
+
+
+# --- cache ---------------------------------------------------------------------------------------
+
+
+def test_result_is_cached_under_the_key(tmp_path, monkeypatch):
+    X, _ = blobs(k=2, per=5)
+    first = project_2d(X, cache_dir=tmp_path, cache_key="abc123")
+    path = tmp_path / "projections" / "abc123.npy"
+    np.testing.assert_array_equal(np.load(path), first)
+    assert [p.name for p in path.parent.iterdir()] == ["abc123.npy"]  # no temp files left
+
+    def boom(*args, **kwargs):
+        raise AssertionError("recomputed")
+
+    monkeypatch.setattr(pj, "_pca", boom)
+    np.testing.assert_array_equal(project_2d(X, cache_dir=tmp_path, cache_key="abc123"), first)
+
+
+def test_no_cache_without_a_key(tmp_path):
+    project_2d(blobs(k=2, per=5)[0], cache_dir=tmp_path)
+    assert not (tmp_path / "projections").exists()
+
+
+def test_corrupt_cache_file_is_recomputed(tmp_path):
+    X, _ = blobs(k=2, per=5)
+    path = tmp_path / "projections" / "k.npy"
+    path.parent.mkdir()
+    path.write_bytes(b"not a numpy file")
+    out = project_2d(X, cache_dir=tmp_path, cache_key="k")
+    np.testing.assert_array_equal(np.load(path), out)
+
+
+def test_cached_array_of_another_size_is_recomputed(tmp_path):
+    X, _ = blobs(k=2, per=5)
+    path = tmp_path / "projections" / "k.npy"
+    path.parent.mkdir()
+    np.save(path, np.zeros((3, 2), np.float32))
+    out = project_2d(X, cache_dir=tmp_path, cache_key="k")
+    assert out.shape == (10, 2)
+    assert np.load(path).shape == (10, 2)
+
+
+# --- numba cache directory and warm-up -----------------------------------------------------------
+
+
+def test_numba_cache_dir_is_set_under_the_cache_dir(tmp_path, fake_umap, no_numba_cache_env):
+    project_2d(blobs(k=2, per=20)[0], cache_dir=tmp_path)
+    assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path / "numba")
+    assert (tmp_path / "numba").is_dir()
+
+
+def test_a_users_numba_cache_dir_is_kept(tmp_path, fake_umap, monkeypatch):
+    monkeypatch.setenv("NUMBA_CACHE_DIR", "/somewhere/else")
+    project_2d(blobs(k=2, per=20)[0], cache_dir=tmp_path)
+    assert os.environ["NUMBA_CACHE_DIR"] == "/somewhere/else"
+
+
+def test_warm_up_runs_both_neighbour_searches(tmp_path, fake_umap, no_numba_cache_env):
+    warm_up_umap(tmp_path)
+    assert [c.get("force_approximation_algorithm", False) for c in fake_umap] == [False, True]
+    assert all(c["n"] >= UMAP_MIN_POINTS for c in fake_umap)
+    assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path / "numba")
+
+
+def test_warm_up_defaults_to_the_vlexplore_cache_dir(tmp_path, fake_umap, no_numba_cache_env, monkeypatch):
+    monkeypatch.setenv("VLEXPLORE_CACHE_DIR", str(tmp_path / "vx"))
+    warm_up_umap()
+    assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path / "vx" / "numba")
+
+
+# --- bad parameters ------------------------------------------------------------------------------
+
+
+def test_n_neighbors_below_two_raises():
+    with pytest.raises(ConfigError, match="n_neighbors must be >= 2, got 1"):
+        project_2d(np.eye(3), n_neighbors=1)
+
+
+def test_negative_min_dist_raises():
+    with pytest.raises(ConfigError, match="min_dist must be >= 0, got -0.5"):
+        project_2d(np.eye(3), min_dist=-0.5)
+
+
+@pytest.mark.parametrize("key", ["../escape", "a/b", "", ".hidden"])
+def test_unsafe_cache_key_raises(tmp_path, key):
+    with pytest.raises(ConfigError, match="cache_key must be a plain file name"):
+        project_2d(np.eye(3), cache_dir=tmp_path, cache_key=key)
+
+
+def test_one_dimensional_input_raises():
+    with pytest.raises(ConfigError, match="2-d array"):
+        project_2d(np.ones(4))
+
+
+def test_nan_input_raises():
+    X = np.eye(4)
+    X[2, 2] = np.nan
+    with pytest.raises(ConfigError, match="1 of 4 rows with NaN"):
+        project_2d(X)

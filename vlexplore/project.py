@@ -1,0 +1,162 @@
+"""2-d map coordinates: UMAP (cosine) for 30 points or more, PCA below; seeded and cached on disk.
+
+UMAP's numba functions are compiled on first use (several seconds). Pointing
+``NUMBA_CACHE_DIR`` at the vlexplore cache keeps the compiled code between runs, and
+:func:`warm_up_umap` lets the app pay the rest in a background thread at start-up.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .cluster import check_matrix
+from .errors import ConfigError
+
+#: Below this many points UMAP's neighbour graph means little; PCA is used instead.
+UMAP_MIN_POINTS = 30
+_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+
+
+def _set_numba_cache(cache_dir: str | Path | None) -> None:
+    """Point numba's disk cache at ``cache_dir/numba`` unless the user chose one (before importing umap)."""
+    if cache_dir is not None and not os.environ.get("NUMBA_CACHE_DIR"):
+        path = Path(cache_dir) / "numba"
+        path.mkdir(parents=True, exist_ok=True)
+        os.environ["NUMBA_CACHE_DIR"] = str(path)
+
+
+def _umap(X: np.ndarray, *, seed: int, n_neighbors: int, min_dist: float, **kwargs) -> np.ndarray:
+    import umap
+
+    model = umap.UMAP(
+        n_components=2,
+        metric="cosine",
+        random_state=seed,
+        n_neighbors=n_neighbors,
+        min_dist=min_dist,
+        low_memory=True,
+        n_jobs=1,
+        **kwargs,
+    )
+    return np.asarray(model.fit_transform(X), dtype=np.float32)
+
+
+def _pca(X: np.ndarray, seed: int) -> np.ndarray:
+    from sklearn.decomposition import PCA
+
+    n, d = X.shape
+    out = np.zeros((n, 2), dtype=np.float32)
+    n_comp = min(2, n, d)
+    if n < 2 or np.allclose(X, X[0]):
+        return out
+    out[:, :n_comp] = PCA(n_components=n_comp, random_state=seed).fit_transform(X)
+    return out
+
+
+def _cache_path(cache_dir: str | Path, cache_key: str) -> Path:
+    if not _KEY_RE.match(cache_key):
+        raise ConfigError(
+            "cache_key must be a plain file name (letters, digits, '.', '_', '-'; at most 200), "
+            f"got {cache_key!r}"
+        )
+    return Path(cache_dir) / "projections" / f"{cache_key}.npy"
+
+
+def _load(path: Path, n: int) -> np.ndarray | None:
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    if arr.shape != (n, 2) or not np.isfinite(arr).all():
+        return None
+    return arr.astype(np.float32, copy=False)
+
+
+def _save(path: Path, arr: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".npy.tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.save(fh, arr, allow_pickle=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def project_2d(
+    X,
+    *,
+    seed: int = 0,
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+    cache_dir: str | Path | None = None,
+    cache_key: str | None = None,
+) -> np.ndarray:
+    """Map ``X`` to 2-d for display.
+
+    UMAP with the cosine metric (``n_neighbors`` capped at ``n - 1``) when there are at
+    least :data:`UMAP_MIN_POINTS` points, else PCA (one point → the origin). With both
+    ``cache_dir`` and ``cache_key`` the result is read from / written to
+    ``cache_dir/projections/<cache_key>.npy`` (atomic write); the key must cover everything
+    that changes the output besides the row count (data, seed, parameters).
+
+    Args:
+        X: ``(n, d)`` vectors.
+        seed: random state of UMAP / PCA.
+        n_neighbors: UMAP neighbourhood size (>= 2).
+        min_dist: UMAP's minimum distance between embedded points (>= 0).
+        cache_dir: the vlexplore cache directory (also hosts numba's compiled code).
+        cache_key: a file-name-safe key of this projection.
+
+    Returns:
+        ``float32 (n, 2)`` finite coordinates.
+    """
+    if n_neighbors < 2:
+        raise ConfigError(f"n_neighbors must be >= 2, got {n_neighbors}")
+    if min_dist < 0:
+        raise ConfigError(f"min_dist must be >= 0, got {min_dist}")
+    X = check_matrix(X)
+    n = len(X)
+    path = _cache_path(cache_dir, cache_key) if cache_dir is not None and cache_key is not None else None
+    if path is not None and path.exists():
+        cached = _load(path, n)
+        if cached is not None:
+            return cached
+    if n >= UMAP_MIN_POINTS:
+        _set_numba_cache(cache_dir)
+        coords = _umap(X, seed=seed, n_neighbors=min(n_neighbors, n - 1), min_dist=min_dist)
+    else:
+        coords = _pca(X, seed)
+    coords = np.nan_to_num(coords, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32, copy=False)
+    if path is not None:
+        _save(path, coords)
+    return coords
+
+
+def warm_up_umap(cache_dir: str | Path | None = None, *, seed: int = 0) -> None:
+    """Compile UMAP's numba code now (a few seconds, once per process; faster with a warm disk cache).
+
+    Runs UMAP on a tiny random array, once with exact neighbours (small data) and once with
+    the approximate nearest-neighbour search used above ~4k points (that one alone compiles
+    for tens of seconds on a small CPU). Meant for a background thread at app start-up.
+
+    Args:
+        cache_dir: the vlexplore cache directory; ``None`` = :func:`~vlexplore.config.default_cache_dir`.
+            numba's disk cache goes under it unless ``NUMBA_CACHE_DIR`` is set (numba reads
+            that once, when first imported).
+        seed: random state of the dummy data.
+    """
+    from .config import default_cache_dir
+
+    _set_numba_cache(default_cache_dir() if cache_dir is None else cache_dir)
+    X = np.random.default_rng(seed).normal(size=(UMAP_MIN_POINTS + 10, 8)).astype(np.float32)
+    _umap(X, seed=seed, n_neighbors=15, min_dist=0.1, n_epochs=10)
+    _umap(X, seed=seed, n_neighbors=15, min_dist=0.1, n_epochs=10, force_approximation_algorithm=True)
