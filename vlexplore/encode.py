@@ -227,14 +227,16 @@ def embed_texts(texts: Sequence[str], encoder: Encoder) -> np.ndarray:
 
 
 def encode_prompts(
-    prompts: Sequence[str], encoder: Encoder, templates: Sequence[str] = PROMPT_TEMPLATES
+    prompts: Sequence[str], encoder: Encoder, templates: Sequence[str] | None = None
 ) -> np.ndarray:
     """Prompt embeddings: each prompt put into every template, embedded, averaged and renormalised.
 
     Args:
         prompts: ``m`` non-empty texts ("dog", "red car").
         encoder: an encoder; only :meth:`encode_texts` is called (once, ``m × len(templates)`` texts).
-        templates: format strings with one ``{}``; empty = the prompts as they are.
+        templates: format strings with one ``{}``; empty = the prompts as they are. ``None`` = the
+            encoder's own ``prompt_templates`` when it declares them (the bundled model embeds
+            prompts as typed), else :data:`PROMPT_TEMPLATES`.
 
     Returns:
         ``float32 (m, d_joint)``, rows L2-normalised, in prompt order.
@@ -248,6 +250,8 @@ def encode_prompts(
     for p in prompts:
         if not isinstance(p, str) or not p.strip():
             raise ConfigError(f"prompts must be non-empty texts, got {p!r}")
+    if templates is None:
+        templates = getattr(encoder, "prompt_templates", PROMPT_TEMPLATES)
     templates = list(templates) or ["{}"]
     for t in templates:
         if "{}" not in t:
