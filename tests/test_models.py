@@ -71,9 +71,12 @@ def test_bundled_text_bridge_uses_definitions(bundled):
     assert w.sum() == pytest.approx(1.0, abs=1e-5)
 
 
-def test_bundled_class_text_is_cached_on_disk(bundled):
-    bundled.class_text_embeddings()
-    assert list((bundled.cache_dir / "bundled").glob("class_text_*.npy"))
+@pytest.mark.slow
+def test_bundled_packaged_class_text_matches_a_fresh_computation(bundled):
+    packaged = bundled.class_text_embeddings()
+    fresh = bundled.compute_class_text_embeddings()
+    assert packaged.shape == fresh.shape == (1000, 384)
+    assert float(np.min(np.sum(packaged * fresh, axis=1))) > 0.999
 
 
 def test_bundled_preprocess_keeps_whole_image(bundled):

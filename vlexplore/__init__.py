@@ -34,14 +34,14 @@ _LAZY = {
     "embed_images": "encode",
     "encode_prompts": "encode",
     "parse_prompts": "encode",
-    "cluster": "cluster",
+    "cluster_vectors": "cluster",
     "make_clusterer": "cluster",
     "suggest_k": "cluster",
     "cluster_keywords": "explain",
     "ctfidf_keywords": "explain",
     "cluster_names": "explain",
     "representatives": "explain",
-    "evaluate": "evaluate",
+    "evaluate_labels": "evaluate",
     "clustering_accuracy": "evaluate",
     "label_free_scores": "evaluate",
     "confusion_table": "evaluate",
@@ -58,7 +58,7 @@ _LAZY = {
     "cluster_embedded": "pipeline",
     "to_dataframe": "pipeline",
     "explore": "pipeline",
-    "project": "pipeline",
+    "project_embedded": "pipeline",
 }
 
 __all__ = [
@@ -67,11 +67,16 @@ __all__ = [
 ]
 
 
+# Facade names that differ from the function's own name. A facade name may not equal a
+# submodule's name (``vlexplore.evaluate`` is the module once it is imported), hence these.
+_RENAMED = {"cluster_vectors": "cluster", "evaluate_labels": "evaluate", "project_embedded": "project"}
+
+
 def __getattr__(name: str):
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'vlexplore' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    value = getattr(importlib.import_module(f".{module}", __name__), _RENAMED.get(name, name))
     globals()[name] = value
     return value
 

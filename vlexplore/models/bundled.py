@@ -230,31 +230,26 @@ class BundledEncoder:
         Each class is the normalised sum of three texts: its synonyms with WordNet's definition
         ("jean, blue jean, denim: close-fitting trousers of heavy denim…"), its synonyms alone, and
         "a photo of a {name}.". The definitions carry most of the bridge: with them a query such as
-        "trousers" finds "jean". Computed once per machine and kept in the cache directory.
+        "trousers" finds "jean". Read from the file shipped in ``models/data`` (made by
+        :meth:`compute_class_text_embeddings`; a test checks the two agree).
         """
         if self._class_text is not None:
             return self._class_text
-        path = None
-        if self.cache_dir is not None:
-            path = self.cache_dir / "bundled" / f"class_text_{BUNDLED_VERSION}.npy"
-            if path.is_file():
-                try:
-                    self._class_text = np.load(path)
-                    return self._class_text
-                except (OSError, ValueError):
-                    pass
+        packaged = Path(__file__).parent / "data" / f"imagenet_class_text_minilm_{BUNDLED_VERSION}.npy"
+        if packaged.is_file():  # shipped with the package (float16), so nobody waits ~30 s for it
+            self._class_text = l2_normalize(np.load(packaged).astype(np.float32))
+            return self._class_text
+        self._class_text = self.compute_class_text_embeddings()
+        return self._class_text
+
+    def compute_class_text_embeddings(self) -> np.ndarray:
+        """Embed the class texts with MiniLM (what the packaged file holds): ``(1000, 384)``."""
         names = imagenet_class_names()
         detailed = [f"{', '.join(syns)}: {d}" for syns, d in zip(names, imagenet_class_definitions(), strict=True)]
         short = [", ".join(syns[:3]) for syns in names]
         photo = [f"a photo of a {syns[0]}." for syns in names]
         emb = self.sentence.encode(detailed) + self.sentence.encode(short) + self.sentence.encode(photo)
-        self._class_text = l2_normalize(emb)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.stem + ".tmp.npy")
-            np.save(tmp, self._class_text)
-            tmp.replace(path)
-        return self._class_text
+        return l2_normalize(emb)
 
     def text_class_weights(self, texts: Sequence[str]) -> np.ndarray:
         """Texts → ``(m, 1000)`` sparse distributions over their ``top_k`` nearest ImageNet classes."""
