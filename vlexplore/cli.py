@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .config import CLUSTER_METHODS, ClusterConfig, EncodeConfig
 from .errors import VlexploreError
+from .represent import REPRESENTATIONS
 
 
 def _tqdm_progress(desc: str):
@@ -93,6 +94,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--discover-rest", action="store_true",
         help="prototypes: cluster the 'other' images with k-means (--k of them)",
     )
+    g.add_argument(
+        "--representation", choices=REPRESENTATIONS, default="image",
+        help="what is clustered: the image embedding (default); captions as TF-IDF or sentence embeddings, "
+        "caption keywords, or answers to --question (text-guided, Stephan et al. 2024); nouns (TAC), "
+        "image-noun relations or learned semantic centres (language-assisted)",
+    )
+    g.add_argument(
+        "--question", action="append", default=[], metavar="TEXT",
+        help='prompt-guided clustering: a question for the captioner, e.g. "What is the main object?" '
+        "(repeatable; each gives a clustering, the best by k-means loss is kept)",
+    )
+    g.add_argument(
+        "--captioner", default=None,
+        help="captioner for text-guided representations: bundled-labels (offline default), blip-base, "
+        "blip-large, blip2-opt-2.7b, git-base, or a local model directory",
+    )
     g.add_argument("--linkage", choices=("ward", "average"), default="ward", help="agglomerative linkage")
     g.add_argument("--min-cluster-size", type=int, default=None, help="HDBSCAN smallest cluster (default ~n/100)")
     g.add_argument("--seed", type=int, default=0, help="random seed for every stochastic step")
@@ -153,6 +170,8 @@ def cmd_cluster(a: argparse.Namespace) -> int:
     ccfg = ClusterConfig(
         method=a.method, k=a.k, linkage=a.linkage, min_cluster_size=a.min_cluster_size,
         prototypes=prototypes, threshold=a.threshold, discover_rest=a.discover_rest, seed=a.seed,
+        representation=a.representation, questions=tuple(a.question),
+        options={"captioner": a.captioner} if a.captioner else {},
     )
     if a.out is not None and a.out.exists() and not a.overwrite:
         print(f"error: {a.out} exists; pass --overwrite to replace it", file=sys.stderr)
@@ -168,6 +187,9 @@ def cmd_cluster(a: argparse.Namespace) -> int:
     for c, n in counts.items():
         print(f"  {c:>4}  {n:>6}  {cl.names.get(c, '')}")
     print("scores: " + ", ".join(f"{k} {_fmt(v)}" for k, v in cl.metrics.items()))
+    for key, value in cl.info.items():
+        if isinstance(value, (str, int, float)):
+            print(f"{key}: {_fmt(value)}")
     if a.out is not None:
         from .export import provenance, write_provenance, write_table
 

@@ -73,6 +73,10 @@ class ClusterConfig:
             ``None`` = no threshold.
         discover_rest: prototypes: cluster the images left in "other" with k-means.
         seed: random state for every stochastic step.
+        representation: what is clustered: ``image`` (default) or a text-guided / language-assisted
+            representation (see :mod:`vlexplore.represent`).
+        questions: prompt-guided clustering: the questions put to the captioner, one clustering each.
+        options: representation-specific settings (e.g. ``{"n_nouns": 5}``), as plain data.
     """
 
     method: str = "kmeans"
@@ -85,6 +89,9 @@ class ClusterConfig:
     discover_rest: bool = False
     refine: bool = True
     seed: int = 0
+    representation: str = "image"
+    questions: tuple[str, ...] = field(default_factory=tuple)
+    options: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.method not in CLUSTER_METHODS:
@@ -103,6 +110,14 @@ class ClusterConfig:
             raise ConfigError(f"threshold is a cosine similarity in [-1, 1], got {self.threshold}")
         if not isinstance(self.prototypes, tuple):
             object.__setattr__(self, "prototypes", tuple(self.prototypes))
+        if not isinstance(self.questions, tuple):
+            object.__setattr__(self, "questions", tuple(self.questions))
+        from .represent import REPRESENTATIONS
+
+        if self.representation not in REPRESENTATIONS:
+            raise ConfigError(
+                f"unknown representation {self.representation!r}; choose one of {', '.join(REPRESENTATIONS)}"
+            )
         if self.method == "prototypes" and not [p for p in self.prototypes if p.strip()]:
             raise ConfigError(
                 'method "prototypes" needs at least one text prototype, e.g. "dog, cat, car"'

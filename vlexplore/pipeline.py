@@ -60,6 +60,8 @@ class Clustered:
         similarity: ``(n,)`` cosine to the assigned prototype (prototypes only) else ``None``.
         coords: ``(n, 2)`` map coordinates.
         metrics: ``acc``/``nmi``/``ari`` when folder labels exist, else label-free scores.
+        texts: the per-image texts the keywords were counted on (captions, answers…).
+        info: what the representation reports (chosen prompt, rankings, selected nouns…).
     """
 
     labels: np.ndarray
@@ -70,6 +72,8 @@ class Clustered:
     metrics: dict
     config: ClusterConfig
     prototypes: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    info: dict = field(default_factory=dict)
 
 
 def load_encoder_or_fallback(cfg: EncodeConfig):
@@ -172,10 +176,13 @@ def cluster_embedded(
     from .cluster import cluster
     from .evaluate import evaluate, label_free_scores
     from .explain import cluster_keywords, cluster_names
+    from .represent import build_representation
 
     if emb.n == 0:
         raise ConfigError("there are no readable images to cluster; check the skipped-files report")
-    x = emb.views["image"]
+    rep = build_representation(emb, cfg)
+    x = rep.X
+    texts = rep.texts if rep.texts is not None else emb.captions
     protos: list[str] = []
     p_emb = None
     if cfg.prototypes:
@@ -184,9 +191,17 @@ def cluster_embedded(
         protos = parse_prompts(", ".join(cfg.prototypes))
         if protos:
             p_emb = prototype_embeddings(emb.encoder, protos)
-    result = cluster(x, cfg, joint=emb.views.get("joint"), prototype_embeddings=p_emb)
-    labels = np.asarray(result.labels, dtype=np.int64)
-    keywords = cluster_keywords(emb.captions, labels) if any(emb.captions) else {}
+    if rep.labels is not None:
+        labels, similarity = np.asarray(rep.labels, dtype=np.int64), None
+    else:
+        joint = rep.joint if rep.joint is not None else (x if cfg.representation == "image" else None)
+        if p_emb is not None and joint is None:
+            raise ConfigError(
+                f"text prototypes need a text-comparable view; representation {cfg.representation!r} has none"
+            )
+        result = cluster(x, cfg, joint=joint, prototype_embeddings=p_emb)
+        labels, similarity = np.asarray(result.labels, dtype=np.int64), result.similarity
+    keywords = cluster_keywords(texts, labels) if any(texts) else {}
     names = cluster_names(
         keywords, prototypes=protos if cfg.method == "prototypes" else None,
         noise_name="noise" if cfg.method == "hdbscan" else "other",
@@ -201,10 +216,10 @@ def cluster_embedded(
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            metrics = label_free_scores(x, labels, seed=cfg.seed)
+            metrics = label_free_scores(emb.views["image"], labels, seed=cfg.seed)
     return Clustered(
-        labels=labels, names=names, keywords=keywords, similarity=result.similarity, coords=coords,
-        metrics=metrics, config=cfg, prototypes=protos,
+        labels=labels, names=names, keywords=keywords, similarity=similarity, coords=coords,
+        metrics=metrics, config=cfg, prototypes=protos, texts=texts, info=rep.info,
     )
 
 
