@@ -1,0 +1,84 @@
+"""vlexplore — the browser app. ``streamlit run app.py`` (``make run`` opens it on the demo folder).
+
+This file sets the page up, picks the page, loads the start-up folder once per session
+(``VLEXPLORE_FOLDER``: scan → embed → cluster with defaults, all disk-cached) and draws the
+shared sidebar. It computes nothing itself. Without a start-up folder it compiles UMAP's
+kernels in a background thread while the user picks a folder (``VLEXPLORE_WARM_UMAP=0`` turns that off).
+"""
+
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+from ui import actions, cached, roots, state
+
+st.set_page_config(
+    page_title="vlexplore",
+    page_icon=":material/travel_explore:",
+    layout="wide",
+    initial_sidebar_state="expanded",
+)
+cached.start_background_imports()
+
+s = state.get()
+start = roots.startup_folder()
+auto_start = start is not None and not s.auto_started and not s.has_data
+
+PAGES = {
+    "load": st.Page(
+        "views/load.py",
+        title="Load",
+        icon=":material/folder_open:",
+        default=not (s.has_clusters or auto_start),
+    ),
+    "cluster": st.Page("views/cluster.py", title="Cluster", icon=":material/tune:"),
+    "clusters": st.Page(
+        "views/clusters.py",
+        title="Clusters",
+        icon=":material/grid_view:",
+        default=s.has_clusters or auto_start,
+    ),
+    "map": st.Page("views/map.py", title="Map", icon=":material/scatter_plot:"),
+    "evaluate": st.Page("views/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
+    "export": st.Page("views/export.py", title="Export", icon=":material/download:"),
+}
+page = st.navigation(list(PAGES.values()))
+
+if auto_start:
+    s.auto_started = True
+    with st.container():
+        st.markdown(f"### Opening `{start}`")
+        st.caption(
+            "First time: every image goes through the bundled offline model once; later starts read the cache."
+        )
+        if start.is_dir():
+            actions.load_folder(s, start)  # stops the page with an error banner on failure
+            st.rerun()
+        st.error(
+            f"The start-up folder {start} (VLEXPLORE_FOLDER) is not a folder; choose one on the Load page."
+        )
+
+elif not s.has_data and os.environ.get("VLEXPLORE_WARM_UMAP", "1") != "0":
+    # Nobody is waiting for a map yet (with a start-up folder, its layout job compiles UMAP anyway).
+    cached.start_umap_warm_up(str(s.resolved_cache_dir))
+
+with st.sidebar:
+    if s.has_data:
+        folder = s.folder.name if s.folder else "?"
+        st.markdown(f"**Folder** `{folder}`", help=str(s.folder))
+        model = "bundled offline model" if s.emb.model_id.startswith("bundled") else s.emb.model_id
+        st.markdown(f"**Model** {model}", help=s.emb.model_description)
+        line = f"**{s.n_images:,}** images"
+        if s.has_clusters:
+            line += f" · **{s.n_clusters}** clusters"
+        st.markdown(line)
+        if s.edit_log:
+            st.caption(f"{len(s.edit_log)} hand edit(s) — kept in the export")
+        if s.emb.fallback_note:
+            st.warning(s.emb.fallback_note, icon=":material/warning:")
+    else:
+        st.caption("No folder loaded.")
+
+page.run()

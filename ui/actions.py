@@ -1,0 +1,193 @@
+"""What the pages ask the library to do: each function is one user intent, one facade call
+(with a progress bar where it takes time), and the result stored in :class:`ui.state.AppState`.
+
+Edits (rename, merge, move, new cluster) are callbacks: they run before the page renders,
+so everything on the page (and the sidebar) shows the edited clustering; their messages go
+through ``state.flash``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+import vlexplore as vx
+from ui import cached, edits
+from ui.state import AppState
+from ui.widgets import ProgressBar, error_banner
+from vlexplore.pipeline import project  # (``vx.project`` is shadowed by the module of that name)
+
+
+def load_folder(state: AppState, folder: Path, *, model: str = "bundled", device: str = "auto") -> None:
+    """Scan → embed (disk-cached) → cluster with the defaults (k-means, k suggested). Stops the page on error."""
+    timings: dict[str, float] = {}
+    cache_dir = state.resolved_cache_dir
+    with error_banner("Could not load the folder"):
+        t0 = time.perf_counter()
+        bar = ProgressBar(f"Scanning {folder.name or folder}", unit="files")
+        collection = vx.scan(folder, on_progress=bar)
+        bar.clear()
+        timings["scan"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        encoder, note = cached.encoder(model, device, str(cache_dir))
+        cfg = vx.EncodeConfig(model=model, device=device, cache_dir=cache_dir)
+        bar = ProgressBar("Embedding")
+        emb = vx.embed(collection, cfg, encoder=encoder, on_progress=bar)
+        bar.clear()
+        if note:
+            emb = dataclasses.replace(emb, fallback_note=note)
+        timings["embed"] = time.perf_counter() - t0
+    state.set_embedded(emb, folder=folder, model=model, device=device)
+    state.timings = timings
+    if emb.n == 0:
+        return
+    cfg = vx.ClusterConfig()
+    # The clusters go on screen first; the map (UMAP: the slowest step on a cold cache) is laid
+    # out in the background and waited for only by the pages that show it.
+    state.map_job = cached.map_executor().submit(project, emb, seed=cfg.seed, cache_dir=cache_dir)
+    recluster(state, cfg, coords=np.full((emb.n, 2), np.nan, dtype=np.float32))
+
+
+def recluster(state: AppState, cfg, *, coords: np.ndarray | None = None) -> None:
+    """Cluster the stored embeddings again (no image goes through a model; the map is reused)."""
+    if coords is None and state.clustered is not None:
+        coords = state.clustered.coords
+    t0 = time.perf_counter()
+    with error_banner("Could not cluster"):
+        with st.spinner("Clustering…" if coords is not None else "Clustering and laying out the map…"):
+            clustered = vx.cluster_embedded(state.emb, cfg, coords=coords, cache_dir=state.resolved_cache_dir)
+    state.timings["cluster"] = time.perf_counter() - t0
+    if cfg.method == "kmeans" and cfg.k is None and not cfg.prototypes:
+        state.suggested_k = int(len(set(np.unique(clustered.labels).tolist()) - {-1}))
+    state.set_clustered(clustered)
+
+
+def ensure_map(state: AppState) -> None:
+    """Make sure the clustering has its map coordinates: wait for the background layout, or make one."""
+    if state.map_ready:
+        return
+    t0 = time.perf_counter()
+    with error_banner("Could not lay out the map"):
+        with st.spinner(
+            "Laying out the map (UMAP)… the first time takes a while, later it is read from the cache"
+        ):
+            job = state.map_job
+            if job is not None:
+                coords = job.result()
+            else:
+                coords = project(
+                    state.emb, seed=state.clustered.config.seed, cache_dir=state.resolved_cache_dir
+                )
+    state.map_job = None
+    state.clustered = dataclasses.replace(state.clustered, coords=np.asarray(coords, dtype=np.float32))
+    state.timings["map"] = time.perf_counter() - t0
+    state.memo = {}
+    state.version += 1
+
+
+def suggested_k(state: AppState) -> int:
+    """k suggested from the data (computed once per loaded folder)."""
+    if state.suggested_k is None:
+        with error_banner("Could not suggest k"):
+            state.suggested_k = int(vx.suggest_k(state.emb.views["image"], seed=0))
+    return state.suggested_k
+
+
+def representatives(state: AppState) -> dict[int, np.ndarray]:
+    """Per cluster, member indices nearest to the centre first (once per edit)."""
+    return state.cached("reps", lambda: vx.representatives(state.emb.views["image"], state.labels))
+
+
+def scores(state: AppState) -> dict:
+    """Scores of the clustering as edited: ACC/NMI/ARI with folder labels, label-free ones otherwise."""
+    if not state.edit_log:
+        return dict(state.clustered.metrics)
+
+    # vlexplore.evaluate is both a module and a function: after the module is imported, the
+    # facade attribute ``vx.evaluate`` is the module. Import the functions from their module.
+    from vlexplore.evaluate import evaluate, label_free_scores
+
+    def compute() -> dict:
+        y = state.emb.collection.labels
+        if y is not None:
+            return evaluate(y, state.labels)
+        return label_free_scores(state.emb.views["image"], state.labels, seed=0)
+
+    with error_banner("Could not score the clustering"):
+        return state.cached("scores", compute)
+
+
+def confusion(state: AppState):
+    """Folder × cluster counts (``None`` without folder labels)."""
+    y = state.emb.collection.labels
+    if y is None:
+        return None
+    return state.cached("confusion", lambda: vx.confusion_table(y, state.labels))
+
+
+# -- edits (callbacks) ------------------------------------------------------------------------
+def _edit(state: AppState, fn, success) -> None:
+    try:
+        message = fn()
+    except vx.VlexploreError as exc:
+        state.say("error", str(exc))
+        return
+    if success:
+        state.say("success", message)
+
+
+def rename(state: AppState, cid: int, key: str) -> None:
+    new = st.session_state.get(key, "")
+    old = state.name(cid)
+    if " ".join(str(new).split()) == old:
+        return
+
+    def go() -> str:
+        names = edits.rename(state.names, cid, new)
+        state.apply(None, names, f"renamed cluster {cid} {old!r} → {names[cid]!r}")
+        return f"Renamed “{old}” to “{names[cid]}”."
+
+    _edit(state, go, True)
+
+
+def merge(state: AppState, ids_key: str, name_key: str) -> None:
+    ids = list(st.session_state.get(ids_key) or [])
+    name = (st.session_state.get(name_key) or "").strip() or None
+
+    def go() -> str:
+        before = [state.name(c) for c in ids]
+        labels, names, target = edits.merge(state.labels, state.names, ids, new_name=name)
+        state.apply(labels, names, f"merged clusters {sorted(ids)} into {target} ({names[target]!r})")
+        return f"Merged {', '.join(f'“{b}”' for b in before)} into “{names[target]}”."
+
+    _edit(state, go, True)
+
+
+def move_selection(state: AppState, target: int) -> None:
+    sel = state.selection
+
+    def go() -> str:
+        labels = edits.move(state.labels, sel, target)
+        names = edits.prune_names(labels, state.names)
+        state.apply(labels, names, f"moved {len(sel)} images to cluster {target}")
+        state.set_selection([])
+        return f"Moved {len(sel):,} images to “{state.name(target)}”."
+
+    _edit(state, go, True)
+
+
+def new_cluster_from_selection(state: AppState, name: str) -> None:
+    sel = state.selection
+
+    def go() -> str:
+        labels, names, new_id = edits.new_cluster(state.labels, state.names, sel, name)
+        state.apply(labels, names, f"new cluster {new_id} {names[new_id]!r} from {len(sel)} selected images")
+        state.set_selection([])
+        return f"Created cluster “{names[new_id]}” with {len(sel):,} images."
+
+    _edit(state, go, True)

@@ -1,0 +1,80 @@
+"""The app's only ``st.cache_*`` wrappers: loaded models, shared by every session, and the
+once-per-process background workers (imports, UMAP's compiled kernels, map layouts).
+
+Everything else that is expensive (embeddings, captions, map coordinates, thumbnails)
+is cached on disk by the library, keyed by content, so it survives restarts.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import streamlit as st
+
+import vlexplore as vx
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=3)
+def encoder(model: str, device: str, cache_dir: str | None):
+    """The encoder ``model`` on ``device``, or the bundled one when it cannot be had.
+
+    Returns:
+        ``(encoder, fallback_note)`` — ``fallback_note`` is ``None`` or a sentence for the user.
+        A failure is not cached: the next attempt tries again.
+    """
+    from vlexplore.pipeline import load_encoder_or_fallback
+
+    cfg = vx.EncodeConfig(model=model, device=device, cache_dir=cache_dir)
+    return load_encoder_or_fallback(cfg)
+
+
+# Slow imports the first clustering needs (seconds on a small machine); importing them in a
+# thread while the main thread scans the folder and imports torch overlaps the two.
+BACKGROUND_IMPORTS = (
+    "sklearn.cluster",
+    "sklearn.metrics",
+    "sklearn.feature_extraction.text",
+    "scipy.cluster.hierarchy",
+    "plotly.graph_objects",
+)
+
+
+def _import_all(names: tuple[str, ...]) -> None:
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # pragma: no cover - the step that needs it will say so
+            pass
+
+
+@st.cache_resource(show_spinner=False)
+def start_background_imports() -> threading.Thread:
+    """Once per server process: import scikit-learn and friends in a background thread."""
+    thread = threading.Thread(target=_import_all, args=(BACKGROUND_IMPORTS,), name="vx-imports", daemon=True)
+    thread.start()
+    return thread
+
+
+def _warm_up_umap(cache_dir: str) -> None:
+    try:
+        from vlexplore.project import warm_up_umap
+    except ImportError:  # a library without it
+        return
+    warm_up_umap(cache_dir)
+
+
+@st.cache_resource(show_spinner=False)
+def start_umap_warm_up(cache_dir: str) -> threading.Thread:
+    """Once per server process: compile UMAP's numba kernels (or load them from the disk cache)
+    in a background thread, so that the next new map is quick."""
+    thread = threading.Thread(target=_warm_up_umap, args=(cache_dir,), name="vx-umap-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+@st.cache_resource(show_spinner=False)
+def map_executor() -> ThreadPoolExecutor:
+    """One worker thread per server process that lays out maps (UMAP) while people look at clusters."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="vx-map")

@@ -1,0 +1,155 @@
+"""Cluster: pick a method and its parameters; re-cluster the stored embeddings (no model pass, map reused)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+import vlexplore as vx
+from ui import actions, state
+from ui.widgets import METHODS, chip, cluster_colours, error_banner, method_summary, show_flash
+
+s = state.get()
+st.title("Cluster")
+show_flash(s)
+if not s.has_data:
+    st.info("No folder loaded yet. Choose one on the **Load** page.", icon=":material/folder_open:")
+    st.page_link("views/load.py", label="Go to Load", icon=":material/folder_open:")
+    st.stop()
+
+HELP = {
+    "kmeans": "Splits the images into k groups of similar look. Fast; every image gets a cluster.",
+    "agglomerative": "Merges the most similar images step by step until k groups are left.",
+    "hdbscan": "Finds dense groups on its own and leaves outliers as **noise**; you set the smallest group size.",
+    "prototypes": "You name the groups (“dog, cat, car”); each image goes to the prompt it is most similar to.",
+}
+n = s.n_images
+current = s.clustered.config if s.clustered is not None else vx.ClusterConfig()
+method = st.radio(
+    "Method",
+    list(METHODS),
+    format_func=METHODS.get,
+    horizontal=True,
+    index=list(METHODS).index(current.method),
+    key="method",
+)
+st.caption(HELP[method])
+
+with st.form("cluster_form", border=True):
+    kwargs: dict = {"method": method}
+    if method in ("kmeans", "agglomerative"):
+        k_default = current.k or actions.suggested_k(s)
+        c1, c2 = st.columns(2)
+        kwargs["k"] = int(
+            c1.number_input(
+                "Number of clusters k",
+                min_value=2,
+                max_value=max(2, min(500, n)),
+                value=min(max(2, k_default), max(2, n)),
+                help=f"Suggested from the data: {actions.suggested_k(s)}.",
+            )
+        )
+        if method == "agglomerative":
+            kwargs["linkage"] = c2.selectbox(
+                "Linkage",
+                ["ward", "average"],
+                help="ward: compact groups (euclidean); average: cosine similarity, tolerates odd shapes.",
+            )
+        else:
+            kwargs["seed"] = int(c2.number_input("Seed", min_value=0, value=int(current.seed)))
+    elif method == "hdbscan":
+        default_mcs = current.min_cluster_size or max(5, n // 100)
+        c1, c2 = st.columns(2)
+        kwargs["min_cluster_size"] = int(
+            c1.number_input(
+                "Smallest cluster (images)",
+                min_value=2,
+                max_value=max(2, n),
+                value=min(max(2, default_mcs), max(2, n)),
+                help="Groups smaller than this become noise. Default: about 1 % of the images, at least 5.",
+            )
+        )
+        kwargs["reduce_dims"] = int(
+            c2.number_input(
+                "Reduce to dimensions first",
+                min_value=2,
+                max_value=256,
+                value=int(current.reduce_dims),
+                help="HDBSCAN works on a PCA reduction of the embeddings.",
+            )
+        )
+    else:
+        text = st.text_area(
+            "Prototypes — one per line or comma-separated",
+            value=", ".join(current.prototypes) if current.prototypes else "",
+            placeholder="dog, cat, car",
+            height=100,
+        )
+        kwargs["prototypes"] = tuple(vx.parse_prompts(text)) if text.strip() else ()
+        c1, c2, c3 = st.columns(3)
+        use_threshold = c1.checkbox(
+            "Send weak matches to “other”",
+            value=current.threshold is not None,
+            help="Images whose best similarity to any prototype is below the threshold are not forced into one.",
+        )
+        similarity = s.clustered.similarity if s.clustered is not None else None
+        if current.threshold is not None:
+            default_threshold = float(current.threshold)
+        elif similarity is not None:  # the last prototype run says where this model's similarities lie
+            default_threshold = round(float(np.quantile(similarity, 0.1)), 2)
+        else:  # the bundled model's similarities are small; CLIP's lie around 0.2-0.3
+            default_threshold = 0.05 if s.emb.model_id.startswith("bundled") else 0.2
+        threshold = c2.slider(
+            "Similarity threshold",
+            min_value=-1.0,
+            max_value=1.0,
+            step=0.01,
+            value=default_threshold,
+        )
+        kwargs["threshold"] = float(threshold) if use_threshold else None
+        if similarity is not None:
+            q = np.quantile(similarity, [0.1, 0.5, 0.9])
+            c2.caption(
+                f"Current similarities: 10 % below {q[0]:.2f}, median {q[1]:.2f}, 10 % above {q[2]:.2f}"
+            )
+        kwargs["discover_rest"] = c3.checkbox(
+            "Discover the rest",
+            value=bool(current.discover_rest),
+            help="Cluster the images left in “other” with k-means (k suggested from the data).",
+        )
+        kwargs["refine"] = c3.checkbox(
+            "Refine boundaries on the images",
+            value=bool(current.refine),
+            help="The prompts pick the groups, then k-means on the image embeddings (one centre per prompt, "
+            "names kept) moves the boundaries to where the images are. Off: pure zero-shot assignment.",
+        )
+    n_edits = len(s.edit_log)
+    submitted = st.form_submit_button("Cluster", type="primary")
+    if n_edits:
+        st.caption(f"Re-clustering replaces the current clusters and your {n_edits} hand edit(s).")
+
+if submitted:
+    with error_banner():
+        cfg = vx.ClusterConfig(**kwargs)
+    actions.recluster(s, cfg)
+    s.say("success", f"{METHODS[method]}: {s.n_clusters} clusters in {s.timings.get('cluster', 0):.1f} s.")
+    st.rerun()
+
+if s.has_clusters:
+    colours = cluster_colours(s)
+    sizes = s.sizes()
+    cfg = s.clustered.config
+    st.subheader(f"{s.n_clusters} clusters · {method_summary(s)}")
+    rows = [
+        {"cluster": s.name(c), "images": sizes[c], "keywords": ", ".join(s.clustered.keywords.get(c, [])[:5])}
+        for c in s.order()
+    ]
+    st.markdown(
+        " &nbsp; ".join(chip(colours[c], f"{s.name(c)} ({sizes[c]:,})", bold=False) for c in s.order()),
+        unsafe_allow_html=True,
+    )
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    c1, c2 = st.columns(2)
+    c1.page_link("views/clusters.py", label="Look at the clusters", icon=":material/grid_view:")
+    c2.page_link("views/map.py", label="See them on the map", icon=":material/scatter_plot:")

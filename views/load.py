@@ -1,0 +1,122 @@
+"""Load: choose a folder (inside the allowed roots), a model and a device; embed and cluster it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+import vlexplore as vx
+from ui import actions, roots, state
+from ui.widgets import show_flash
+from vlexplore.models.registry import MODELS, encoder_names
+
+s = state.get()
+allowed = state.allowed_roots()
+st.title("Load a folder")
+show_flash(s)
+
+MODEL_LABELS = {
+    "bundled": "bundled offline model (ImageNet concepts)",
+}
+
+
+def model_label(name: str) -> str:
+    return MODEL_LABELS.get(name) or f"{name} — {MODELS[name].description}"
+
+
+def _open(path: str) -> None:
+    st.session_state["folder_input"] = path
+
+
+# The folder box starts on the loaded folder, else the start-up folder, else the first root.
+if "folder_input" not in st.session_state:
+    start = s.folder or roots.startup_folder() or allowed[0]
+    st.session_state["folder_input"] = str(start)
+
+left, right = st.columns([3, 2], gap="large")
+with left:
+    folder_text = st.text_input(
+        "Image folder",
+        key="folder_input",
+        help="Every image below this folder is included; sub-folder names are used as labels for evaluation.",
+    )
+    try:
+        here: Path | None = roots.check_folder(folder_text, allowed)
+    except vx.VlexploreError as exc:
+        here = None
+        st.error(str(exc), icon=":material/block:")
+    st.caption("Allowed roots: " + " · ".join(f"`{r}`" for r in allowed))
+
+    with st.expander("Browse sub-folders", expanded=False):
+        if here is None:
+            st.caption("Start from one of the allowed roots:")
+            for i, r in enumerate(allowed):
+                st.button(str(r), key=f"root-{i}", on_click=_open, args=(str(r),))
+        else:
+            up = roots.parent_within(here, allowed)
+            subs = roots.subfolders(here, allowed)
+            c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
+            c1.button("⬆ Up", disabled=up is None, on_click=_open, args=(str(up),), width="stretch")
+            if subs:
+                label = f"{len(subs)} sub-folder{'s' if len(subs) != 1 else ''} of `{here.name or here}`"
+                pick = c2.selectbox(label, subs, key="browse_pick")
+                st.button("Open sub-folder", on_click=_open, args=(str(here / pick),))
+            else:
+                c2.caption("no sub-folders here")
+
+with right:
+    names = encoder_names()
+    model = st.selectbox(
+        "Model",
+        names,
+        index=names.index(s.model) if s.model in names else 0,
+        format_func=model_label,
+        help="Models other than the bundled one download their weights from the Hugging Face hub the first time; "
+        "without network the app falls back to the bundled model and says so.",
+    )
+    if model == "bundled":
+        st.caption(
+            "The **bundled offline model** ships with the app and needs no network. It knows ImageNet's 1,000 "
+            "concepts only; its captions are class labels (“a photo of a sandal, or a clog”), not sentences."
+        )
+    devices = ["auto", "cpu", "cuda"]
+    device = st.radio(
+        "Device", devices, horizontal=True, index=devices.index(s.device) if s.device in devices else 0
+    )
+    go = st.button("Load and cluster", type="primary", width="stretch", disabled=here is None)
+
+if go and here is not None:
+    actions.load_folder(s, here, model=model, device=device)
+    if s.has_clusters:
+        st.switch_page("views/clusters.py")
+
+if s.has_data:
+    emb = s.emb
+    st.divider()
+    st.markdown(f"#### Loaded `{s.folder}`")
+    if emb.fallback_note:
+        st.warning(emb.fallback_note, icon=":material/warning:")
+    cached_text = (
+        "embeddings cached"
+        if emb.n_computed == 0
+        else f"{emb.n_computed:,} embedded now, {emb.n - emb.n_computed:,} from the cache"
+    )
+    st.markdown(f"**{emb.n:,} images**, {cached_text}")
+    st.caption(f"Model: {emb.model_description}")
+    if s.timings:
+        words = {"scan": "scan", "embed": "embedding", "cluster": "last clustering"}
+        st.caption("Time: " + " · ".join(f"{words.get(k, k)} {v:.1f} s" for k, v in s.timings.items()))
+    skipped: pd.DataFrame = emb.collection.skipped
+    if len(skipped):
+        with st.expander(f"{len(skipped):,} file{'s' if len(skipped) != 1 else ''} skipped — why"):
+            summary = skipped["reason"].value_counts().rename_axis("reason").reset_index(name="files")
+            st.dataframe(summary, hide_index=True, width="stretch")
+            st.dataframe(skipped[["relpath", "reason"]], hide_index=True, width="stretch", height=240)
+    else:
+        st.caption("No files skipped.")
+    if s.has_clusters:
+        st.page_link(
+            "views/clusters.py", label=f"See the {s.n_clusters} clusters", icon=":material/grid_view:"
+        )

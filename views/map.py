@@ -1,0 +1,71 @@
+"""Map: the UMAP layout coloured by cluster; lasso/box-select images to see them and name them."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from ui import actions, edits, figures, state
+from ui.widgets import cluster_colours, pager, require_clusters, selection_actions, show_flash, thumbnail_grid
+
+GRID_PAGE = 48
+
+s = state.get()
+require_clusters(s)
+actions.ensure_map(s)
+st.title("Map")
+show_flash(s)
+
+
+def build() -> figures.MapFigure:
+    items = s.emb.collection.items
+    captions = s.emb.captions
+    hover = None
+    if s.n_images <= figures.MAX_HOVER_POINTS:
+        relpaths = items["relpath"].tolist()
+        hover = [f"{p}<br>{c}" if c else p for p, c in zip(relpaths, captions)]
+    names = {c: s.name(c) for c in s.order()}
+    return figures.scatter_map(
+        s.clustered.coords, s.labels, names, s.order(), cluster_colours(s), hover=hover
+    )
+
+
+fig = s.cached("map", build)
+st.caption(
+    "Each dot is an image; similar images lie close together. Drag to lasso-select (box select is in the "
+    "toolbar); click a legend entry to hide a cluster, double-click to show only it."
+    + (f" Showing a random {fig.n_shown:,} of {s.n_images:,} images." if fig.n_shown < s.n_images else "")
+)
+chart_key = f"map-{s.version}"
+event = st.plotly_chart(
+    fig.figure,
+    key=chart_key,
+    on_select="rerun",
+    selection_mode=("lasso", "box"),
+    config={"displaylogo": False, "scrollZoom": True},
+    width="stretch",
+)
+
+# The chart's selection is applied when it changes (a fresh chart starts empty and must not wipe
+# a selection made elsewhere, e.g. ticked on the Clusters page).
+points = list(event.selection.points) if event is not None and event.selection else []
+signature = (chart_key, tuple((p.get("curve_number"), p.get("point_index")) for p in points))
+previous = st.session_state.get("map_signature")
+if previous is not None and previous[0] == chart_key and previous != signature:
+    s.set_selection(fig.indices(points))
+elif (previous is None or previous[0] != chart_key) and points:
+    s.set_selection(fig.indices(points))
+st.session_state["map_signature"] = signature
+
+selection_actions(s, where="map")
+sel = s.selection
+if len(sel):
+    sizes = edits.cluster_sizes(s.labels[sel])
+    st.caption(
+        "Selected images by cluster: "
+        + ", ".join(f"{s.name(c)} ({n:,})" for c, n in sorted(sizes.items(), key=lambda kv: -kv[1]))
+    )
+    page = pager(len(sel), GRID_PAGE, key="map-grid-page")
+    thumbnail_grid(s, edits.page_slice(np.asarray(sel), page, GRID_PAGE), columns=8, key="map")
+else:
+    st.info("Select points on the map (lasso or box) to see those images here and name them as a cluster.")
