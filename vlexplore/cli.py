@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         "image-noun relations or learned semantic centres (language-assisted)",
     )
     g.add_argument(
-        "--question", action="append", default=[], metavar="TEXT",
+        "--question", "--prompt", dest="question", action="append", default=[], metavar="TEXT",
         help='prompt-guided clustering: a question for the captioner, e.g. "What is the main object?" '
         "(repeatable; each gives a clustering, the best by k-means loss is kept)",
     )
@@ -133,6 +133,24 @@ def _fmt(v) -> str:
     if isinstance(v, float):
         return "nan" if math.isnan(v) else f"{v:.3f}"
     return str(v)
+
+
+def _print_prompt_ranking(info: dict) -> None:
+    """Prompt-guided clustering: the prompts ranked by k-means loss (* = chosen) and their AMI matrix."""
+    ranking = info.get("prompt_ranking")
+    if not ranking:
+        return
+    print("prompts, ranked by k-means loss in the shared answer space (lower is better):")
+    for r in ranking:
+        mark = "*" if r["prompt"] == info.get("chosen_prompt") else " "
+        note = "  (fewer distinct answers than clusters)" if r["degenerate"] else ""
+        print(f" {mark}{r['rank']:>2}. inertia {r['inertia']:.2f}  silhouette {_fmt(r['silhouette'])}  "
+              f"{r['n_distinct']} distinct answers  {r['prompt']}{note}")
+    order = info.get("ami_prompts") or []
+    if len(order) > 1:
+        print("AMI between the prompts' clusterings:")
+        for i, p in enumerate(order):
+            print("  " + " ".join(f"{v:5.2f}" for v in info["ami"][i]) + f"  {p}")
 
 
 def cmd_scan(a: argparse.Namespace) -> int:
@@ -190,6 +208,7 @@ def cmd_cluster(a: argparse.Namespace) -> int:
     for key, value in cl.info.items():
         if isinstance(value, (str, int, float)):
             print(f"{key}: {_fmt(value)}")
+    _print_prompt_ranking(cl.info)
     if a.out is not None:
         from .export import provenance, write_provenance, write_table
 

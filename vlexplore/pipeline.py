@@ -31,6 +31,7 @@ class Embedded:
         collection: the readable images (failed decodes moved to ``collection.skipped``).
         views: ``{"image": (n, d), "joint": (n, d_joint)}`` float32, rows aligned with ``collection.items``.
         captions: one text per image (label captions for the bundled model).
+        cache_dir: the disk cache the embeddings came from (text-guided representations cache there too).
         model_id, model_description: which encoder made them.
         fallback_note: set when the requested model could not be had and the bundled one was used.
         n_computed: images that went through the model in this call (0 = all from cache).
@@ -44,6 +45,7 @@ class Embedded:
     encoder: object = field(repr=False, default=None)
     fallback_note: str | None = None
     n_computed: int = 0
+    cache_dir: Path | None = None
 
     @property
     def n(self) -> int:
@@ -124,7 +126,7 @@ def embed(
     return Embedded(
         collection=res.collection, views=res.views, captions=captions, model_id=res.model_id,
         model_description=getattr(encoder, "description", res.model_id), encoder=encoder,
-        fallback_note=note, n_computed=res.n_computed,
+        fallback_note=note, n_computed=res.n_computed, cache_dir=cfg.resolved_cache_dir,
     )
 
 
@@ -227,7 +229,10 @@ def to_dataframe(emb: Embedded, cl: Clustered) -> pd.DataFrame:
     """The labelled table: one row per readable image (see :func:`vlexplore.export.to_dataframe`)."""
     from .export import to_dataframe as _to_df
 
-    return _to_df(emb.collection, cl.labels, cl.names, cl.coords, captions=emb.captions, similarity=cl.similarity)
+    df = _to_df(emb.collection, cl.labels, cl.names, cl.coords, captions=emb.captions, similarity=cl.similarity)
+    if cl.texts and list(cl.texts) != list(emb.captions):  # answers / keywords the clusters were made from
+        df.insert(df.columns.get_loc("caption") + 1, "text", list(cl.texts))
+    return df
 
 
 def explore(

@@ -1,0 +1,525 @@
+"""Text-guided image clustering (Stephan et al., EACL 2024): images → text → clusters.
+
+Four builders for :data:`vlexplore.represent.BUILDERS`, each ``fn(emb, cfg) -> Representation``:
+
+:func:`caption_tfidf` (TF-IDF of captions), :func:`caption_sbert` (their sentence embeddings),
+:func:`keyword_tfidf` (TF-IDF of caption keywords) and :func:`prompt_guided` (one clustering per
+question, prompts ranked by k-means loss in one shared space, AMI between them).
+:func:`explanation_scores` rates cluster keywords, against folder names or without labels.
+
+Captions come from ``cfg.options["captioner"]`` when it names a real captioner (BLIP, BLIP-2, GIT,
+a local directory; cached), else from ``emb.captions``: for the bundled model *label captions* (its
+top ImageNet classes as text), not sentences. Offline, questions are "answered" by the bundled
+classifier (:func:`offline_answers`) — not a real VQA model, and every result says so.
+
+``cfg.options``: ``captioner``, ``num_captions``, ``device``, ``sentence_model``, ``cache_dir``,
+``label_top`` (classes per label caption), ``max_keywords``, ``answer_top``, ``prompt_weight``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import math
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ConfigError
+from .models.base import l2_normalize
+from .represent import Representation
+
+DEFAULT_QUESTIONS = ("What is the main object in this image?",)
+TFIDF_MAX_FEATURES = 6000
+#: Above n × features cells a TF-IDF matrix is reduced to :data:`SVD_DIMS` dimensions (LSA).
+DENSE_MAX_CELLS = 20_000_000
+SVD_DIMS = 256
+#: A keyword must occur in at least this many captions ("frequent terms").
+KEYWORD_MIN_DF = 2
+#: Keywords matching a class name by sentence-embedding cosine at least this "hit" (Stephan et al.).
+MATCH_COSINE = 0.4
+#: How strongly a question steers the offline answers (0 = plain label captions). Chosen on 1,000
+#: Fashion-MNIST *train* images among 0.25/0.5/1: at 1 the question's favourite classes swamp the image.
+PROMPT_WEIGHT = 0.5
+OFFLINE_ANSWERER = (
+    "bundled ImageNet classifier answering with the labels most likely for the image and most related "
+    "to the question — a stand-in, not a real VQA model"
+)
+LABEL_CAPTIONS = "bundled label captions (top ImageNet classes as text; not a real captioner)"
+
+
+# --------------------------------------------------------------------------- options and texts
+
+
+def _option(cfg, name: str, default, *, minimum: float = 1):
+    value = cfg.options.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < minimum:
+        raise ConfigError(f"option {name!r} must be a number >= {minimum}, got {value!r}")
+    return value
+
+
+def _cache_dir(emb, cfg) -> Path | None:
+    """``cfg.options["cache_dir"]``, else ``emb.cache_dir``, else the encoder's, else ``None`` (no disk cache)."""
+    d = cfg.options.get("cache_dir") or getattr(emb, "cache_dir", None) or getattr(emb.encoder, "cache_dir", None)
+    return Path(d) if d else None
+
+
+def _load_captioner(cfg):
+    """The real captioner ``cfg.options["captioner"]`` names, or ``None`` for the bundled label captions.
+
+    Raises:
+        ConfigError: unknown name. ModelUnavailableError: its weights cannot be had.
+    """
+    name = cfg.options.get("captioner")
+    if name is None or name in ("bundled", "bundled-labels"):
+        return None
+    from .models.registry import resolve_spec
+
+    spec = resolve_spec(str(name), kind="captioner")
+    if spec.backend == "bundled":
+        return None
+    from .models.hf_caption import HFCaptioner
+
+    return HFCaptioner(
+        spec.name, device=cfg.options.get("device", "auto"), family=spec.options.get("family"),
+        num_captions=int(_option(cfg, "num_captions", 1)),
+    )
+
+
+def image_captions(emb, cfg) -> tuple[list[str], str]:
+    """One text per image and where it came from.
+
+    Returns:
+        ``(captions, source)``: ``n`` captions (a real captioner's, ``" | "``-joined when sampled,
+        or the label captions) and a description of their source.
+
+    Raises:
+        ConfigError: unknown captioner, or no image has a caption.
+    """
+    captioner = _load_captioner(cfg)
+    if captioner is not None:
+        from .caption import caption_images
+
+        texts, source = caption_images(emb.collection, captioner, cache_dir=_cache_dir(emb, cfg)), captioner.description
+    elif "label_top" in cfg.options and hasattr(emb.encoder, "label_captions") and "joint" in emb.views:
+        texts = emb.encoder.label_captions(emb.views["joint"], top=int(_option(cfg, "label_top", 2)))
+        source = LABEL_CAPTIONS
+    else:
+        texts, source = list(emb.captions or []), LABEL_CAPTIONS if hasattr(emb.encoder, "label_captions") else "captions"
+    if len(texts) != emb.n:
+        raise ConfigError(f"got {len(texts)} captions for {emb.n} images; caption the images again")
+    if not any(t and t.strip() for t in texts):
+        raise ConfigError(
+            "the images have no captions to cluster on; choose a captioner (e.g. captioner='blip-base') "
+            "or the bundled model, whose label captions come for free"
+        )
+    return list(texts), source
+
+
+# --------------------------------------------------------------------------- vectorisers
+
+
+def _phrase_analyzer(ngram_range: tuple[int, int] = (1, 2)):
+    """The term analyzer of :mod:`vlexplore.explain` (n-grams inside stop-word-delimited phrases)."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    from .explain import CAPTION_STOP_WORDS, _PhraseAnalyzer
+
+    return _PhraseAnalyzer(ngram_range, frozenset(ENGLISH_STOP_WORDS) | CAPTION_STOP_WORDS)
+
+
+def tfidf_matrix(texts: Sequence[str], *, analyzer=None, max_features: int = TFIDF_MAX_FEATURES,
+                 seed: int = 0) -> tuple[np.ndarray, dict]:
+    """``n`` texts → ``(X, info)``: TF-IDF rows, dense ``float32 (n, V)`` L2-normalised, or ``(n, 256)``
+    TruncatedSVD (LSA) when ``n × V`` is large; ``info = {"tfidf_features": V, "svd_dims": 256 | None}``.
+
+    The default ``analyzer`` gives words and bigrams of stop-word-delimited phrases (as the keywords
+    of :mod:`vlexplore.explain` see them). Raises ConfigError when the texts hold no words.
+    """
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vec = TfidfVectorizer(analyzer=analyzer or _phrase_analyzer(), max_features=max_features)
+    try:
+        sparse_x = vec.fit_transform(list(texts))
+    except ValueError as exc:
+        raise ConfigError("the captions hold no words to vectorise (only stop words, numbers or nothing)") from exc
+    n, v = sparse_x.shape
+    if n * v <= DENSE_MAX_CELLS or v <= SVD_DIMS:
+        return l2_normalize(sparse_x.toarray()), {"tfidf_features": int(v), "svd_dims": None}
+    from sklearn.decomposition import TruncatedSVD
+
+    x = TruncatedSVD(n_components=SVD_DIMS, random_state=seed).fit_transform(sparse_x)
+    return l2_normalize(x), {"tfidf_features": int(v), "svd_dims": SVD_DIMS}
+
+
+@functools.lru_cache(maxsize=4)
+def _named_embedder(name: str | None):
+    from .models.bundled import SentenceEmbedder
+
+    return SentenceEmbedder(name)
+
+
+def sentence_embedder(emb, cfg):
+    """``cfg.options["sentence_model"]`` (a sentence-transformers name or folder), else the encoder's
+    own MiniLM (bundled), else the bundled all-MiniLM-L6-v2."""
+    name = cfg.options.get("sentence_model")
+    if name is None and getattr(emb.encoder, "sentence", None) is not None:
+        return emb.encoder.sentence
+    return _named_embedder(name)
+
+
+def embed_sentences(texts: Sequence[str], embedder, *, cache_dir: Path | None = None) -> np.ndarray:
+    """``n`` texts → ``float32 (n, d)`` L2-normalised; each distinct text is embedded once, and with a
+    ``cache_dir`` kept on disk under ``<embedder.model_id>:sentences``, keyed by a hash of the text."""
+    texts = ["" if t is None else str(t) for t in texts]
+    uniq = list(dict.fromkeys(texts))
+    if not uniq:
+        return np.zeros((0, 0), dtype=np.float32)
+    keys = [hashlib.blake2b(t.encode("utf-8"), digest_size=16).hexdigest() for t in uniq]
+    store, found, cols = None, np.zeros(len(uniq), dtype=bool), {}
+    if cache_dir is not None and getattr(embedder, "model_id", None):
+        from .cache import store_for
+
+        store = store_for(cache_dir, f"{embedder.model_id}:sentences")
+        found, cols = store.lookup(keys, ["vector"])
+    missing = np.flatnonzero(~found)
+    new = np.asarray(embedder.encode([uniq[i] for i in missing]), dtype=np.float32) if len(missing) else None
+    vecs = np.zeros((len(uniq), (new if new is not None else cols["vector"]).shape[1]), dtype=np.float32)
+    if found.any():
+        vecs[found] = cols["vector"]
+    if new is not None:
+        vecs[missing] = new
+        if store is not None:
+            store.append([keys[i] for i in missing], {"vector": new})
+    index = {t: i for i, t in enumerate(uniq)}
+    return l2_normalize(vecs[[index[t] for t in texts]])
+
+
+def extract_keywords(texts: Sequence[str], *, max_keywords: int = 5, min_df: int = KEYWORD_MIN_DF,
+                     max_words: int = 3) -> list[list[str]]:
+    """Keywords of each text: its phrases (runs of content words that stop words and punctuation end,
+    as in RAKE) of at most ``max_words`` words that occur in ≥ ``min_df`` texts.
+
+    Per text, terms are ranked by count in the text, then length, then collection frequency; a term
+    whose words are all in a keyword already chosen is skipped ("letter opener" makes "opener" redundant).
+
+    Returns:
+        ``n`` lists of at most ``max_keywords`` keywords (``[]`` when a text has none).
+    """
+    analyzer = _phrase_analyzer((1, max_words))
+    terms = [Counter(analyzer("" if t is None else str(t))) for t in texts]
+    df = Counter(term for c in terms for term in c)
+    out: list[list[str]] = []
+    for counts in terms:
+        ranked = sorted((t for t in counts if df[t] >= min_df),
+                        key=lambda t: (-counts[t], -len(t.split()), -df[t], t))
+        chosen: list[str] = []
+        for t in ranked:
+            if len(chosen) == max_keywords:
+                break
+            if not any(set(t.split()) <= set(c.split()) for c in chosen):
+                chosen.append(t)
+        out.append(chosen)
+    return out
+
+
+def _keyword_analyzer(text: str) -> list[str]:
+    """"letter opener; vest" → each keyword and its words: ["letter opener", "letter", "opener", "vest"]."""
+    out: list[str] = []
+    for kw in (k.strip() for k in text.split(";")):
+        if kw:
+            out.append(kw)
+            words = kw.split()
+            out.extend(words if len(words) > 1 else [])
+    return out
+
+
+# --------------------------------------------------------------------------- builders
+
+
+def caption_tfidf(emb, cfg) -> Representation:
+    """Captions → TF-IDF (≤ 6,000 terms, stop words removed) → ``float32 (n, V)`` rows L2-normalised
+    (``(n, 256)`` LSA when ``n × V`` is large; ``info["svd_dims"]`` says so)."""
+    texts, source = image_captions(emb, cfg)
+    x, info = tfidf_matrix(texts, seed=cfg.seed)
+    return Representation(X=x, texts=texts, info={"text_source": source, **info})
+
+
+def caption_sbert(emb, cfg) -> Representation:
+    """Captions → sentence embeddings ``float32 (n, d)`` (d = 384 for MiniLM), rows L2-normalised."""
+    texts, source = image_captions(emb, cfg)
+    embedder = sentence_embedder(emb, cfg)
+    x = embed_sentences(texts, embedder, cache_dir=_cache_dir(emb, cfg))
+    return Representation(X=x, texts=texts, info={"text_source": source,
+                                                  "sentence_model": getattr(embedder, "model_id", "")})
+
+
+def keyword_tfidf(emb, cfg) -> Representation:
+    """Keywords of each caption (:func:`extract_keywords`) → TF-IDF over keywords and their words.
+
+    ``rep.texts`` are the keyword strings ("letter opener; bulletproof vest"); images whose caption has
+    no frequent keyword get a zero row.
+    """
+    texts, source = image_captions(emb, cfg)
+    kws = extract_keywords(texts, max_keywords=int(_option(cfg, "max_keywords", 5)))
+    kw_texts = ["; ".join(k) for k in kws]
+    if not any(kw_texts):
+        raise ConfigError(f"no keyword occurs in {KEYWORD_MIN_DF} or more captions; use caption-tfidf instead")
+    x, info = tfidf_matrix(kw_texts, analyzer=_keyword_analyzer, seed=cfg.seed)
+    return Representation(X=x, texts=kw_texts, info={
+        "text_source": source, **info, "no_keyword_share": float(np.mean([not k for k in kws])),
+    })
+
+
+# --------------------------------------------------------------------------- prompts
+
+
+def offline_answers(joint: np.ndarray, question: str, encoder, *, top: int = 2,
+                    weight: float = PROMPT_WEIGHT) -> list[str]:
+    """Answer ``question`` for each image with ImageNet labels — the bundled stand-in for VQA.
+
+    A class scores the image's standardised logit plus ``weight`` × the standardised MiniLM cosine
+    of the question and the class text (in log terms: the classifier's posterior times a prior from
+    the question); the ``top`` best are the answer ("sandal, clog"). It cannot read, count or see
+    anything outside ImageNet's 1,000 concepts.
+
+    Args:
+        joint: ``(n, 1000)`` the bundled ``joint`` view (centred, L2-normalised logits).
+        encoder: the bundled encoder. weight: 0 = ignore the question (plain label captions).
+
+    Returns:
+        ``n`` answers.
+    """
+    from .models.bundled import imagenet_class_names
+
+    joint = np.asarray(joint, dtype=np.float32)
+    if joint.ndim != 2 or joint.shape[1] != 1000:
+        raise ConfigError(f"offline answers need the bundled joint view of shape (n, 1000), got {joint.shape}")
+    names = imagenet_class_names()
+    rel = encoder.class_text_embeddings() @ encoder.sentence.encode([question])[0]
+    rel = (rel - rel.mean()) / max(float(rel.std()), 1e-6)
+    score = joint * np.float32(math.sqrt(joint.shape[1])) + np.float32(weight) * rel.astype(np.float32)[None, :]
+    idx = np.argsort(-score, axis=1)[:, :top]
+    return [", ".join(names[j][0] for j in row) for row in idx]
+
+
+def _questions(cfg) -> tuple[str, ...]:
+    qs = []
+    for q in cfg.questions:
+        if not isinstance(q, str):
+            raise ConfigError(f"questions must be strings, got {q!r}")
+        if q.strip() and q.strip() not in qs:
+            qs.append(q.strip())
+    return tuple(qs) or DEFAULT_QUESTIONS
+
+
+def rank_prompts(spaces: Mapping[str, np.ndarray], *, k: int, seed: int = 0, sample_size: int = 5000) -> dict:
+    """Cluster each prompt's space with k-means (K = ``k``) and rank the prompts (Stephan et al.).
+
+    The spaces must share one normalised embedding space (e.g. sentence embeddings of the answers)
+    so the k-means losses compare. k-means runs on the distinct rows weighted by their counts (the
+    same objective, much faster when answers repeat), 10 restarts, the lowest loss kept. Rank: prompts
+    with fewer distinct answers than ``k`` last (their loss is trivially 0), then inertia (lower
+    better), then silhouette (cosine, seeded sample; higher better).
+
+    Args:
+        spaces: prompt → ``(n, d)`` vectors, all the same shape. k: clusters per prompt.
+
+    Returns:
+        ``{"table": [{"prompt", "rank", "inertia", "silhouette", "n_distinct", "degenerate"}] (best
+        first), "labels": {prompt: int64 (n,)}, "ami": float (p, p) in ``prompts`` order,
+        "prompts": [...], "chosen": best prompt}``.
+    """
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import adjusted_mutual_info_score, silhouette_score
+
+    from .cluster import KMEANS_N_INIT
+
+    prompts = list(spaces)
+    if not prompts:
+        raise ConfigError("rank_prompts needs at least one prompt")
+    if k < 1:
+        raise ConfigError(f"k must be >= 1, got {k}")
+    labels, rows = {}, []
+    for p in prompts:
+        x = l2_normalize(spaces[p])
+        uniq, inverse, counts = np.unique(x, axis=0, return_inverse=True, return_counts=True)
+        inverse = inverse.reshape(-1)
+        if len(uniq) <= k:  # every distinct answer its own cluster: loss 0, nothing learnt
+            lab, inertia = inverse.astype(np.int64), 0.0
+        else:
+            km = KMeans(n_clusters=k, n_init=KMEANS_N_INIT, random_state=seed).fit(uniq, sample_weight=counts)
+            lab, inertia = km.labels_[inverse].astype(np.int64), float(km.inertia_)
+        n_lab = len(np.unique(lab))
+        sil = float("nan")
+        if 2 <= n_lab <= len(x) - 1:
+            with contextlib.suppress(ValueError):  # a sample that caught a single cluster
+                sil = float(silhouette_score(x, lab, metric="cosine", sample_size=min(sample_size, len(x)),
+                                             random_state=seed))
+        labels[p] = lab
+        rows.append({"prompt": p, "inertia": inertia, "silhouette": sil, "n_distinct": int(len(uniq)),
+                     "degenerate": bool(len(uniq) < k)})
+    rows.sort(key=lambda r: (r["degenerate"], r["inertia"], -np.nan_to_num(r["silhouette"], nan=-2.0)))
+    for i, r in enumerate(rows, 1):
+        r["rank"] = i
+    ami = np.eye(len(prompts))
+    for i in range(len(prompts)):
+        for j in range(i + 1, len(prompts)):
+            ami[i, j] = ami[j, i] = adjusted_mutual_info_score(labels[prompts[i]], labels[prompts[j]])
+    return {"table": rows, "labels": labels, "ami": ami, "prompts": prompts, "chosen": rows[0]["prompt"]}
+
+
+def prompt_guided(emb, cfg) -> Representation:
+    """Prompt-guided clustering: one clustering per question in ``cfg.questions`` (default
+    :data:`DEFAULT_QUESTIONS`), the best by k-means loss kept.
+
+    Answers come from a VQA-capable captioner (``cfg.options["captioner"]``: ``blip-vqa-base``,
+    ``blip2-opt-2.7b``, ``git-base``…) or, offline, from :func:`offline_answers` (not a real VQA
+    model; ``info["answerer"]`` says so). All answers are embedded with one sentence model, so the
+    prompts share a normalised space and one K (``cfg.k`` or :func:`~vlexplore.cluster.suggest_k`
+    of the image view).
+
+    Returns:
+        The chosen prompt's ``X`` ``float32 (n, d)`` (answer embeddings) and ``texts`` (its answers);
+        with k-means also its ``labels``. ``info``: ``chosen_prompt``, ``answerer``, ``k``,
+        ``prompt_ranking`` (table, best first), ``prompt_labels``, ``prompt_answers``, ``ami`` and
+        ``ami_prompts`` (the AMI matrix's row order).
+    """
+    from .cluster import suggest_k
+
+    questions = _questions(cfg)
+    captioner = _load_captioner(cfg)
+    if captioner is not None and not getattr(captioner, "supports_prompts", False):
+        raise ConfigError(f"captioner {cfg.options['captioner']!r} cannot answer questions; "
+                          "choose a VQA-capable one (blip-vqa-base, blip2-opt-2.7b, git-base)")
+    joint = emb.views.get("joint")
+    if captioner is None and not (hasattr(emb.encoder, "class_text_embeddings") and joint is not None):
+        raise ConfigError("prompt-guided clustering needs a captioner that answers questions "
+                          "(captioner='blip-vqa-base') or the bundled model")
+    answers: dict[str, list[str]] = {}
+    for q in questions:
+        if captioner is not None:
+            from .caption import caption_images
+
+            answers[q] = caption_images(emb.collection, captioner, prompt=q, cache_dir=_cache_dir(emb, cfg))
+        else:
+            answers[q] = offline_answers(joint, q, emb.encoder, top=int(_option(cfg, "answer_top", 2)),
+                                         weight=float(_option(cfg, "prompt_weight", PROMPT_WEIGHT, minimum=0)))
+    embedder = sentence_embedder(emb, cfg)
+    spaces = {q: embed_sentences(a, embedder, cache_dir=_cache_dir(emb, cfg)) for q, a in answers.items()}
+    k = cfg.k if cfg.k is not None else suggest_k(emb.views["image"], seed=cfg.seed)
+    k = max(1, min(int(k), emb.n))
+    ranking = rank_prompts(spaces, k=k, seed=cfg.seed)
+    best = ranking["chosen"]
+    info = {
+        "chosen_prompt": best, "k": k,
+        "answerer": captioner.description if captioner is not None else OFFLINE_ANSWERER,
+        "prompt_ranking": ranking["table"], "prompt_labels": ranking["labels"], "prompt_answers": answers,
+        "ami": ranking["ami"], "ami_prompts": ranking["prompts"],
+    }
+    labels = ranking["labels"][best] if cfg.method == "kmeans" and not cfg.prototypes else None
+    return Representation(X=spaces[best], texts=answers[best], labels=labels, info=info)
+
+
+# --------------------------------------------------------------------------- explanations
+
+
+def _class_text(value, class_names) -> str:
+    name = class_names[value] if class_names is not None else value
+    return re.sub(r"[\s_/]+", " ", str(name)).strip().lower()
+
+
+def explanation_scores(keywords: dict[int, list[str]], labels, y_true=None, class_names=None,
+                       texts: Sequence[str] | None = None, sentence_embedder=None) -> dict:
+    """How good are a clustering's keywords? With folder names and without.
+
+    Against classes (``y_true`` given): clusters are matched one-to-one to classes (Hungarian on the
+    contingency table, noise ``-1`` left out). A cluster *hits* when one of its keywords contains its
+    class's name or is contained in it (lower case; ``_`` and ``/`` read as spaces: "ankle boot" hits
+    "boot"), or, with a ``sentence_embedder``, when their cosine is ≥ 0.4 (Stephan et al.).
+    ``hit_rate`` = hits / non-noise clusters (unmatched clusters miss).
+
+    Label-free (``texts`` given): ``coverage`` = share of non-noise images whose text contains one of
+    its cluster's keywords (whole words, lower case); ``distinctiveness`` = 1 − the mean Jaccard
+    overlap of the clusters' keyword *word* sets over all pairs of non-noise clusters (1 = no cluster
+    shares a word with another; NaN with fewer than 2 clusters).
+
+    Args:
+        keywords: cluster id → keywords (e.g. :func:`vlexplore.explain.cluster_keywords`).
+        labels: ``(n,)`` int cluster ids. y_true: ``(n,)`` classes. class_names: class → display
+            name (mapping or sequence indexed by class). texts: ``n`` texts the keywords came from.
+        sentence_embedder: has ``encode(texts) -> (m, d)`` L2-normalised.
+
+    Returns:
+        ``{"n_clusters", "coverage", "distinctiveness", "per_cluster": {id: {...}}}`` plus, with
+        ``y_true``, ``"hit_rate"``, ``"hits_by_string"`` and ``"hits_by_similarity"``.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or (len(labels) and not np.issubdtype(labels.dtype, np.integer)):
+        raise ConfigError(f"labels must be 1-d integer cluster ids, got {labels.dtype} {labels.shape}")
+    ids = [int(c) for c in np.unique(labels) if c != -1]
+    kw = {c: [str(w).lower() for w in keywords.get(c, [])] for c in ids}
+    per = {c: {"keywords": kw[c]} for c in ids}
+    out: dict = {"n_clusters": len(ids), "coverage": float("nan"), "distinctiveness": float("nan")}
+    if texts is not None:
+        if len(texts) != len(labels):
+            raise ConfigError(f"got {len(texts)} texts for {len(labels)} labels")
+        pats = {c: re.compile("|".join(rf"(?<!\w){re.escape(w)}(?!\w)" for w in kw[c])) if kw[c] else None
+                for c in ids}
+        covered = np.array([labels[i] != -1 and pats[int(labels[i])] is not None
+                            and pats[int(labels[i])].search(str(texts[i] or "").lower()) is not None
+                            for i in range(len(labels))])
+        if (labels != -1).any():
+            out["coverage"] = float(covered[labels != -1].mean())
+        for c in ids:
+            per[c]["coverage"] = float(covered[labels == c].mean())
+    words = [set(" ".join(kw[c]).split()) for c in ids if kw[c]]
+    if len(words) >= 2:
+        jac = [len(a & b) / len(a | b) for i, a in enumerate(words) for b in words[i + 1:]]
+        out["distinctiveness"] = 1.0 - float(np.mean(jac))
+    if y_true is not None:
+        out.update(_class_hits(kw, per, labels, np.asarray(y_true), class_names, sentence_embedder))
+    out["per_cluster"] = per
+    return out
+
+
+def _class_hits(kw, per, labels, y_true, class_names, embedder) -> dict:
+    from scipy.optimize import linear_sum_assignment
+    from sklearn.metrics.cluster import contingency_matrix
+
+    if y_true.shape != labels.shape:
+        raise ConfigError(f"y_true has shape {y_true.shape} but labels {labels.shape}; they must match")
+    keep = labels != -1
+    classes, clusters = np.unique(y_true[keep]), np.unique(labels[keep])
+    match = {}
+    if keep.any():
+        rows, cols = linear_sum_assignment(contingency_matrix(y_true[keep], labels[keep]), maximize=True)
+        match = {int(clusters[j]): _class_text(classes[i], class_names) for i, j in zip(rows, cols)}
+    by_string = by_sim = 0
+    pending = [c for c in kw if c in match and kw[c]]
+    for c in kw:
+        name = match.get(c)
+        per[c].update({"class": name, "hit": False, "match": None})
+        if name and any(name in w or w in name for w in kw[c]):
+            per[c].update(hit=True, match="string")
+            by_string += 1
+            pending.remove(c)
+    if embedder is not None and pending:
+        names = sorted({match[c] for c in pending})
+        all_kw = sorted({w for c in pending for w in kw[c]})
+        vec = np.asarray(embedder.encode(names + all_kw), dtype=np.float32)
+        vec = l2_normalize(vec)
+        nv, kv = dict(zip(names, vec[: len(names)])), dict(zip(all_kw, vec[len(names):]))
+        for c in pending:
+            best = max(float(nv[match[c]] @ kv[w]) for w in kw[c])
+            per[c]["best_cosine"] = best
+            if best >= MATCH_COSINE:
+                per[c].update(hit=True, match="similarity")
+                by_sim += 1
+    n = len(kw)
+    return {"hit_rate": (by_string + by_sim) / n if n else float("nan"),
+            "hits_by_string": by_string, "hits_by_similarity": by_sim}
