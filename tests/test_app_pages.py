@@ -235,6 +235,17 @@ def test_cluster_hdbscan_defaults(data):
     assert at.number_input[0].value == 5  # max(5, n // 100)
 
 
+def test_cluster_on_caption_tfidf_representation(data):
+    at = run_page("cluster", seeded(data))
+    at.selectbox[0].set_value("caption-tfidf")
+    at.number_input[0].set_value(3)
+    at.form_submit_button[0].click().run()
+    s = state_of(at)
+    assert not at.error
+    assert s.clustered.config.representation == "caption-tfidf" and s.n_clusters == 3
+    assert vx.evaluate_labels(data.emb.collection.labels, s.clustered.labels)["acc"] == 1.0
+
+
 # ------------------------------------------------------------------------------------- Clusters
 
 

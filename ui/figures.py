@@ -207,3 +207,16 @@ def _unique(labels: list[str]) -> list[str]:
         seen[lbl] = seen.get(lbl, 0) + 1
         out.append(lbl if seen[lbl] == 1 else f"{lbl} #{seen[lbl]}")
     return out
+
+
+def ami_figure(ami, prompts):
+    """Heatmap of the adjusted mutual information between the prompts' clusterings."""
+    import plotly.graph_objects as go
+
+    labels = [p if len(p) <= 40 else p[:39] + "…" for p in prompts]
+    fig = go.Figure(
+        go.Heatmap(z=ami, x=labels, y=labels, zmin=0, zmax=1, colorscale="Blues", texttemplate="%{z:.2f}")
+    )
+    fig.update_layout(height=120 + 40 * len(prompts), margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                      title="AMI between the prompts' clusterings")
+    return fig

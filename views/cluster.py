@@ -8,6 +8,7 @@ import streamlit as st
 
 import vlexplore as vx
 from ui import actions, state
+from ui.figures import ami_figure
 from ui.widgets import METHODS, chip, cluster_colours, error_banner, method_summary, show_flash
 
 s = state.get()
@@ -36,8 +37,45 @@ method = st.radio(
 )
 st.caption(HELP[method])
 
+REPRESENTATIONS = {
+    "image": "Image embedding",
+    "caption-tfidf": "Captions · TF-IDF",
+    "caption-sbert": "Captions · sentence embeddings",
+    "keywords": "Caption keywords",
+    "prompt": "Answers to your questions (prompt-guided)",
+    "nouns": "Image + nouns (TAC)",
+    "relations": "Image–noun relations",
+    "centres": "Learned semantic centres",
+}
+REP_HELP = (
+    "What the clustering runs on. Text-guided (Stephan et al. 2024): the images' captions or answers, "
+    "vectorised. Language-assisted (TAC 2024; Ma et al. 2026): image embeddings combined with, or "
+    "described by, a noun vocabulary. With the bundled model the captions are ImageNet labels."
+)
+
 with st.form("cluster_form", border=True):
     kwargs: dict = {"method": method}
+    if method == "prototypes":
+        kwargs["representation"] = "image"
+    else:
+        r1, r2 = st.columns([2, 3])
+        rep = r1.selectbox(
+            "Represent images by",
+            list(REPRESENTATIONS),
+            index=list(REPRESENTATIONS).index(current.representation),
+            format_func=REPRESENTATIONS.get,
+            help=REP_HELP,
+        )
+        kwargs["representation"] = rep
+        questions = r2.text_area(
+            "Questions (prompt-guided; one per line)",
+            value="\n".join(current.questions) or "What is the main object in this image?",
+            height=80,
+            help="Each question gives its own clustering; the one with the lowest k-means loss is kept. "
+            "The bundled model answers with the ImageNet labels most related to the question — "
+            "not a real VQA model.",
+        )
+        kwargs["questions"] = tuple(q.strip() for q in questions.splitlines() if q.strip())
     if method in ("kmeans", "agglomerative"):
         k_default = current.k or actions.suggested_k(s)
         c1, c2 = st.columns(2)
@@ -150,6 +188,17 @@ if s.has_clusters:
         unsafe_allow_html=True,
     )
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    info = s.clustered.info or {}
+    if info.get("prompt_ranking"):
+        st.markdown(f"**Prompts ranked by k-means loss** (chosen: *{info.get('chosen_prompt')}*)")
+        if info.get("answerer"):
+            st.caption(str(info["answerer"]))
+        st.dataframe(pd.DataFrame(info["prompt_ranking"]), hide_index=True, width="stretch")
+        if len(info.get("ami_prompts") or []) > 1:
+            st.plotly_chart(ami_figure(info["ami"], info["ami_prompts"]), width="stretch")
+    for key in ("text_source", "selected_nouns_summary"):
+        if info.get(key):
+            st.caption(f"{key.replace('_', ' ')}: {info[key]}")
     c1, c2 = st.columns(2)
     c1.page_link("views/clusters.py", label="Look at the clusters", icon=":material/grid_view:")
     c2.page_link("views/map.py", label="See them on the map", icon=":material/scatter_plot:")
