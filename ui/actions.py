@@ -14,12 +14,18 @@ from pathlib import Path
 
 import numpy as np
 import streamlit as st
+from threadpoolctl import threadpool_limits
 
 import vlexplore as vx
 from ui import cached, edits
 from ui.state import AppState
 from ui.widgets import ProgressBar, error_banner
 from vlexplore.pipeline import project  # (``vx.project`` is shadowed by the module of that name)
+
+# Up to this many images, clustering runs BLAS/OpenMP on one thread: it takes well under a second
+# either way, and on a small, busy machine (2 cores, other processes) the spinning worker threads
+# made it 5-10x slower (bench/app_start.py: k-means + suggest_k on the demo, 0.2-0.3 s vs 1.6-3 s).
+SINGLE_THREAD_MAX_N = 20_000
 
 
 def load_folder(state: AppState, folder: Path, *, model: str = "bundled", device: str = "auto") -> None:
@@ -59,7 +65,10 @@ def recluster(state: AppState, cfg, *, coords: np.ndarray | None = None) -> None
         coords = state.clustered.coords
     t0 = time.perf_counter()
     with error_banner("Could not cluster"):
-        with st.spinner("Clustering…" if coords is not None else "Clustering and laying out the map…"):
+        with (
+            st.spinner("Clustering…" if coords is not None else "Clustering and laying out the map…"),
+            threadpool_limits(limits=1 if state.n_images <= SINGLE_THREAD_MAX_N else None),
+        ):
             clustered = vx.cluster_embedded(state.emb, cfg, coords=coords, cache_dir=state.resolved_cache_dir)
     state.timings["cluster"] = time.perf_counter() - t0
     if cfg.method == "kmeans" and cfg.k is None and not cfg.prototypes:
