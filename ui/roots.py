@@ -79,7 +79,10 @@ def check_folder(path: str | os.PathLike, roots: list[Path], *, base: Path | Non
     text = os.fspath(path).strip() if isinstance(path, str) else os.fspath(path)
     if not text:
         raise ConfigError("no folder given; type a path or pick one under “Browse”")
-    resolved = resolve_path(text, base=base)
+    try:
+        resolved = resolve_path(text, base=base)
+    except (OSError, ValueError) as exc:  # a NUL byte, a name longer than the file system allows
+        raise ConfigError(f"{text[:200]!r} is not a usable folder path ({exc})") from exc
     if not is_within(resolved, roots):
         listed = ", ".join(str(r) for r in roots)
         raise PathNotAllowedError(
@@ -87,9 +90,13 @@ def check_folder(path: str | os.PathLike, roots: list[Path], *, base: Path | Non
             f"Pick a folder inside them, or allow more with the environment variable {ROOTS_ENV} "
             f"(paths separated by {os.pathsep!r}) or `roots` in .streamlit/secrets.toml."
         )
-    if not resolved.exists():
+    try:
+        exists, is_dir = resolved.exists(), resolved.is_dir()
+    except OSError as exc:
+        raise ConfigError(f"the folder {resolved} cannot be read ({exc.strerror or exc})") from exc
+    if not exists:
         raise ConfigError(f"the folder {resolved} does not exist")
-    if not resolved.is_dir():
+    if not is_dir:
         raise ConfigError(f"{resolved} is a file, not a folder; choose the folder that holds the images")
     return resolved
 

@@ -40,7 +40,7 @@ def csv_bytes(df: pd.DataFrame) -> bytes:
     for col in safe.columns:
         if pd.api.types.is_object_dtype(safe[col]) or pd.api.types.is_string_dtype(safe[col]):
             safe[col] = safe[col].map(vx.safe_cell)
-    return safe.to_csv(index=False).encode("utf-8")
+    return safe.to_csv(index=False, lineterminator="\r\n").encode("utf-8")
 
 
 def parquet_bytes(df: pd.DataFrame) -> bytes:

@@ -263,6 +263,12 @@ class AgglomerativeClusterer:
             self.labels_ = np.zeros(n, dtype=np.int64)
         else:
             metric = "euclidean" if self.linkage == "ward" else "cosine"
+            zero = ~Xn.any(axis=1)
+            if metric == "cosine" and zero.any():
+                # sklearn refuses zero rows for cosine (e.g. images whose captions hold no keyword). One extra
+                # axis makes them a unit vector orthogonal to every other row (cosine distance 1, as
+                # sklearn's cosine_distances treats them) and identical to each other; other distances stay.
+                Xn = np.hstack([Xn, zero[:, None].astype(Xn.dtype)])
             model = AgglomerativeClustering(n_clusters=k, linkage=self.linkage, metric=metric).fit(Xn)
             self.labels_ = model.labels_.astype(np.int64)
         self.n_clusters_ = k

@@ -10,6 +10,7 @@ so memory stays bounded on any folder size.
 from __future__ import annotations
 
 import re
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from .cache import store_for
 from .errors import ConfigError, ImageReadError, VlexploreError
@@ -33,8 +35,14 @@ PROMPT_TEMPLATES: tuple[str, ...] = (
     "a cropped photo of a {}.",
 )
 DECODE_MAX_SIDE = 512  # JPEG draft hint: both sides stay ≥ this, enough for 224-448 px model inputs
+#: Longest side / shortest side of the image handed to ``encoder.preprocess``; beyond it the short side is
+#: padded with white. CLIP-style transforms scale the *shorter* side to 224: a 30000×1 strip became a
+#: 6.7-million-pixel-wide image (6.7 GB, 40 s) before the centre crop.
+MAX_ASPECT = 32
 FAILURES_SUFFIX = ":failures"
-_TRANSIENT = ("file cannot be read", "file disappeared")  # reasons from images._reason not worth remembering
+INVALID_OUTPUT = "the model returned invalid values (NaN or infinity) for this image"
+# reasons not worth remembering: I/O trouble (from images._reason) and numerical accidents of a model
+_TRANSIENT = ("file cannot be read", "file disappeared", INVALID_OUTPUT)
 
 Progress = Callable[[int, int], None] | None
 
@@ -112,6 +120,12 @@ def embed_images(
     unique = list(weight)
 
     found, cached = store.lookup(unique, views)
+    damaged = _damaged_rows(cached, views) if found.any() else np.zeros(0, dtype=bool)
+    if damaged.any():  # bit rot in a shard: compute those rows again rather than hand NaN to clustering
+        warnings.warn(f"{int(damaged.sum())} cached embeddings in {store.directory} are damaged (NaN, infinite "
+                      "or not unit length) and are computed again; delete that folder to stop this", stacklevel=2)
+        found[np.flatnonzero(found)[damaged]] = False
+        cached = {v: cached[v][~damaged] for v in views}
     rest = [fp for fp, hit in zip(unique, found) if not hit]
     failed_mask, failed_vals = failure_store.lookup(rest, ["error"])
     errors: dict[str, str] = dict(zip([fp for fp, hit in zip(rest, failed_mask) if hit], failed_vals["error"]))
@@ -128,7 +142,8 @@ def embed_images(
 
     def load(fp: str):
         try:
-            return fp, encoder.preprocess(open_image(path_of[fp], max_side=DECODE_MAX_SIDE)), None
+            image = _bounded_aspect(open_image(path_of[fp], max_side=DECODE_MAX_SIDE))
+            return fp, encoder.preprocess(image), None
         except ImageReadError as exc:
             return fp, None, str(exc)
 
@@ -141,6 +156,12 @@ def embed_images(
         if tensors:
             out = encoder.encode_image_batch(torch.stack(tensors))
             arrays = _check_output(out, views, len(tensors), encoder.model_id)
+            finite = np.logical_and.reduce([np.isfinite(a).all(axis=1) for a in arrays.values()])
+            if not finite.all():  # never cached: one NaN row would make the whole collection unclusterable
+                new_errors.update((fp, INVALID_OUTPUT) for fp, ok in zip(batch_fps, finite) if not ok)
+                batch_fps[:] = [fp for fp, ok in zip(batch_fps, finite) if ok]
+                arrays = {v: a[finite] for v, a in arrays.items()}
+            arrays = {v: l2_normalize(a) for v, a in arrays.items()}  # the contract, whatever the encoder did
             store.append(batch_fps, arrays)
             for fp in batch_fps:
                 row_of[fp] = len(row_of)
@@ -179,6 +200,27 @@ def embed_images(
     return EmbedResult(kept, out_views, encoder.model_id, n_computed)
 
 
+def _bounded_aspect(image: Image.Image, max_aspect: int = MAX_ASPECT) -> Image.Image:
+    """``image`` itself, or when one side is over ``max_aspect`` times the other, the image shrunk to at
+    most ``8 × DECODE_MAX_SIDE`` (4096) pixels long and centred on a white band of ratio ``max_aspect : 1``.
+
+    Keeps every preprocessing transform bounded (see :data:`MAX_ASPECT`); ordinary photos and panoramas
+    up to ``max_aspect : 1`` are untouched.
+    """
+    w, h = image.size
+    if max(w, h) <= max_aspect * min(w, h):
+        return image
+    longest = 8 * DECODE_MAX_SIDE
+    if max(w, h) > longest:
+        image = image.resize((max(1, w * longest // max(w, h)), max(1, h * longest // max(w, h))),
+                             Image.Resampling.BOX)
+        w, h = image.size
+    short = -(-max(w, h) // max_aspect)  # ceil
+    canvas = Image.new("RGB", (w, short) if w > h else (short, h), (255, 255, 255))
+    canvas.paste(image.convert("RGB"), ((canvas.width - w) // 2, (canvas.height - h) // 2))
+    return canvas
+
+
 def _prefetch(load: Callable, jobs: list, num_workers: int, *, window: int) -> Iterator:
     """``load(job)`` for each job, in order, computed by ``num_workers`` threads at most ``window`` jobs ahead."""
     if num_workers == 0:
@@ -213,6 +255,18 @@ def _check_output(out, views: tuple[str, ...], n: int, model_id: str) -> dict[st
             raise VlexploreError(f"encoder {model_id!r} returned view {v!r} with shape {a.shape}, expected ({n}, d)")
         arrays[v] = a
     return arrays
+
+
+def _damaged_rows(cached: dict[str, np.ndarray], views: tuple[str, ...]) -> np.ndarray:
+    """bool ``(n_found,)``: cached rows that cannot be what :func:`embed_images` stored (finite, unit or zero length)."""
+    bad = None
+    for v in views:
+        a = np.asarray(cached[v], dtype=np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):
+            norm = np.linalg.norm(a.astype(np.float64), axis=1)
+        this = ~np.isfinite(a).all(axis=1) | ((np.abs(norm - 1.0) > 1e-3) & (norm != 0.0))
+        bad = this if bad is None else bad | this
+    return bad
 
 
 def embed_texts(texts: Sequence[str], encoder: Encoder) -> np.ndarray:

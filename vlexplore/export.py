@@ -125,18 +125,33 @@ def _formula_safe(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` on a temp file beside ``path``, fsync it, then rename it over ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
+def _atomic_write(path: Path, write, *, overwrite: bool = True) -> None:
+    """Call ``write(tmp_path)`` on a temp file beside ``path``, fsync it, then rename it over ``path``.
+
+    With ``overwrite=False`` the finished file is hard-linked into place instead, which fails when
+    ``path`` appeared meanwhile (no check-then-write race); file systems without hard links fall back
+    to a last check and a rename.
+    """
+    # the temp name must fit NAME_MAX (255 bytes) even when ``path.name`` nearly does
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:64]}-", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+        if overwrite:
+            os.replace(tmp, path)
+            return
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise ConfigError(f"{path} exists; pass overwrite=True (CLI: --overwrite) to replace it") from None
+        except OSError:  # no hard links here (FAT, some network shares)
+            if path.exists():
+                raise ConfigError(f"{path} exists; pass overwrite=True (CLI: --overwrite) to replace it") from None
+            os.replace(tmp, path)
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_table(
@@ -170,9 +185,13 @@ def write_table(
     path.parent.mkdir(parents=True, exist_ok=True)
     out = _formula_safe(df) if formula_safe else df
     if suffix == ".csv":
-        _atomic_write(path, lambda tmp: out.to_csv(tmp, index=False, encoding="utf-8"))
+        # RFC 4180 line ends: with "\n" alone a cell holding a bare "\r" (a file name can) is left
+        # unquoted, and spreadsheets split the row there — the rest of the cell becomes a new row whose
+        # first cell escapes safe_cell ("x\r=HYPERLINK(...)").
+        _atomic_write(path, lambda tmp: out.to_csv(tmp, index=False, encoding="utf-8", lineterminator="\r\n"),
+                      overwrite=overwrite)
     else:
-        _atomic_write(path, lambda tmp: out.to_parquet(tmp, index=False))
+        _atomic_write(path, lambda tmp: out.to_parquet(tmp, index=False), overwrite=overwrite)
     return path
 
 

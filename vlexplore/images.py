@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import struct
 import tempfile
 import uuid
@@ -45,6 +46,7 @@ _INT_COLUMNS = frozenset({"bytes", "mtime_ns", "width", "height"})
 _CHUNK = 64 * 1024  # bytes hashed from each end of a file
 _SCAN_BLOCK = 4096  # files probed per thread-pool round (bounds memory for huge folders)
 _EXIF_ORIENTATION = 0x0112
+NOT_REGULAR = "not a regular file"
 _IMAGE_MAGIC = (b"\xff\xd8", b"\x89PNG", b"GIF8", b"RIFF", b"BM", b"II*\x00", b"MM\x00*")
 
 # What Pillow raises on damaged files (OSError covers UnidentifiedImageError, PermissionError and
@@ -117,13 +119,30 @@ class Collection:
         return Collection(self.root, self.items.loc[~mask].reset_index(drop=True), skipped)
 
 
+def _text_series(values: list) -> pd.Series:
+    try:
+        return pd.Series(values, dtype="str")
+    except UnicodeEncodeError:  # a path that is not valid UTF-8 (Arrow strings refuse it): kept as the OS gave it
+        return pd.Series(values, dtype=object)
+
+
 def _items_frame(rows: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series([r[c] for r in rows], dtype="int64" if c in _INT_COLUMNS else "str")
-                         for c in ITEM_COLUMNS})
+    return pd.DataFrame({c: pd.Series([r[c] for r in rows], dtype="int64") if c in _INT_COLUMNS
+                         else _text_series([r[c] for r in rows]) for c in ITEM_COLUMNS})
 
 
 def _skipped_frame(rows: list[tuple[str, str]]) -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series([r[i] for r in rows], dtype="str") for i, c in enumerate(SKIPPED_COLUMNS)})
+    return pd.DataFrame({c: pd.Series([_printable(r[i]) for r in rows], dtype="str")
+                         for i, c in enumerate(SKIPPED_COLUMNS)})
+
+
+def _printable(text: str) -> str:
+    """``text`` as valid UTF-8: the bytes of a non-UTF-8 file name (surrogate escapes) shown as ``\\xNN``."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 # --------------------------------------------------------------------------- scanning
@@ -154,8 +173,14 @@ def scan_folder(
     Raises:
         ConfigError: when ``root`` is not a readable folder.
     """
+    if isinstance(root, str) and not root.strip():  # Path("") would be the working directory
+        raise ConfigError("no folder given; give the path of a folder that holds images")
     root_path = Path(root).expanduser().absolute()
-    if not root_path.is_dir():
+    try:
+        is_dir = root_path.is_dir()
+    except OSError as exc:  # e.g. a name too long for the file system
+        raise ConfigError(f"{str(root)[:200]!r} cannot be used as a folder ({exc.strerror or exc})") from exc
+    if not is_dir:
         raise ConfigError(f"{str(root)!r} is not a folder; give the path of a folder that holds images")
     try:
         with os.scandir(root_path):
@@ -170,6 +195,7 @@ def scan_folder(
         if reason is not None:
             skipped.append((relpath, reason))
         else:
+            relpath = _printable(relpath)  # shown and exported; ``path`` keeps the name the OS needs
             label = relpath.split("/", 1)[0] if "/" in relpath else ""
             rows.append({"relpath": relpath, "path": path, "folder_label": label, **info})
         if on_progress is not None and (i % _SCAN_BLOCK == 0 or i == len(files)):
@@ -177,7 +203,7 @@ def scan_folder(
     if on_progress is not None and not files:
         on_progress(0, 0)
     rows.sort(key=lambda r: r["relpath"])
-    skipped.sort()
+    skipped = sorted((_printable(r), _printable(why)) for r, why in skipped)
     return Collection(root_path, _items_frame(rows), _skipped_frame(skipped))
 
 
@@ -243,10 +269,10 @@ def _list_files(root: str, recursive: bool) -> tuple[list[tuple[str, str]], list
                 elif is_image:
                     if entry.is_file():
                         files.append((rel, entry.path))
-                    elif is_link:
+                    elif is_link and not os.path.exists(entry.path):
                         skipped.append((rel, "broken symbolic link"))
                     else:
-                        skipped.append((rel, "not a regular file"))
+                        skipped.append((rel, NOT_REGULAR))
             except OSError as exc:
                 if is_image:
                     skipped.append((rel, f"file cannot be read ({exc.strerror or exc})"))
@@ -274,18 +300,33 @@ def fingerprint_file(path: str | Path) -> str:
         ImageReadError: when the file cannot be read.
     """
     try:
-        with open(path, "rb") as fh:
+        with open(path, "rb", opener=_open_nonblocking) as fh:
+            _require_regular(fh)
             return _digest(*_read_ends(fh))
     except OSError as exc:
         raise ImageReadError(_reason(exc, b"")) from exc
+
+
+def _open_nonblocking(path: str, flags: int) -> int:
+    """``open()`` opener that never blocks: opening a FIFO for reading would wait for a writer forever."""
+    return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
+
+
+def _require_regular(fh) -> os.stat_result:
+    st = os.fstat(fh.fileno())
+    if not stat.S_ISREG(st.st_mode):  # a FIFO, socket or device swapped in after the scan, or opened directly
+        raise ImageReadError(NOT_REGULAR)
+    return st
 
 
 def _probe(path: str, max_pixels: int) -> tuple[dict | None, str | None]:
     """Header check of one file → ``(row values, None)`` or ``(None, reason)``."""
     head = b""
     try:
-        with open(path, "rb") as fh:
+        with open(path, "rb", opener=_open_nonblocking) as fh:
             st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                return None, NOT_REGULAR
             size, head, tail = _read_ends(fh)
             if size == 0:
                 return None, "empty file (0 bytes)"
@@ -361,8 +402,11 @@ def open_image(
     Args:
         path: the image file.
         max_pixels: larger images are refused before decoding (decompression bomb guard).
-        max_side: a speed hint: JPEGs are decoded at a reduced DCT scale that keeps both sides
-            ≥ ``max_side`` (:meth:`PIL.Image.Image.draft`); other formats decode at full size.
+        max_side: a speed and memory hint: JPEGs are decoded at a reduced DCT scale that keeps both
+            sides ≥ ``max_side`` (:meth:`PIL.Image.Image.draft`); any image whose shorter side is still
+            ≥ ``2 × max_side`` is then shrunk by the largest integer factor that keeps both sides
+            ≥ ``max_side`` (box filter, :meth:`PIL.Image.Image.reduce`) before colour conversion, so a
+            huge PNG costs its decoded size once, not the five copies alpha compositing makes.
 
     Returns:
         An ``RGB`` image, in memory (the file is closed).
@@ -372,7 +416,8 @@ def open_image(
     """
     head = b""
     try:
-        with open(path, "rb") as fh:
+        with open(path, "rb", opener=_open_nonblocking) as fh:
+            _require_regular(fh)
             head = fh.read(_CHUNK)
             fh.seek(0)
             if not head:
@@ -383,17 +428,40 @@ def open_image(
                 if max_side and im.format == "JPEG":
                     im.draft("RGB", (max_side, max_side))
                 im.load()  # first frame only; a truncated file fails here
-                return _to_rgb(_upright(im))
+                _upright(im)
+                out = _to_rgb(_reduced(im, max_side) if max_side else im)
+                return out.copy() if out is im else out  # a plain image, detached from the file
     except _READ_ERRORS as exc:
         raise ImageReadError(_reason(exc, head)) from exc
 
 
-def _upright(im: Image.Image) -> Image.Image:
-    """EXIF-transposed copy of a loaded image; a damaged EXIF block leaves it as it is."""
+def _upright(im: Image.Image) -> None:
+    """Turn a loaded image upright as its EXIF orientation says, in place (no full-size copy).
+
+    A damaged EXIF block leaves it as it is.
+    """
     try:
-        return ImageOps.exif_transpose(im)
+        ImageOps.exif_transpose(im, in_place=True)
     except (*_READ_ERRORS, TypeError):
-        return im.copy()
+        pass
+
+
+# modes whose pixel values may be averaged (palette indices and bilevel pixels are expanded first)
+_REDUCIBLE = frozenset({"L", "LA", "RGB", "RGBA", "CMYK", "YCbCr", "I", "F"})
+
+
+def _reduced(im: Image.Image, max_side: int) -> Image.Image:
+    """``im`` shrunk by the largest integer factor that keeps both sides ≥ ``max_side``, or ``im`` itself."""
+    factor = min(im.size) // max_side
+    if factor < 2:
+        return im
+    if im.mode in ("P", "PA"):  # expand the palette, keeping transparency for _to_rgb's compositing
+        im = im.convert("RGBA" if im.mode == "PA" or "transparency" in im.info else "RGB")
+    elif im.mode == "1":
+        im = im.convert("L")
+    elif im.mode not in _REDUCIBLE:  # 16-bit and other modes: to 8-bit RGB first
+        im = _to_rgb(im)
+    return im.reduce(factor)
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:
@@ -414,18 +482,24 @@ def _to_rgb(im: Image.Image) -> Image.Image:
 
 
 def _to_uint8(a: np.ndarray, mode: str) -> np.ndarray:
-    """16/32-bit integer or float pixels ``(h, w)`` → ``uint8 (h, w)``."""
-    a = a.astype(np.float64)
+    """16/32-bit integer or float pixels ``(h, w)`` → ``uint8 (h, w)`` (in place on one float32 copy)."""
+    a = a.astype(np.float32)  # exact for 16-bit values; half the memory of float64 on a 100 Mpx image
     if a.size == 0:
         return a.astype(np.uint8)
     lo, hi = float(a.min()), float(a.max())
     if mode.startswith("I;16") or (mode == "I" and lo >= 0 and 255 < hi <= 65535):
-        a = a / 257.0
+        a /= 257.0
     elif mode == "F" and lo >= 0 and hi <= 1:
-        a = a * 255.0
+        a *= 255.0
     elif lo < 0 or hi > 255:
-        a = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
-    return np.clip(np.rint(a), 0, 255).astype(np.uint8)
+        if hi > lo:
+            a -= lo
+            a *= 255.0 / (hi - lo)
+        else:
+            a[...] = 0
+    np.rint(a, out=a)
+    np.clip(a, 0, 255, out=a)
+    return a.astype(np.uint8)
 
 
 # --------------------------------------------------------------------------- thumbnails

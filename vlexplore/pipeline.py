@@ -209,7 +209,8 @@ def cluster_embedded(
         noise_name="noise" if cfg.method == "hdbscan" else "other",
     )
     for c in np.unique(labels):
-        names.setdefault(int(c), f"cluster {int(c)}" if c >= 0 else "other")
+        noise = "noise" if cfg.method == "hdbscan" else "other"
+        names.setdefault(int(c), f"cluster {int(c)}" if c >= 0 else noise)
     if coords is None:
         coords = project(emb, seed=cfg.seed, cache_dir=cache_dir)
     y = emb.collection.labels

@@ -64,8 +64,8 @@ class Captioner(Protocol):
 
 def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     """Rows of ``x`` (n, d) scaled to unit length, as float32; zero rows stay zero."""
-    x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    x = np.asarray(x)
+    norms = np.linalg.norm(x.astype(np.float64, copy=False), axis=-1, keepdims=True)  # no float32 overflow
     return (x / np.maximum(norms, eps)).astype(np.float32, copy=False)
 
 

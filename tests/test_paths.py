@@ -1,0 +1,217 @@
+"""Paths: nothing outside the scanned root is listed, nothing is written outside the cache,
+the app's allowed-roots check cannot be walked around, and no path reaches a shell.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from ui import roots
+from vlexplore.cache import store_for
+from vlexplore.errors import ConfigError, PathNotAllowedError
+from vlexplore.images import make_thumbnails, scan_folder, thumbnail
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _image(path: Path, colour=(10, 120, 200)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (12, 9), colour).save(path)
+    return path
+
+
+@pytest.fixture
+def tree(tmp_path) -> dict[str, Path]:
+    """``base/root`` (scanned) with every kind of link that leaves it; ``base/secret`` and ``base/root2`` beside it."""
+    base = tmp_path / "base"
+    root, secret, root2 = base / "root", base / "secret", base / "root2"
+    _image(root / "a" / "inside.png")
+    _image(root / "b" / "deep" / "inside2.png", (200, 10, 10))
+    _image(secret / "secret.png", (1, 2, 3))
+    _image(root2 / "sibling.png", (4, 5, 6))  # a prefix trick: /base/root2 starts with /base/root
+    (root / "a" / "abs_out.png").symlink_to(secret / "secret.png")
+    (root / "a" / "rel_out.png").symlink_to(Path("..") / ".." / "secret" / "secret.png")
+    (root / "a" / "sibling.png").symlink_to(Path("..") / ".." / "root2" / "sibling.png")
+    (root / "a" / "dir_out").symlink_to(secret, target_is_directory=True)
+    (root / "a" / "hop1.png").symlink_to("hop2.png")  # a chain that ends outside
+    (root / "a" / "hop2.png").symlink_to(secret / "secret.png")
+    (root / "a" / "dotdot_in.png").symlink_to(
+        Path("..") / "b" / "deep" / "inside2.png"
+    )  # '..' that stays inside
+    (root / "b" / "up").symlink_to(Path("..") / "a", target_is_directory=True)  # a second way into a/
+    (root / "b" / "loop").symlink_to(root, target_is_directory=True)
+    return {"base": base, "root": root, "secret": secret, "root2": root2}
+
+
+def _inside(path: str | Path, root: Path) -> bool:
+    return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root))
+
+
+# --------------------------------------------------------------------------- scanning
+
+
+@pytest.mark.parametrize("spelling", ["plain", "dotdot", "via-symlink", "relative"])
+def test_scan_never_lists_a_path_outside_the_root(tree, spelling, monkeypatch):
+    root = tree["root"]
+    if spelling == "dotdot":
+        root = root / "a" / ".." / ".." / "root"
+    elif spelling == "via-symlink":
+        (tree["base"] / "alias").symlink_to(root, target_is_directory=True)
+        root = tree["base"] / "alias"
+    elif spelling == "relative":
+        monkeypatch.chdir(tree["root"] / "a")
+        root = Path("..") / ".." / "root"
+    c = scan_folder(root)
+    assert sorted(c.items["relpath"]) == ["a/dotdot_in.png", "a/inside.png", "b/deep/inside2.png"]
+    for relpath, path in zip(c.items["relpath"], c.items["path"]):
+        assert _inside(path, tree["root"]), path
+        assert not relpath.startswith("/") and ".." not in relpath.split("/")
+    reasons = dict(zip(c.skipped["relpath"], c.skipped["reason"]))
+    for name in ("abs_out.png", "rel_out.png", "sibling.png", "dir_out", "hop1.png", "hop2.png"):
+        assert "outside the folder" in reasons[f"a/{name}"], name
+
+
+def test_no_content_from_outside_the_root_is_fingerprinted(tree):
+    from vlexplore.images import fingerprint_file
+
+    c = scan_folder(tree["root"])
+    outside = {
+        fingerprint_file(tree["secret"] / "secret.png"),
+        fingerprint_file(tree["root2"] / "sibling.png"),
+    }
+    assert outside.isdisjoint(c.fingerprints)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _snapshot(*folders: Path) -> dict[str, int]:
+    out = {}
+    for folder in folders:
+        for dirpath, _, files in os.walk(folder):
+            for f in files:
+                p = os.path.join(dirpath, f)
+                out[p] = os.lstat(p).st_mtime_ns
+    return out
+
+
+def test_thumbnails_are_written_only_under_the_cache_folder(tree, tmp_path):
+    cache = tmp_path / "cache"
+    before = _snapshot(tree["base"])
+    c = scan_folder(tree["root"])
+    thumbs = make_thumbnails(c, size=16, cache_dir=cache)
+    assert set(thumbs) == set(c.items["relpath"])
+    assert _snapshot(tree["base"]) == before  # nothing written, touched or left beside the images
+    written = [Path(p) for p in _snapshot(cache)]
+    assert written and all(p.parent == cache / "thumbs" and p.suffix == ".jpg" for p in written)
+
+
+@pytest.mark.parametrize(
+    "relpath", ["../secret/secret.png", "/etc/passwd", "a/../../secret/secret.png", "a/dir_out"]
+)
+def test_thumbnail_serves_only_items_of_the_collection(tree, tmp_path, relpath):
+    c = scan_folder(tree["root"])
+    with pytest.raises(ConfigError, match="not an image of the collection"):
+        thumbnail(c, relpath, cache_dir=tmp_path)
+
+
+@pytest.mark.parametrize("namespace", ["../../escape", "/etc/passwd", "a/../../b", "..", ".", ""])
+def test_cache_namespaces_stay_inside_the_cache_folder(tmp_path, namespace):
+    store = store_for(tmp_path, namespace)
+    assert store.directory.parent == tmp_path and store.directory.name not in ("", ".", "..")
+
+
+# --------------------------------------------------------------------------- the app's allowed roots (ui/roots.py)
+
+
+@pytest.fixture
+def allowed(tree) -> list[Path]:
+    return [roots.resolve_path(tree["root"])]
+
+
+@pytest.mark.parametrize("path", ["", "a", "b/deep", "a/../b", "b/up", "./a/./", "b/loop/a"])
+def test_check_folder_accepts_folders_inside_the_roots(tree, allowed, path):
+    got = roots.check_folder(str(tree["root"] / path), allowed)
+    assert got.is_relative_to(allowed[0]) and got == Path(os.path.realpath(tree["root"] / path))
+
+
+@pytest.mark.parametrize(
+    "path", ["..", "a/../..", "../root2", "../secret", "a/dir_out", "../root/../secret", "/"]
+)
+def test_check_folder_refuses_anything_resolving_outside(tree, allowed, path):
+    with pytest.raises(PathNotAllowedError, match="outside the folders this app may read"):
+        roots.check_folder(str(tree["root"] / path) if path != "/" else "/", allowed)
+
+
+def test_prefix_tricks_do_not_pass(tree):
+    assert not roots.is_within(roots.resolve_path(tree["root2"]), [roots.resolve_path(tree["root"])])
+    assert not roots.is_within(Path("/home/user2"), [Path("/home/user")])
+    assert roots.is_within(Path("/home/user/x"), [Path("/home/user")])
+
+
+def test_relative_paths_resolve_against_the_given_base(tree, allowed):
+    assert roots.check_folder("a", allowed, base=tree["root"]) == allowed[0] / "a"
+    with pytest.raises(PathNotAllowedError):
+        roots.check_folder("../secret", allowed, base=tree["root"])
+
+
+def test_a_root_given_through_a_symlink_is_resolved(tree):
+    (tree["base"] / "alias").symlink_to(tree["root"], target_is_directory=True)
+    allowed = roots.allowed_roots(env={roots.ROOTS_ENV: str(tree["base"] / "alias")})
+    assert allowed[0] == roots.resolve_path(tree["root"])
+    assert roots.check_folder(str(tree["root"] / "a"), allowed)
+
+
+def test_browsing_shows_no_link_out_and_no_parent_above_the_root(tree, allowed):
+    assert roots.subfolders(allowed[0] / "a", allowed) == []  # dir_out leads outside: hidden
+    assert roots.subfolders(allowed[0] / "b", allowed) == ["deep", "loop", "up"]
+    assert roots.parent_within(allowed[0], allowed) is None
+    assert roots.parent_within(allowed[0] / "a", allowed) == allowed[0]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["bad\x00byte", "x" * 300, "/".join(["y" * 200] * 30)],
+    ids=["nul-byte", "name-too-long", "path-too-long"],
+)
+def test_unusable_folder_text_is_a_config_error_not_a_traceback(allowed, text):
+    with pytest.raises(ConfigError):
+        roots.check_folder(str(allowed[0] / text), allowed)
+
+
+@pytest.mark.parametrize("text", ["bad\x00byte", "x" * 300, "/".join(["y" * 200] * 30), "", "   "])
+def test_scan_folder_turns_unusable_paths_into_config_errors(tmp_path, text):
+    with pytest.raises(ConfigError):
+        scan_folder(str(tmp_path / text) if text.strip() else text)
+
+
+# --------------------------------------------------------------------------- no shell
+
+
+SHELL_PATTERNS = re.compile(
+    r"\bsubprocess\b|\bos\.(system|popen|exec\w*|spawn\w*|posix_spawn\w*)\b|shell\s*=\s*True|\bpty\.spawn\b"
+    r"|(?<![\w.])(eval|exec)\s*\("
+)
+
+
+def _sources() -> list[Path]:
+    files = [REPO / "app.py"] if (REPO / "app.py").exists() else []
+    for folder in ("vlexplore", "ui", "views", "pages"):
+        files += sorted((REPO / folder).rglob("*.py"))
+    return files
+
+
+def test_no_code_path_reaches_a_shell_or_eval():
+    assert _sources()
+    hits = [
+        f"{p.relative_to(REPO)}:{i}: {line.strip()}"
+        for p in _sources()
+        for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1)
+        if SHELL_PATTERNS.search(line.split("#", 1)[0])
+    ]
+    assert hits == []
