@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
-BENCH_SCRIPTS ?= $(wildcard bench/quality.py bench/speed.py)
+BENCH_SCRIPTS ?= $(wildcard bench/quality.py bench/speed.py bench/language.py)
 
 # $(call apt_install,<Debian packages>,<file that exists once they are installed>)
 # Installs only when the file is missing AND we are root AND apt-get exists; silently does nothing otherwise.

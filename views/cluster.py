@@ -196,6 +196,21 @@ if s.has_clusters:
         st.dataframe(pd.DataFrame(info["prompt_ranking"]), hide_index=True, width="stretch")
         if len(info.get("ami_prompts") or []) > 1:
             st.plotly_chart(ami_figure(info["ami"], info["ami_prompts"]), width="stretch")
+    if info.get("centre_nouns"):
+        st.markdown("**Learned semantic centres** — each centre's nearest nouns")
+        st.dataframe(
+            pd.DataFrame([{"cluster": s.name(c), "nearest nouns": ", ".join(v)} for c, v in info["centre_nouns"].items()]),
+            hide_index=True, width="stretch",
+        )
+    if info.get("rounds"):
+        st.markdown("**Rounds** — confident share, images that changed cluster, objective before → after training")
+        st.dataframe(pd.DataFrame(info["rounds"]), hide_index=True, width="stretch")
+    if info.get("confident") is not None:
+        confident = np.asarray(info["confident"], dtype=bool)
+        st.caption(
+            f"confident: {confident.mean():.0%} of images (most of their 10 nearest neighbours share their cluster); "
+            "the rest are uncertain"
+        )
     for key in ("text_source", "selected_nouns_summary"):
         if info.get(key):
             st.caption(f"{key.replace('_', ' ')}: {info[key]}")

@@ -110,6 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="captioner for text-guided representations: bundled-labels (offline default), blip-base, "
         "blip-large, blip2-opt-2.7b, git-base, or a local model directory",
     )
+    g.add_argument(
+        "--nouns", default=None, metavar="TEXT",
+        help="nouns/relations/centres: your own candidate nouns, comma-separated "
+        "(default: about 8,000 WordNet nouns plus the ImageNet class names)",
+    )
     g.add_argument("--linkage", choices=("ward", "average"), default="ward", help="agglomerative linkage")
     g.add_argument("--min-cluster-size", type=int, default=None, help="HDBSCAN smallest cluster (default ~n/100)")
     g.add_argument("--seed", type=int, default=0, help="random seed for every stochastic step")
@@ -189,7 +194,7 @@ def cmd_cluster(a: argparse.Namespace) -> int:
         method=a.method, k=a.k, linkage=a.linkage, min_cluster_size=a.min_cluster_size,
         prototypes=prototypes, threshold=a.threshold, discover_rest=a.discover_rest, seed=a.seed,
         representation=a.representation, questions=tuple(a.question),
-        options={"captioner": a.captioner} if a.captioner else {},
+        options={k: v for k, v in (("captioner", a.captioner), ("nouns", a.nouns)) if v},
     )
     if a.out is not None and a.out.exists() and not a.overwrite:
         print(f"error: {a.out} exists; pass --overwrite to replace it", file=sys.stderr)
@@ -209,6 +214,11 @@ def cmd_cluster(a: argparse.Namespace) -> int:
         if isinstance(value, (str, int, float)):
             print(f"{key}: {_fmt(value)}")
     _print_prompt_ranking(cl.info)
+    for c, nouns in (cl.info.get("centre_nouns") or {}).items():
+        print(f"  centre {c:>3}: {', '.join(nouns)}")
+    for r in cl.info.get("rounds") or []:
+        print(f"  round {r['round']}: {r['confident']:.0%} confident, {r['changed']} images changed cluster, "
+              f"objective {r['objective_first']:.3f} → {r['objective_last']:.3f}")
     if a.out is not None:
         from .export import provenance, write_provenance, write_table
 
