@@ -32,20 +32,19 @@ import json
 import os
 import platform
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "results" / "app.json"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+sys.path.insert(0, str(ROOT))
+from ui.browser import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402,F401  (map_scale imports them from here)
+from ui.browser import wait_healthy as _wait_healthy  # noqa: E402
+
 CLUSTERS_ON_SCREEN = """() => {
     const h1 = [...document.querySelectorAll('h1')].some(h => h.textContent.trim().startsWith('Clusters'));
     if (!h1) return false;
@@ -56,12 +55,6 @@ CLUSTERS_ON_SCREEN = """() => {
 }"""
 IDLE = """() => document.querySelector('[data-testid="stApp"][data-test-script-state="notRunning"]') !== null
     && document.querySelectorAll('[data-testid="stSkeleton"]').length === 0"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def loadavg() -> list[float]:
@@ -107,16 +100,8 @@ def stop_server(proc: subprocess.Popen) -> None:
 
 
 def wait_healthy(url: str, proc: subprocess.Popen, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"{url} not healthy in time")
+    """Wait for the server's health endpoint until the monotonic ``deadline``."""
+    _wait_healthy(url, proc, timeout=max(0.0, deadline - time.monotonic()), poll=0.1)
 
 
 def one_start(browser, folder: Path, cache: Path, log: Path, timeout_s: float, label: str,

@@ -12,54 +12,25 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from ui.browser import CHROMIUM, CHROMIUM_ARGS, free_port, wait_healthy
+
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 CLASSES = ("sneaker", "sandal", "bag", "shirt", "t-shirt_top", "trouser")
 PER_CLASS = 8
 N_IMAGES = len(CLASSES) * PER_CLASS
 FIRST_LOAD_S = 300  # cold cache, model loading, numba compiling UMAP: generous on 2 slow cores
 STEP_S = 180
 EXPORT_COLUMNS = ["path", "cluster_id", "cluster_label", "umap_x", "umap_y", "caption", "similarity"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(f"{url} was not healthy after {timeout:.0f} s")
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +45,7 @@ def app_url(tmp_path_factory):
         (folder / label).mkdir(parents=True)
         for f in files:
             shutil.copy(f, folder / label / f.name)
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "VLEXPLORE_FOLDER": str(folder),
@@ -108,7 +79,7 @@ def app_url(tmp_path_factory):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, proc)
+        wait_healthy(url, proc)
         yield url
     finally:
         try:

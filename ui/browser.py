@@ -1,0 +1,46 @@
+"""Serving the app and driving Debian's chromium: shared by the browser test, the screenshot script
+and the app benchmarks. Standard library only (no Streamlit, no playwright import)."""
+
+from __future__ import annotations
+
+import socket
+import time
+import urllib.request
+
+CHROMIUM = "/usr/bin/chromium"
+#: Headless flags for this closed network: no background connections, no sandbox as root.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, proc=None, timeout: float = 60, poll: float = 0.3) -> None:
+    """Wait until Streamlit's ``/_stcore/health`` answers 200; fail early if ``proc`` (the server process,
+    anything with ``poll()``) exits. This module starts nothing itself.
+
+    Raises:
+        RuntimeError: the server process ended. TimeoutError: not healthy within ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(poll)
+    raise TimeoutError(f"{url} was not healthy after {timeout:.0f} s")
