@@ -174,3 +174,13 @@ def test_lookup_of_100k_keys_is_fast(store):
     assert found.all() and values["vec"].shape == (n, d)
     np.testing.assert_array_equal(values["vec"][-1], _vectors(25_000, d, seed=0)[0])
     assert elapsed < 3.0, f"lookup of {n} keys took {elapsed:.2f} s"
+
+
+def test_contains_reads_keys_only_and_matches_lookup(tmp_path):
+    store = ShardStore(tmp_path / "s")
+    assert not store.contains(["a"]).any()
+    store.append(["a", "b"], {"v": np.ones((2, 3), np.float32)})
+    store.append(["c"], {"other": ["x"]})
+    keys = ["c", "z", "a", "a", "b"]
+    assert store.contains(keys).tolist() == [True, False, True, True, True]
+    assert store.contains([]).tolist() == []

@@ -340,3 +340,16 @@ def test_collection_repr_is_short(image_folder):
     c = scan_folder(image_folder.root)
     assert repr(c) == f"Collection(root={str(c.root)!r}, 14 images, 4 skipped)"
     assert isinstance(c, Collection)
+
+
+def test_open_image_from_bytes_equals_from_file(image_folder):
+    for relpath in image_folder.good:
+        path = image_folder.root / relpath
+        from_file, from_bytes = open_image(path, max_side=16), open_image(path.read_bytes(), max_side=16)
+        assert from_file.size == from_bytes.size
+        assert np.array_equal(np.asarray(from_file), np.asarray(from_bytes))
+    for relpath, fragment in image_folder.broken_at_decode.items():
+        with pytest.raises(ImageReadError, match=fragment):
+            open_image((image_folder.root / relpath).read_bytes())
+    with pytest.raises(ImageReadError, match="empty file"):
+        open_image(b"")

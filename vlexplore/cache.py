@@ -129,6 +129,25 @@ class ShardStore:
             values[c] = _assemble(parts[c], len(hits), c)
         return found, values
 
+    def contains(self, keys: Sequence[str]) -> np.ndarray:
+        """bool ``(n,)``: which ``keys`` some readable shard holds (only key columns are read)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        keys = list(keys)
+        present: set[str] = set()
+        shards = self.shard_paths()
+        if keys and shards:
+            wanted = pa.array(list(dict.fromkeys(keys)), type=pa.string())
+            for path in shards:
+                try:
+                    _, key_col = _read_keys(path)
+                except (OSError, pa.ArrowException) as exc:
+                    warnings.warn(f"ignoring unreadable cache shard {path} ({exc})", stacklevel=2)
+                    continue
+                present.update(key_col.filter(pc.is_in(key_col, value_set=wanted)).to_pylist())
+        return np.fromiter((k in present for k in keys), dtype=bool, count=len(keys))
+
     # ------------------------------------------------------------------ writing
 
     def append(self, keys: Sequence[str], columns: Mapping[str, np.ndarray | Sequence[str]]) -> Path | None:

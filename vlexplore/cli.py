@@ -2,6 +2,7 @@
 
     python -m vlexplore cluster FOLDER --method prototypes --prototypes "dog, cat, car" --out labelled.csv
     python -m vlexplore embed FOLDER --model ViT-B-32/openai
+    python -m vlexplore embed FOLDER --engine ray --address auto
     python -m vlexplore scan FOLDER
 """
 
@@ -67,9 +68,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("scan", help="list readable images and the files that will be skipped (and why)")
     p.add_argument("folder", type=Path, help="image folder (scanned recursively)")
 
-    p = sub.add_parser("embed", help="compute and cache image embeddings (resumable)")
+    p = sub.add_parser(
+        "embed", help="compute and cache image embeddings (resumable), here or on a Ray cluster",
+        description="Embeds every image of FOLDER into the cache that 'cluster' and the app read. "
+        "--engine ray runs the encoder in Ray Data actors (a local Ray runtime, or the cluster at --address); "
+        "the driver writes the same cache, so the results open anywhere the folder and cache are.",
+    )
     p.add_argument("folder", type=Path, help="image folder (scanned recursively)")
     _add_encode_args(p)
+    g = p.add_argument_group("distributed (--engine ray; needs: pip install \"ray[data]\")")
+    g.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this process (default); ray: Ray Data actors")
+    g.add_argument("--address", default=None,
+                   help="Ray cluster to join: auto, HOST:PORT or ray://HOST:10001 (default: start a local runtime)")
+    g.add_argument("--actors", type=int, default=None,
+                   help="encoder actors (default: one per GPU, else one per 4 CPUs)")
+    g.add_argument("--gpus-per-actor", type=float, default=None,
+                   help="GPUs per actor (default: 1 when the cluster has GPUs, else 0)")
 
     p = sub.add_parser(
         "cluster", help="embed (cached), cluster, name clusters, project to 2-d and write a labelled CSV",
@@ -174,6 +189,20 @@ def cmd_embed(a: argparse.Namespace) -> int:
     from .pipeline import embed, scan
 
     col = scan(a.folder)
+    if a.engine == "ray":
+        from .distributed import embed_images_ray
+
+        enc = _encode_config(a)
+        res = embed_images_ray(
+            col, a.model, device=a.device, cache_dir=enc.resolved_cache_dir, batch_size=a.batch_size,
+            address=a.address, actors=a.actors, gpus_per_actor=a.gpus_per_actor,
+            on_progress=_tqdm_progress("embedding (ray)"),
+        )
+        _print_skipped(res.collection)
+        dims = ", ".join(f"{k} {v.shape[1]}-d" for k, v in res.views.items() if v.ndim == 2)
+        print(f"{len(res.collection)} image(s) embedded with {res.model_id} ({dims}) on Ray; "
+              f"{res.n_computed} computed, {len(res.collection) - res.n_computed} from cache")
+        return 0
     emb = embed(col, _encode_config(a), on_progress=_tqdm_progress("embedding"))
     if emb.fallback_note:
         print(f"note: {emb.fallback_note}", file=sys.stderr)

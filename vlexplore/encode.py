@@ -142,8 +142,7 @@ def embed_images(
 
     def load(fp: str):
         try:
-            image = _bounded_aspect(open_image(path_of[fp], max_side=DECODE_MAX_SIDE))
-            return fp, encoder.preprocess(image), None
+            return fp, prepare_image(path_of[fp], encoder), None
         except ImageReadError as exc:
             return fp, None, str(exc)
 
@@ -155,13 +154,10 @@ def embed_images(
         nonlocal done, n_computed
         if tensors:
             out = encoder.encode_image_batch(torch.stack(tensors))
-            arrays = _check_output(out, views, len(tensors), encoder.model_id)
-            finite = np.logical_and.reduce([np.isfinite(a).all(axis=1) for a in arrays.values()])
-            if not finite.all():  # never cached: one NaN row would make the whole collection unclusterable
+            arrays, finite = finish_batch(out, views, len(tensors), encoder.model_id)
+            if not finite.all():
                 new_errors.update((fp, INVALID_OUTPUT) for fp, ok in zip(batch_fps, finite) if not ok)
                 batch_fps[:] = [fp for fp, ok in zip(batch_fps, finite) if ok]
-                arrays = {v: a[finite] for v, a in arrays.items()}
-            arrays = {v: l2_normalize(a) for v, a in arrays.items()}  # the contract, whatever the encoder did
             store.append(batch_fps, arrays)
             for fp in batch_fps:
                 row_of[fp] = len(row_of)
@@ -198,6 +194,25 @@ def embed_images(
     rows = np.fromiter((row_of[fp] for fp in kept.fingerprints), dtype=np.int64, count=len(kept))
     out_views = {v: np.concatenate(blocks[v], axis=0)[rows] for v in views}
     return EmbedResult(kept, out_views, encoder.model_id, n_computed)
+
+
+def prepare_image(source: str | Path | bytes, encoder: Encoder):
+    """One image file (path or its bytes) → the encoder's input tensor: the decode every engine shares.
+
+    Raises:
+        ImageReadError: the image cannot be decoded (the reason is in the message).
+    """
+    return encoder.preprocess(_bounded_aspect(open_image(source, max_side=DECODE_MAX_SIDE)))
+
+
+def finish_batch(out, views: tuple[str, ...], n: int, model_id: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """An encoder's raw batch output → (``{view: L2-normalised float32 (n_ok, d)}``, bool ``(n,)`` finite rows).
+
+    Rows with NaN or infinity are dropped (never cached; they would make a collection unclusterable).
+    """
+    arrays = _check_output(out, views, n, model_id)
+    finite = np.logical_and.reduce([np.isfinite(a).all(axis=1) for a in arrays.values()])
+    return {v: l2_normalize(a[finite]) for v, a in arrays.items()}, finite
 
 
 def _bounded_aspect(image: Image.Image, max_aspect: int = MAX_ASPECT) -> Image.Image:

@@ -11,6 +11,7 @@ that only fail there (a truncated JPEG has a perfectly good header).
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import stat
 import struct
@@ -395,12 +396,13 @@ def _reason(exc: BaseException, head: bytes) -> str:
 
 
 def open_image(
-    path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int | None = None
+    path: str | Path | bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int | None = None
 ) -> Image.Image:
     """Decode one image as RGB, upright, first frame, transparency on white.
 
     Args:
-        path: the image file.
+        path: the image file, or its content as ``bytes`` (what a distributed reader hands over;
+            decoded exactly as the file would be).
         max_pixels: larger images are refused before decoding (decompression bomb guard).
         max_side: a speed and memory hint: JPEGs are decoded at a reduced DCT scale that keeps both
             sides ≥ ``max_side`` (:meth:`PIL.Image.Image.draft`); any image whose shorter side is still
@@ -414,25 +416,36 @@ def open_image(
     Raises:
         ImageReadError: with a short reason ("truncated file", "not an image (text/HTML)", ...).
     """
+    if isinstance(path, (bytes, bytearray, memoryview)):
+        data = bytes(path)
+        try:
+            return _decode(io.BytesIO(data), data[:_CHUNK], max_pixels, max_side)
+        except _READ_ERRORS as exc:
+            raise ImageReadError(_reason(exc, data[:_CHUNK])) from exc
     head = b""
     try:
         with open(path, "rb", opener=_open_nonblocking) as fh:
             _require_regular(fh)
             head = fh.read(_CHUNK)
             fh.seek(0)
-            if not head:
-                raise ImageReadError("empty file (0 bytes)")
-            with Image.open(fh) as im:
-                if im.width * im.height > max_pixels:
-                    raise ImageReadError(_too_large(im.width, im.height, max_pixels))
-                if max_side and im.format == "JPEG":
-                    im.draft("RGB", (max_side, max_side))
-                im.load()  # first frame only; a truncated file fails here
-                _upright(im)
-                out = _to_rgb(_reduced(im, max_side) if max_side else im)
-                return out.copy() if out is im else out  # a plain image, detached from the file
+            return _decode(fh, head, max_pixels, max_side)
     except _READ_ERRORS as exc:
         raise ImageReadError(_reason(exc, head)) from exc
+
+
+def _decode(fh, head: bytes, max_pixels: int, max_side: int | None) -> Image.Image:
+    """The body of :func:`open_image` for an open binary stream positioned at 0 (``head``: its first bytes)."""
+    if not head:
+        raise ImageReadError("empty file (0 bytes)")
+    with Image.open(fh) as im:
+        if im.width * im.height > max_pixels:
+            raise ImageReadError(_too_large(im.width, im.height, max_pixels))
+        if max_side and im.format == "JPEG":
+            im.draft("RGB", (max_side, max_side))
+        im.load()  # first frame only; a truncated file fails here
+        _upright(im)
+        out = _to_rgb(_reduced(im, max_side) if max_side else im)
+        return out.copy() if out is im else out  # a plain image, detached from the file
 
 
 def _upright(im: Image.Image) -> None:
