@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
+from vlexplore import largescale
 from vlexplore.cluster import (
     AgglomerativeClusterer,
     ClusterResult,
@@ -96,10 +97,22 @@ def test_kmeans_switches_to_minibatch_above_threshold(monkeypatch):
 
     monkeypatch.setattr(sklearn.cluster, "MiniBatchKMeans", Spy)
     monkeypatch.setattr(cl, "MINIBATCH_THRESHOLD", 100)
+    monkeypatch.setattr(largescale, "faiss_module", lambda: None)  # as on an install without faiss
     X, y, _ = blobs(k=4, per=50)
     est = KMeansClusterer(k=4, seed=0).fit(X)
     assert used == [200]
+    assert est.backend_ == "minibatch"
     assert same_partition(est.labels_, y)
+
+
+def test_kmeans_at_scale_reports_its_backend(monkeypatch):
+    pytest.importorskip("faiss")
+    monkeypatch.setattr(cl, "MINIBATCH_THRESHOLD", 100)
+    X, y, _ = blobs(k=4, per=50)
+    result = cluster(X, ClusterConfig(method="kmeans", k=4))
+    assert result.info == {"kmeans_backend": "faiss"}
+    assert same_partition(result.labels, y)
+    assert cluster(X[:90], ClusterConfig(method="kmeans", k=4)).info == {}
 
 
 def test_kmeans_single_point_is_one_cluster():
@@ -194,11 +207,16 @@ def test_agglomerative_recovers_blobs(linkage):
     assert same_partition(est.labels_, y)
 
 
-def test_agglomerative_refuses_too_many_points(monkeypatch):
+@pytest.mark.parametrize("linkage", ["ward", "average"])
+def test_agglomerative_past_its_limit_links_micro_clusters(monkeypatch, linkage):
     monkeypatch.setattr(cl, "AGGLOMERATIVE_MAX_N", 100)
-    X, _, _ = blobs(k=3, per=40)
-    with pytest.raises(ConfigError, match="120 images.*kmeans.*hdbscan"):
-        AgglomerativeClusterer(k=3).fit(X)
+    X, y, _ = blobs(k=3, per=40)
+    est = AgglomerativeClusterer(k=3, linkage=linkage).fit(X)
+    assert est.micro_clusters_ == 12  # n // 10
+    assert same_partition(est.labels_, y)
+    assert cluster(X, ClusterConfig(method="agglomerative", k=3)).info == {"micro_clusters": 12}
+    monkeypatch.setattr(cl, "AGGLOMERATIVE_MAX_N", 20_000)
+    assert AgglomerativeClusterer(k=3).fit(X).micro_clusters_ is None
 
 
 def test_agglomerative_bad_linkage_raises():

@@ -8,7 +8,7 @@ into a small sklearn-style estimator; :func:`cluster` is the one-call form.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -18,7 +18,8 @@ from .models.base import l2_normalize
 
 #: Above this many rows k-means switches to ``MiniBatchKMeans`` (full k-means restarts get slow).
 MINIBATCH_THRESHOLD = 50_000
-#: Agglomerative clustering keeps an n × n distance structure (O(n²) memory); above this it refuses.
+#: Agglomerative clustering keeps an n × n distance structure (O(n²) memory); above this many rows it
+#: links k-means micro-clusters instead (see :mod:`vlexplore.largescale`).
 AGGLOMERATIVE_MAX_N = 20_000
 #: Random restarts of full k-means; the run with the lowest inertia is kept (as in Stephan et al. 2024).
 KMEANS_N_INIT = 10
@@ -41,12 +42,15 @@ class ClusterResult:
         similarity: ``float32 (n,)`` cosine to the nearest prototype (prototypes only), else ``None``.
         n_clusters: cluster ids run over ``0..n_clusters-1`` (prototype clusters may be empty).
         method: the method that made them.
+        info: how they were made at scale: ``kmeans_backend`` (``faiss``/``minibatch``) or
+            ``micro_clusters`` (agglomerative over k-means micro-clusters); empty otherwise.
     """
 
     labels: np.ndarray
     similarity: np.ndarray | None
     n_clusters: int
     method: str
+    info: dict = field(default_factory=dict)
 
 
 def check_matrix(X, name: str = "X") -> np.ndarray:
@@ -154,7 +158,8 @@ class KMeansClusterer:
     """k-means on L2-normalised rows (spherical in effect), optionally seeded by prototypes.
 
     Full ``KMeans`` with :data:`KMEANS_N_INIT` restarts up to :data:`MINIBATCH_THRESHOLD`
-    rows, ``MiniBatchKMeans`` above. With ``prototype_embeddings`` the centres start from
+    rows; above, :func:`vlexplore.largescale.kmeans_at_scale` (faiss when installed, else
+    ``MiniBatchKMeans``, fitted on a sample and assigned in blocks). With ``prototype_embeddings`` the centres start from
     the prototypes (one restart) and ``k`` must equal the number of prototypes: when X and
     the prototypes share a space (``joint`` is ``None`` or equals ``X``) the prototype vectors
     themselves are the initial centres; otherwise (e.g. the bundled model, whose ``image``
@@ -163,12 +168,19 @@ class KMeansClusterer:
 
     Attributes:
         labels_: ``int64 (n,)``. n_clusters_: k. inertia_: the k-means loss of the kept run.
+        backend_: ``sklearn``, or at scale ``faiss`` / ``minibatch``.
+
+    Args:
+        backend: force the large-scale backend (``faiss`` or ``minibatch``); ``None`` = automatic.
     """
 
-    def __init__(self, *, k: int | None = None, seed: int = 0, prototype_embeddings=None) -> None:
+    def __init__(self, *, k: int | None = None, seed: int = 0, prototype_embeddings=None,
+                 backend: str | None = None) -> None:
         self.k = k
         self.seed = seed
         self.prototype_embeddings = prototype_embeddings
+        self.backend = backend
+        self.backend_ = "sklearn"
 
     def _init_centres(self, Xn: np.ndarray, joint, same_space: bool) -> np.ndarray:
         P = _check_prototypes(self.prototype_embeddings)
@@ -184,7 +196,7 @@ class KMeansClusterer:
 
     def fit(self, X, joint=None) -> KMeansClusterer:
         """Cluster ``X`` ``(n, d)``; ``joint`` ``(n, d_joint)`` is only used to place prototype seeds."""
-        from sklearn.cluster import KMeans, MiniBatchKMeans
+        from sklearn.cluster import KMeans
 
         X_in = X
         X = check_matrix(X)
@@ -214,12 +226,12 @@ class KMeansClusterer:
             if init is not None:
                 model = KMeans(n_clusters=k, init=init, n_init=1, random_state=self.seed)
             elif n > MINIBATCH_THRESHOLD:
-                model = MiniBatchKMeans(
-                    n_clusters=k,
-                    n_init=MINIBATCH_N_INIT,
-                    batch_size=MINIBATCH_BATCH_SIZE,
-                    random_state=self.seed,
-                )
+                from .largescale import kmeans_at_scale
+
+                self.labels_, self.inertia_, self.backend_ = kmeans_at_scale(
+                    Xn, k, seed=self.seed, n_init=MINIBATCH_N_INIT, backend=self.backend)
+                self.n_clusters_ = k
+                return self
             else:
                 model = KMeans(n_clusters=k, n_init=KMEANS_N_INIT, random_state=self.seed)
             model.fit(Xn)
@@ -232,8 +244,8 @@ class KMeansClusterer:
 class AgglomerativeClusterer:
     """Agglomerative clustering: ``ward`` on L2-normalised rows, or ``average`` linkage with cosine distance.
 
-    Refuses more than :data:`AGGLOMERATIVE_MAX_N` rows (O(n²) memory) with a
-    :class:`ConfigError` pointing to k-means or HDBSCAN.
+    Exact up to :data:`AGGLOMERATIVE_MAX_N` rows (it needs O(n²) memory); above, the same linkage
+    over k-means micro-clusters (:func:`vlexplore.largescale.micro_cluster_linkage`).
 
     Attributes:
         labels_: ``int64 (n,)``. n_clusters_: k.
@@ -252,15 +264,15 @@ class AgglomerativeClusterer:
             raise ConfigError(f"linkage must be 'ward' or 'average', got {self.linkage!r}")
         X = check_matrix(X)
         n = len(X)
-        if n > AGGLOMERATIVE_MAX_N:
-            raise ConfigError(
-                f"agglomerative clustering of {n} images needs O(n²) memory (limit {AGGLOMERATIVE_MAX_N}); "
-                "use method 'kmeans' or 'hdbscan' instead"
-            )
         Xn = l2_normalize(X)
         k = _check_k(self.k if self.k is not None else suggest_k(Xn, seed=self.seed), n)
+        self.micro_clusters_ = None
         if k == 1:
             self.labels_ = np.zeros(n, dtype=np.int64)
+        elif n > AGGLOMERATIVE_MAX_N:
+            from .largescale import micro_cluster_linkage
+
+            self.labels_, self.micro_clusters_ = micro_cluster_linkage(Xn, k, linkage=self.linkage, seed=self.seed)
         else:
             metric = "euclidean" if self.linkage == "ward" else "cosine"
             zero = ~Xn.any(axis=1)
@@ -464,4 +476,7 @@ def cluster(X, cfg: ClusterConfig, *, joint=None, prototype_embeddings=None) -> 
         similarity=getattr(est, "similarity_", None),
         n_clusters=int(est.n_clusters_),
         method=cfg.method,
+        info={k: v for k, v in (("kmeans_backend", getattr(est, "backend_", "sklearn")),
+                                ("micro_clusters", getattr(est, "micro_clusters_", None)))
+              if v not in (None, "sklearn")},
     )

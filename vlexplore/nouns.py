@@ -299,10 +299,13 @@ def nearest_nouns(centres: np.ndarray, noun_emb: np.ndarray, names: list[str], n
 def knn_indices(X: np.ndarray, k: int, *, chunk: int = 1024) -> np.ndarray:
     """Each row's ``k`` nearest other rows by cosine: ``int64 (n, k)``, nearest first (ties: lower index).
 
-    Exact: blocks of ``chunk`` rows are multiplied with all rows (float32 BLAS, memory ``chunk × n``);
-    a row is never its own neighbour.
+    Exact up to :data:`vlexplore.largescale.EXACT_KNN_MAX` rows: blocks of ``chunk`` rows are multiplied
+    with all rows (float32 BLAS, memory ``chunk × n``). Above, approximate
+    (:func:`vlexplore.largescale.knn_approximate`: HNSW with faiss, else NN-descent).
+    A row is never its own neighbour.
     """
     from .cluster import check_matrix
+    from .largescale import EXACT_KNN_MAX, knn_approximate
 
     X = l2_normalize(check_matrix(X))
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
@@ -310,6 +313,8 @@ def knn_indices(X: np.ndarray, k: int, *, chunk: int = 1024) -> np.ndarray:
     n = len(X)
     if k >= n:
         raise ConfigError(f"k={k} neighbours asked for, but there are only {n} rows; choose k < {n}")
+    if n > EXACT_KNN_MAX:
+        return knn_approximate(X, int(k))
     out = np.empty((n, int(k)), dtype=np.int64)
     for start in range(0, n, chunk):
         sims = X[start:start + chunk] @ X.T

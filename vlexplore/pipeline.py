@@ -203,6 +203,7 @@ def cluster_embedded(
             )
         result = cluster(x, cfg, joint=joint, prototype_embeddings=p_emb)
         labels, similarity = np.asarray(result.labels, dtype=np.int64), result.similarity
+        rep.info.update(result.info)
     if cfg.representation in ("nouns", "relations") and "confident" not in rep.info and 2 <= len(x) <= 20_000:
         from .nouns import confident_mask  # neighbourhood-consistency filter (Ma et al. 2026), for the app
 

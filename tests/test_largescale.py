@@ -1,0 +1,122 @@
+"""Scalable k-means, neighbour search and agglomerative clustering (vlexplore.largescale)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vlexplore import largescale, nouns
+from vlexplore.errors import ConfigError
+from vlexplore.largescale import (
+    _drop_self,
+    assign,
+    kmeans_at_scale,
+    kmeans_backend,
+    knn_approximate,
+    micro_cluster_linkage,
+)
+
+
+def blobs(k=5, per=200, d=24, spread=0.15, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(k, d))
+    y = np.repeat(np.arange(k), per)
+    X = centres[y] / np.linalg.norm(centres[y], axis=1, keepdims=True) + rng.normal(scale=spread, size=(k * per, d))
+    return (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32), y
+
+
+def same_partition(a, b) -> bool:
+    pairs = set(zip(np.asarray(a).tolist(), np.asarray(b).tolist()))
+    return len(pairs) == len(set(np.asarray(a).tolist())) == len(set(np.asarray(b).tolist()))
+
+
+@pytest.fixture(params=["faiss", "minibatch"])
+def backend(request):
+    if request.param == "faiss":
+        pytest.importorskip("faiss")
+    return request.param
+
+
+def test_kmeans_at_scale_recovers_blobs_from_a_sample(monkeypatch, backend):
+    monkeypatch.setattr(largescale, "KMEANS_SAMPLE", 300)  # fit on 300 of 1000 rows,
+    monkeypatch.setattr(largescale, "ASSIGN_BLOCK", 128)  # assign in 8 blocks
+    X, y = blobs()
+    labels, inertia, used = kmeans_at_scale(X, 5, seed=0, backend=backend)
+    assert used == backend
+    assert labels.shape == (1000,) and labels.dtype == np.int64
+    assert same_partition(labels, y)
+    centres = np.stack([X[labels == c].mean(axis=0) for c in range(5)])
+    assert inertia == pytest.approx(assign(X, centres)[1], rel=0.02)
+
+
+def test_kmeans_at_scale_is_seeded(backend):
+    X, _ = blobs(spread=0.6)
+    a = kmeans_at_scale(X, 7, seed=3, backend=backend)[0]
+    b = kmeans_at_scale(X, 7, seed=3, backend=backend)[0]
+    np.testing.assert_array_equal(a, b)
+
+
+def test_kmeans_at_scale_reads_a_memory_mapped_matrix(tmp_path, backend):
+    X, y = blobs()
+    mm = np.lib.format.open_memmap(tmp_path / "x.npy", mode="w+", dtype=np.float32, shape=X.shape)
+    mm[:] = X
+    mm.flush()
+    labels, _, _ = kmeans_at_scale(np.load(tmp_path / "x.npy", mmap_mode="r"), 5, backend=backend)
+    assert same_partition(labels, y)
+
+
+def test_kmeans_backend_without_faiss(monkeypatch):
+    monkeypatch.setattr(largescale, "faiss_module", lambda: None)
+    assert kmeans_backend() == "minibatch"
+    with pytest.raises(ConfigError, match="faiss-cpu"):
+        kmeans_at_scale(blobs()[0], 3, backend="faiss")
+    with pytest.raises(ConfigError, match="backend"):
+        kmeans_at_scale(blobs()[0], 3, backend="spark")
+
+
+def test_assign_matches_brute_force():
+    rng = np.random.default_rng(1)
+    X, C = rng.normal(size=(300, 6)).astype(np.float32), rng.normal(size=(4, 6)).astype(np.float32)
+    d = ((X[:, None, :].astype(np.float64) - C[None]) ** 2).sum(axis=2)
+    labels, inertia = assign(X, C)
+    np.testing.assert_array_equal(labels, d.argmin(axis=1))
+    assert inertia == pytest.approx(d.min(axis=1).sum(), rel=1e-5)
+
+
+@pytest.mark.parametrize("engine", ["faiss", "nndescent"])
+def test_knn_approximate_finds_the_true_neighbours(monkeypatch, engine):
+    if engine == "faiss":
+        pytest.importorskip("faiss")
+    else:
+        monkeypatch.setattr(largescale, "faiss_module", lambda: None)
+    X, _ = blobs(k=8, per=150, d=16, spread=0.4)
+    exact = nouns.knn_indices(X, 10)
+    approx = knn_approximate(X, 10)
+    assert approx.shape == (1200, 10)
+    assert not (approx == np.arange(1200)[:, None]).any()
+    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx.tolist(), exact.tolist())])
+    assert recall > 0.9
+
+
+def test_knn_indices_switches_to_approximate_above_the_limit(monkeypatch):
+    X, _ = blobs(k=3, per=40)
+    calls = []
+    monkeypatch.setattr(largescale, "EXACT_KNN_MAX", 100)
+    monkeypatch.setattr(largescale, "knn_approximate", lambda X, k: calls.append(len(X)) or np.zeros((len(X), k), int))
+    assert nouns.knn_indices(X, 5).shape == (120, 5)
+    assert calls == [120]
+
+
+def test_drop_self_keeps_order_and_handles_absent_self_and_padding():
+    found = np.array([[0, 5, 6], [3, 1, 4], [7, 8, -1]])
+    np.testing.assert_array_equal(_drop_self(found, 2), [[5, 6], [3, 4], [7, 8]])
+    np.testing.assert_array_equal(_drop_self(np.array([[2, -1, -1]]), 2), [[2, 2]])
+
+
+def test_micro_cluster_linkage_maps_every_row(backend, monkeypatch):
+    if backend == "minibatch":
+        monkeypatch.setattr(largescale, "faiss_module", lambda: None)
+    X, y = blobs()
+    labels, m = micro_cluster_linkage(X, 5, n_micro=60)
+    assert m <= 60 and labels.shape == (1000,)
+    assert same_partition(labels, y)

@@ -1,0 +1,163 @@
+"""Clustering and neighbour search past the size where exact, in-memory sklearn steps stay cheap.
+
+Chosen automatically by :mod:`vlexplore.cluster` and :mod:`vlexplore.nouns` from the number of rows:
+
+* **k-means** above :data:`vlexplore.cluster.MINIBATCH_THRESHOLD` rows: faiss k-means when ``faiss`` is
+  installed (``pip install faiss-cpu``, or ``faiss-gpu``), else sklearn's ``MiniBatchKMeans``. Both fit
+  on a seeded sample of at most :data:`KMEANS_SAMPLE` rows and then assign every row in blocks of
+  :data:`ASSIGN_BLOCK`, so the cost beyond the sample grows linearly and memory stays ``block × k``.
+* **k nearest neighbours** above :data:`EXACT_KNN_MAX` rows: an HNSW graph (faiss) or NN-descent
+  (pynndescent, which UMAP already needs); below it, exact blocked search.
+* **agglomerative** above :data:`vlexplore.cluster.AGGLOMERATIVE_MAX_N` rows: Ward linkage over
+  :data:`MICRO_CLUSTERS` k-means micro-clusters (each row takes its micro-cluster's label), since the
+  exact method needs O(n²) memory.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Rows k-means fits on at scale (a seeded sample; every row is assigned afterwards).
+KMEANS_SAMPLE = 200_000
+#: Rows per block when assigning rows to centres or searching neighbours.
+ASSIGN_BLOCK = 65_536
+#: Above this many rows neighbour search is approximate (HNSW or NN-descent).
+EXACT_KNN_MAX = 50_000
+#: Micro-clusters the scalable agglomerative method links (at most n / 10).
+MICRO_CLUSTERS = 2000
+
+
+def faiss_module():
+    """``faiss`` when it is installed, else ``None``."""
+    try:
+        import faiss
+    except ImportError:
+        return None
+    return faiss
+
+
+def kmeans_backend() -> str:
+    """``faiss`` or ``minibatch``: what :func:`kmeans_at_scale` uses on this install."""
+    return "faiss" if faiss_module() is not None else "minibatch"
+
+
+def _sample(n: int, size: int, seed: int) -> np.ndarray:
+    if n <= size:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
+
+
+def assign(X: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, float]:
+    """Nearest centre (squared Euclidean) of every row, in blocks: ``(int64 labels, inertia)``."""
+    C = np.ascontiguousarray(centres, dtype=np.float32)
+    c_sq = (C.astype(np.float64) ** 2).sum(axis=1)
+    labels = np.empty(len(X), dtype=np.int64)
+    inertia = 0.0
+    for start in range(0, len(X), ASSIGN_BLOCK):
+        B = np.asarray(X[start:start + ASSIGN_BLOCK], dtype=np.float32)
+        d = (B.astype(np.float64) ** 2).sum(axis=1)[:, None] - 2.0 * (B @ C.T) + c_sq[None, :]
+        lab = d.argmin(axis=1)
+        labels[start:start + len(B)] = lab
+        inertia += float(np.maximum(d[np.arange(len(B)), lab], 0.0).sum())
+    return labels, inertia
+
+
+def kmeans_at_scale(X: np.ndarray, k: int, *, seed: int = 0, n_init: int = 3,
+                    backend: str | None = None) -> tuple[np.ndarray, float, str]:
+    """k-means for many rows: fit on a sample of :data:`KMEANS_SAMPLE`, assign all rows in blocks.
+
+    Args:
+        X: ``(n, d)`` float32 (a memory-mapped array works: it is read block by block).
+        k: clusters. seed: sample and initialisation. n_init: restarts (the lowest inertia wins).
+        backend: ``faiss``, ``minibatch`` or ``None`` (= :func:`kmeans_backend`).
+
+    Returns:
+        ``(labels int64 (n,), inertia over all rows, backend used)``.
+    """
+    backend = backend or kmeans_backend()
+    idx = _sample(len(X), KMEANS_SAMPLE, seed)
+    S = np.ascontiguousarray(X[idx], dtype=np.float32)
+    if backend == "faiss":
+        faiss = faiss_module()
+        if faiss is None:
+            from .errors import ConfigError
+
+            raise ConfigError("the faiss backend needs faiss: pip install faiss-cpu")
+        km = faiss.Kmeans(S.shape[1], int(k), niter=25, nredo=max(1, n_init), seed=int(seed) + 1,
+                          max_points_per_centroid=max(256, -(-len(S) // int(k))), verbose=False)
+        km.train(S)
+        centres = km.centroids
+    elif backend == "minibatch":
+        from sklearn.cluster import MiniBatchKMeans
+
+        centres = MiniBatchKMeans(n_clusters=int(k), n_init=n_init, batch_size=4096, random_state=seed).fit(S)
+        centres = centres.cluster_centers_
+    else:
+        from .errors import ConfigError
+
+        raise ConfigError(f"k-means backend must be 'faiss' or 'minibatch', got {backend!r}")
+    labels, inertia = assign(X, centres)
+    return labels, inertia, backend
+
+
+def knn_approximate(X: np.ndarray, k: int, *, seed: int = 0) -> np.ndarray:
+    """Each row's ``k`` nearest other rows by cosine, approximately: ``int64 (n, k)``, nearest first.
+
+    faiss HNSW (inner product on unit rows) when faiss is installed, else pynndescent's NN-descent.
+    A row is never its own neighbour.
+    """
+    Xn = np.ascontiguousarray(X, dtype=np.float32)
+    n = len(Xn)
+    faiss = faiss_module()
+    if faiss is not None:
+        index = faiss.IndexHNSWFlat(Xn.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+        index.hnsw.efSearch = max(64, 2 * (k + 1))
+        index.add(Xn)
+        found = np.empty((n, k + 1), dtype=np.int64)
+        for start in range(0, n, ASSIGN_BLOCK):
+            _, found[start:start + ASSIGN_BLOCK] = index.search(Xn[start:start + ASSIGN_BLOCK], k + 1)
+    else:
+        from pynndescent import NNDescent
+
+        found = NNDescent(Xn, metric="cosine", n_neighbors=k + 1, random_state=seed,
+                          low_memory=True, n_jobs=1).neighbor_graph[0].astype(np.int64)
+    return _drop_self(found, k)
+
+
+def _drop_self(found: np.ndarray, k: int) -> np.ndarray:
+    """``(n, k+1)`` neighbour lists → ``(n, k)`` without the row itself (or the last entry when it is absent)."""
+    n = len(found)
+    own = found == np.arange(n)[:, None]
+    missing = ~own.any(axis=1)
+    own[missing, -1] = True  # the row was not found: drop the farthest instead
+    out = found[~own].reshape(n, k)
+    bad = out < 0  # faiss pads with -1 when it finds fewer than k (tiny graphs): repeat the nearest
+    if bad.any():
+        out = np.where(bad, out[:, :1], out)
+    return out
+
+
+def micro_cluster_linkage(Xn: np.ndarray, k: int, *, linkage: str = "ward", seed: int = 0,
+                          n_micro: int | None = None) -> tuple[np.ndarray, int]:
+    """Agglomerative clustering for many rows: k-means into micro-clusters, link their centres, map back.
+
+    Returns:
+        ``(labels int64 (n,), micro-clusters used)``.
+    """
+    from sklearn.cluster import AgglomerativeClustering
+
+    n = len(Xn)
+    m = int(n_micro or min(MICRO_CLUSTERS, max(k, n // 10)))
+    micro, _, _ = kmeans_at_scale(Xn, m, seed=seed, n_init=1)
+    from scipy.sparse import csr_matrix
+
+    member = csr_matrix((np.ones(n, dtype=np.float32), (micro, np.arange(n))), shape=(m, n))
+    counts = np.asarray(member.sum(axis=1)).ravel()
+    present = np.flatnonzero(counts)
+    centres = (np.asarray(member @ Xn)[present] / counts[present, None]).astype(np.float32)
+    metric = "euclidean" if linkage == "ward" else "cosine"
+    top = AgglomerativeClustering(n_clusters=min(k, len(present)), linkage=linkage, metric=metric).fit(centres)
+    lookup = np.zeros(m, dtype=np.int64)
+    lookup[present] = top.labels_
+    return lookup[micro], len(present)
