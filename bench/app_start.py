@@ -149,6 +149,10 @@ def main() -> None:
                     help="extra server environment (an experiment: stored under start.with_env.<KEY=VALUE ...>)")
     ap.add_argument("--repo", type=Path, default=ROOT,
                     help="serve app.py of another checkout (e.g. a patched copy); stored under start.with_env")
+    ap.add_argument("--cache-dir", type=Path, default=None,
+                    help="serve from this cache (e.g. a 70k collection embedded beforehand) instead of an empty "
+                    "temp dir: the first run then opens a collection whose embeddings exist")
+    ap.add_argument("--key", default="start", help="where the results go in app.json (default: start)")
     args = ap.parse_args()
     extra_env = dict(kv.split("=", 1) for kv in args.env)
     from playwright.sync_api import sync_playwright
@@ -157,10 +161,13 @@ def main() -> None:
     n_files = sum(1 for p in folder.rglob("*") if p.suffix.lower() in {".png", ".jpg", ".jpeg"})
     with tempfile.TemporaryDirectory(prefix="vx-appstart-") as tmp:
         cache, log = Path(tmp) / "cache", Path(tmp) / "server.log"
+        if args.cache_dir is not None:
+            cache = args.cache_dir.resolve()
+        first = "cold" if args.cache_dir is None else "first (embeddings cached)"
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
-                cold = one_start(browser, folder, cache, log, args.cold_timeout, "cold", extra_env, args.repo)
+                cold = one_start(browser, folder, cache, log, args.cold_timeout, first, extra_env, args.repo)
                 warm = [one_start(browser, folder, cache, log, args.warm_timeout, f"warm{i + 1}", extra_env, args.repo)
                         for i in range(args.repeats)]
             finally:
@@ -182,6 +189,11 @@ def main() -> None:
         "target_warm_s": args.target_warm_s,
         "target_met": median is not None and median <= args.target_warm_s,
     }
+    if args.key != "start":
+        result["cache_dir"] = str(args.cache_dir) if args.cache_dir else "fresh temp dir"
+        merge_results(args.key, result)
+        print(f"{first}: {cold.get('clusters_s')} s; warm median: {median} s → {OUT.relative_to(ROOT)} [{args.key}]")
+        return
     variant = " ".join(args.env + ([f"repo={args.repo}"] if args.repo.resolve() != ROOT else []))
     try:
         base = json.loads(OUT.read_text()).get("start", {})

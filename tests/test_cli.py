@@ -142,3 +142,35 @@ def test_facade_names_resolve_to_functions():
     for name in vx.__all__:
         assert getattr(vx, name) is not None
     assert callable(vx.evaluate_labels) and callable(vx.cluster_vectors) and callable(vx.project_embedded)
+
+
+def test_embed_export_writes_one_parquet_file_with_vectors(image_folder, env_cache, tmp_path, capsys):
+    out = tmp_path / "emb.parquet"
+    assert cli.main(["embed", str(image_folder.root), "--export", str(out)]) == 0
+    assert f"wrote {len(image_folder.good)} rows" in capsys.readouterr().out
+    df = pd.read_parquet(out)
+    assert sorted(df["path"]) == sorted(image_folder.good)
+    assert list(df.columns[:4]) == ["path", "fingerprint", "folder_label", "caption"]
+    image = np.stack(df["emb_image"].to_numpy())
+    assert image.shape == (len(image_folder.good), 1280)
+    np.testing.assert_allclose(np.linalg.norm(image, axis=1), 1.0, atol=1e-5)
+    assert (df["folder_label"] == df["path"].str.split("/").str[0]).all()
+    # the vectors are the cached ones, in the file's row order
+    emb = vx.embed(vx.scan_folder(image_folder.root), vx.EncodeConfig(cache_dir=env_cache))
+    order = {r: i for i, r in enumerate(emb.collection.items["relpath"])}
+    np.testing.assert_array_equal(image, emb.views["image"][[order[r] for r in df["path"]]])
+    # an existing file is kept unless --overwrite
+    assert cli.main(["embed", str(image_folder.root), "--export", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert cli.main(["embed", str(image_folder.root), "--export", str(out), "--overwrite"]) == 0
+    assert cli.main(["embed", str(image_folder.root), "--export", str(tmp_path / "emb.csv")]) == 2
+    assert ".parquet" in capsys.readouterr().err
+
+
+def test_cache_store_reads_as_a_plain_parquet_dataset(image_folder, env_cache):
+    emb = vx.embed(vx.scan_folder(image_folder.root), vx.EncodeConfig(cache_dir=env_cache))
+    from vlexplore.cache import store_for
+
+    df = pd.read_parquet(store_for(env_cache, emb.model_id).directory)
+    assert set(df.columns) == {"key", "image", "joint"}
+    assert set(df["key"]) == set(emb.collection.fingerprints)

@@ -150,3 +150,19 @@ def test_cli_engine_ray(ray_runtime, tmp_path, write_image, capsys):
 def test_recipe_builds_the_named_model():
     enc = EncoderRecipe("bundled", "cpu")()
     assert enc.model_id.startswith("bundled:") and enc.device == "cpu"
+
+
+def test_store_and_export_read_back_in_ray(ray_runtime, tmp_path, write_image):
+    from vlexplore.cache import store_for
+    from vlexplore.export import write_embeddings
+
+    for i in range(4):
+        write_image(tmp_path / "imgs" / f"{i}.png", colour=(60 * i, 40, 200 - 40 * i), seed=i)
+    col = scan_folder(tmp_path / "imgs")
+    res = embed_images_ray(col, "bundled", device="cpu", cache_dir=tmp_path / "c")
+    cached = ray_runtime.data.read_parquet(str(store_for(tmp_path / "c", res.model_id).directory))
+    assert cached.count() == 4
+    out = write_embeddings(res.collection, res.views, tmp_path / "emb.parquet", model_id=res.model_id)
+    rows = ray_runtime.data.read_parquet(str(out)).take_all()
+    assert sorted(r["path"] for r in rows) == sorted(res.collection.items["relpath"])
+    assert len(rows[0]["emb_image"]) == res.views["image"].shape[1]

@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("folder", type=Path, help="image folder (scanned recursively)")
     _add_encode_args(p)
+    p.add_argument("--export", type=Path, default=None, metavar="FILE.parquet",
+                   help="also write one Parquet file: path, fingerprint, folder label, caption and a vector "
+                   "column per view (reads in pandas, DuckDB, Ray)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --export file")
     g = p.add_argument_group("distributed (--engine ray; needs: pip install \"ray[data]\")")
     g.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local: this process (default); ray: Ray Data actors")
@@ -188,6 +192,9 @@ def cmd_scan(a: argparse.Namespace) -> int:
 def cmd_embed(a: argparse.Namespace) -> int:
     from .pipeline import embed, scan
 
+    if a.export is not None and a.export.exists() and not a.overwrite:
+        print(f"error: {a.export} exists; pass --overwrite to replace it", file=sys.stderr)
+        return 2
     col = scan(a.folder)
     if a.engine == "ray":
         from .distributed import embed_images_ray
@@ -202,6 +209,7 @@ def cmd_embed(a: argparse.Namespace) -> int:
         dims = ", ".join(f"{k} {v.shape[1]}-d" for k, v in res.views.items() if v.ndim == 2)
         print(f"{len(res.collection)} image(s) embedded with {res.model_id} ({dims}) on Ray; "
               f"{res.n_computed} computed, {len(res.collection) - res.n_computed} from cache")
+        _export_embeddings(a, res.collection, res.views, res.model_id, None)
         return 0
     emb = embed(col, _encode_config(a), on_progress=_tqdm_progress("embedding"))
     if emb.fallback_note:
@@ -210,7 +218,18 @@ def cmd_embed(a: argparse.Namespace) -> int:
     dims = ", ".join(f"{k} {v.shape[1]}-d" for k, v in emb.views.items() if v.ndim == 2)
     print(f"{emb.n} image(s) embedded with {emb.model_id} ({dims}); {emb.n_computed} computed, "
           f"{emb.n - emb.n_computed} from cache")
+    _export_embeddings(a, emb.collection, emb.views, emb.model_id, emb.captions)
     return 0
+
+
+def _export_embeddings(a: argparse.Namespace, collection, views, model_id: str, captions) -> None:
+    if a.export is None:
+        return
+    from .export import write_embeddings
+
+    path = write_embeddings(collection, views, a.export, model_id=model_id, captions=captions,
+                            overwrite=a.overwrite)
+    print(f"wrote {len(collection)} rows to {path}")
 
 
 def cmd_cluster(a: argparse.Namespace) -> int:

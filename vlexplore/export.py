@@ -289,3 +289,46 @@ def write_provenance(path: str | Path, info: dict) -> Path:
 
     _atomic_write(target, write)
     return target
+
+
+def write_embeddings(
+    collection, views: dict[str, np.ndarray], path: str | Path, *, model_id: str = "",
+    captions=None, overwrite: bool = False,
+) -> Path:
+    """Write one Parquet file with a row per image: ``path``, ``fingerprint``, ``folder_label``, optional
+    ``caption``, and one ``fixed_size_list<float32>[d]`` column per view (``emb_image``, ``emb_joint``…).
+
+    The file reads directly in pandas (``pd.read_parquet``), DuckDB (``SELECT * FROM 'file.parquet'``),
+    Ray (``ray.data.read_parquet``) or Arrow; ``model_id`` is stored in the schema metadata.
+
+    Raises:
+        ConfigError: the name does not end in ``.parquet``, a view's row count differs, or the file
+            exists and ``overwrite`` is false.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if path.suffix.lower() != ".parquet":
+        raise ConfigError(f"cannot write embeddings to {path.name!r}: the file name must end in .parquet")
+    if path.exists() and not overwrite:
+        raise ConfigError(f"{path} exists; pass overwrite=True (CLI: --overwrite) to replace it")
+    n = len(collection)
+    items = collection.items
+    columns = {
+        "path": pa.array(items["relpath"].astype(str).tolist(), pa.string()),
+        "fingerprint": pa.array(items["fingerprint"].astype(str).tolist(), pa.string()),
+        "folder_label": pa.array(items["folder_label"].astype(str).tolist(), pa.string()),
+    }
+    if captions is not None:
+        columns["caption"] = pa.array([str(c) for c in _column(captions, n, "captions")], pa.string())
+    for view, array in views.items():
+        array = np.ascontiguousarray(array, dtype=np.float32)
+        if array.ndim != 2 or len(array) != n:
+            raise ConfigError(f"view {view!r} has shape {array.shape}, expected ({n}, d)")
+        flat = pa.array(array.ravel(), type=pa.float32())
+        columns[f"emb_{view}"] = pa.FixedSizeListArray.from_arrays(flat, array.shape[1])
+    table = pa.table(columns).replace_schema_metadata({"vlexplore.model_id": model_id})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"), overwrite=overwrite)
+    return path
