@@ -133,10 +133,94 @@ def speed() -> str:
     return "\n".join(lines)
 
 
+STAGE_LABELS = {
+    "scan": "scan (headers + content fingerprints)",
+    "embed_cold": "embed from scratch (decode ∥ inference, cache writes)",
+    "reopen": "reopen: every vector from the Parquet cache",
+    "kmeans": "k-means, K = 10 (automatic choice)",
+    "kmeans_exact": "k-means, sklearn exact with 10 restarts (for comparison)",
+    "hdbscan": "HDBSCAN on PCA-10",
+    "agglomerative": "agglomerative Ward (exact ≤ 20k, else over 2,000 micro-clusters)",
+    "knn": "10 nearest neighbours of every image (exact ≤ 50k, else HNSW)",
+    "umap": "UMAP to 2-d (numba already compiled)",
+    "export": "labelled table to Parquet",
+}
+
+
+def _secs(v: float) -> str:
+    return f"{v:.2f} s" if v < 10 else (f"{v:.0f} s" if v < 600 else f"{v / 60:.0f} min")
+
+
+def scale() -> str:
+    s = _load("scale")
+    if not s:
+        return ""
+    stages = s["stages"]
+    sizes = sorted({int(n) for st, by_n in stages.items() if st != "decode" for n in by_n})
+    head = " | ".join(f"{n:,}" for n in sizes)
+    lines = [
+        f"**Scale** — {s['machine']}; {s['data']}; `python bench/scale.py`. Each cell: wall time / most memory "
+        "the stage added (MB); the last column is the growth exponent b in time ∝ nᵇ between the two largest sizes.",
+        "",
+        f"| stage | {head} | b |",
+        "|---|" + "---|" * (len(sizes) + 1),
+    ]
+    growth = s.get("growth_exponent", {})
+    for stage, label in STAGE_LABELS.items():
+        by_n = stages.get(stage)
+        if not by_n:
+            continue
+        cells = []
+        for n in sizes:
+            r = by_n.get(str(n))
+            if not r or "seconds" not in r:
+                cells.append("—" if not r else "error")
+                continue
+            cell = f"{_secs(r['seconds'])} / {r['stage_peak_mb']:.0f}"
+            if "acc" in r:
+                cell += f" (ACC {r['acc']:.3f})"
+            if "consistency_at_10" in r:
+                cell += f" (consistency {r['consistency_at_10']:.3f})"
+            if "over_forward" in r:
+                cell += f" ({r['per_s']:.0f} img/s, {r['over_forward']:.2f}× forward)"
+            cells.append(cell)
+        g = growth.get(stage, {})
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {list(g.values())[-1] if g else ''} |")
+    extra = s.get("embed_70k")
+    if extra:
+        lines += ["", f"Embedding all 70,000 from files once ({extra['command']}): {extra['computed']:,} images computed "
+                  f"in {extra['wall_s'] / 60:.0f} min ({extra['per_s']:.1f} img/s), peak RSS {extra['max_rss_mb']:,.0f} MB."]
+    dec = stages.get("decode", {}).get("1")
+    est = s.get("estimate", {})
+    if dec and est:
+        a = est["assumptions"]
+        lines += ["", f"**1M and 10M images, estimated.** Measured here: decoding + preprocessing a 12-megapixel JPEG takes "
+                  f"{1000 / dec['per_s']:.0f} ms on one thread ({dec['per_s']:.1f} img/s). Assumed: one GPU embeds "
+                  f"{a['gpu_images_per_s']:,.0f} img/s (ViT-B/32-class model, fp16; not measurable here) and is fed by "
+                  f"{a['decode_threads_per_gpu']} decode threads, so a GPU runs at "
+                  f"min({a['gpu_images_per_s']:,.0f}, {a['decode_threads_per_gpu']} × {dec['per_s']:.1f}) img/s. "
+                  "One-machine steps are extrapolated from the measured times with the measured growth exponent (at least 1).",
+                  "", "| images | embed, 1 GPU | 8 GPUs | 64 GPUs | k-means | kNN | UMAP | reopen | store per 512-d view |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for n in ("1000000", "10000000"):
+            r = est.get(n)
+            if not r:
+                continue
+
+            def h(key: str, r=r) -> str:
+                v = r.get(key)
+                return "—" if v is None else (f"{v * 60:.0f} min" if v < 1 else f"{v:.1f} h")
+
+            lines.append(f"| {int(n):,} | {h('embed_h_on_1_gpus')} | {h('embed_h_on_8_gpus')} | {h('embed_h_on_64_gpus')} "
+                         f"| {h('kmeans_h_one_machine')} | {h('knn_h_one_machine')} | {h('umap_h_one_machine')} "
+                         f"| {h('reopen_h_one_machine')} | {r['store_gb_per_512d_view']} GB |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     readme = ROOT / "README.md"
     text = readme.read_text()
-    for name, body in (("quality", quality()), ("speed", speed())):
+    for name, body in (("quality", quality()), ("speed", speed()), ("scale", scale())):
         pattern = re.compile(rf"<!-- BENCH:{name} -->.*?(?=<!-- BENCH:|\n## |\Z)", re.S)
         text = pattern.sub(lambda _m, n=name, b=body: f"<!-- BENCH:{n} -->\n{b}\n\n", text, count=1)
     readme.write_text(text)
