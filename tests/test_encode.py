@@ -248,3 +248,14 @@ def test_parse_prompts_drops_repeats_keeping_the_first():
 
 def test_parse_prompts_of_blank_text_is_empty():
     assert parse_prompts(" , \n ") == [] and parse_prompts("") == []
+
+
+@pytest.mark.parametrize("sizes", [[5], [3, 0, 4, 1], [1] * 7])
+def test_gather_equals_concatenate_then_index(sizes):
+    from vlexplore.encode import _gather
+
+    rng = np.random.default_rng(len(sizes))
+    blocks = [rng.normal(size=(s, 3)).astype(np.float32) for s in sizes]
+    whole = np.concatenate(blocks)
+    for rows in (np.arange(len(whole)), rng.permutation(len(whole)), rng.integers(0, len(whole), 9)):
+        np.testing.assert_array_equal(_gather(list(blocks), rows), whole[rows])

@@ -192,8 +192,31 @@ def embed_images(
     if len(kept) == 0:
         return EmbedResult(kept, {v: np.zeros((0, 0), np.float32) for v in views}, encoder.model_id, n_computed)
     rows = np.fromiter((row_of[fp] for fp in kept.fingerprints), dtype=np.int64, count=len(kept))
-    out_views = {v: np.concatenate(blocks[v], axis=0)[rows] for v in views}
+    out_views = {v: _gather(blocks.pop(v), rows) for v in views}
     return EmbedResult(kept, out_views, encoder.model_id, n_computed)
+
+
+def _gather(blocks: list[np.ndarray], rows: np.ndarray) -> np.ndarray:
+    """``concatenate(blocks)[rows]`` holding at most one extra copy (a cached re-open is one block, often in order).
+
+    ``blocks`` is emptied as it is consumed, so each block is freed once copied.
+    """
+    if len(blocks) == 1:
+        only = blocks.pop()
+        if len(rows) == len(only) and np.array_equal(rows, np.arange(len(only))):
+            return only
+        return only[rows]
+    offsets = np.cumsum([0] + [len(b) for b in blocks])
+    which = np.searchsorted(offsets, rows, side="right") - 1  # the block each wanted row lives in
+    order = np.argsort(which, kind="stable")
+    bounds = np.searchsorted(which[order], np.arange(len(blocks) + 1))
+    out = np.empty((len(rows), blocks[0].shape[1]), dtype=blocks[0].dtype)
+    for i in range(len(blocks)):
+        block, blocks[i] = blocks[i], None
+        at = order[bounds[i]:bounds[i + 1]]
+        out[at] = block[rows[at] - offsets[i]]
+    blocks.clear()
+    return out
 
 
 def prepare_image(source: str | Path | bytes, encoder: Encoder):
