@@ -114,7 +114,9 @@ class ShardStore:
         by_shard: dict[int, list[int]] = {}
         for pos, (s, _) in enumerate(hits):
             by_shard.setdefault(s, []).append(pos)
-        parts: dict[str, list[tuple[np.ndarray, object]]] = {c: [] for c in columns}
+        # each shard's values go straight into the result: memory is the result plus one shard
+        vectors: dict[str, np.ndarray] = {}
+        strings: dict[str, list] = {}
         for s, positions in by_shard.items():
             rows = np.fromiter((hits[p][1] for p in positions), dtype=np.int64, count=len(positions))
             try:
@@ -123,10 +125,23 @@ class ShardStore:
                     table = table.take(pa.array(rows))
             except (OSError, pa.ArrowException) as exc:  # vanished or damaged between the two reads
                 raise CacheError(f"cache shard {shards[s]} could not be read ({exc}); try again") from exc
+            at = np.asarray(positions)
             for c in columns:
-                parts[c].append((np.asarray(positions), _column_values(table.column(c))))
+                part = _column_values(table.column(c))
+                if isinstance(part, np.ndarray):
+                    if c not in vectors:
+                        vectors[c] = np.empty((len(hits), part.shape[1]), dtype=np.float32)
+                    elif vectors[c].shape[1] != part.shape[1]:
+                        raise CacheError(f"cache column {c!r} holds vectors of different lengths "
+                                         f"{sorted({vectors[c].shape[1], part.shape[1]})}")
+                    vectors[c][at] = part
+                else:
+                    column = strings.setdefault(c, [None] * len(hits))
+                    for i, v in zip(at.tolist(), part):
+                        column[i] = v
+            del table
         for c in columns:
-            values[c] = _assemble(parts[c], len(hits), c)
+            values[c] = vectors[c] if c in vectors else strings[c]
         return found, values
 
     def contains(self, keys: Sequence[str]) -> np.ndarray:
@@ -286,23 +301,6 @@ def _empty_like(kind) -> np.ndarray | list[str]:
     if _is_vector(kind):
         return np.zeros((0, kind.list_size), dtype=np.float32)
     return []
-
-
-def _assemble(parts: list[tuple[np.ndarray, object]], n: int, name: str) -> np.ndarray | list[str]:
-    """Scatter per-shard values back into request order."""
-    if isinstance(parts[0][1], np.ndarray):
-        dims = {v.shape[1] for _, v in parts}
-        if len(dims) != 1:
-            raise CacheError(f"cache column {name!r} holds vectors of different lengths {sorted(dims)}")
-        out = np.empty((n, dims.pop()), dtype=np.float32)
-        for positions, v in parts:
-            out[positions] = v
-        return out
-    strings: list = [None] * n
-    for positions, v in parts:
-        for p, s in zip(positions.tolist(), v):
-            strings[p] = s
-    return strings
 
 
 def _to_table(keys: list[str], columns: Mapping[str, np.ndarray | Sequence[str]]):
