@@ -184,3 +184,13 @@ def test_contains_reads_keys_only_and_matches_lookup(tmp_path):
     keys = ["c", "z", "a", "a", "b"]
     assert store.contains(keys).tolist() == [True, False, True, True, True]
     assert store.contains([]).tolist() == []
+
+
+def test_lookup_refuses_a_column_whose_vectors_change_length(tmp_path):
+    store = ShardStore(tmp_path / "s")
+    store.append(["a"], {"v": np.ones((1, 3), np.float32)})
+    store.append(["b"], {"v": np.ones((1, 4), np.float32)})
+    with pytest.raises(CacheError, match="different lengths"):
+        store.lookup(["a", "b"], ["v"])
+    found, values = store.lookup(["b"], ["v"])
+    assert found.tolist() == [True] and values["v"].shape == (1, 4)
