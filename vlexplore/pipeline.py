@@ -163,7 +163,9 @@ def project(emb: Embedded, *, seed: int = 0, cache_dir: Path | None = None) -> n
     x = emb.views.get("image")
     if x is None or len(x) == 0:
         return np.zeros((0, 2), dtype=np.float32)
-    key = _cache_key(emb.model_id, seed, tuple(emb.collection.fingerprints))
+    from .project import UMAP_PCA_DIMS
+
+    key = _cache_key(emb.model_id, seed, f"pca{UMAP_PCA_DIMS}", tuple(emb.collection.fingerprints))
     return project_2d(x, seed=seed, cache_dir=cache_dir, cache_key=key)
 
 

@@ -1,0 +1,130 @@
+"""The app on a 70,000-image collection whose embeddings are cached: is it usable, and how fast?
+
+    python bench/app_70k.py                                  # bench/data/fashion-mnist-70k, bench/data/cache
+    python bench/app_70k.py --folder F --cache-dir C --shots docs/screenshots
+
+One server (``streamlit run app.py`` with ``VLEXPLORE_FOLDER`` / ``VLEXPLORE_CACHE_DIR``), headless Debian
+chromium. Measured, from the moment the page is opened:
+
+* ``clusters_s`` — the Clusters page with its first thumbnail decoded (embeddings come from the cache;
+  clustering, names and thumbnails are made now);
+* ``next_card_page_s`` — clicking the Clusters page's next page of cluster cards until new cards show;
+* ``map_s`` — the Map page with its scatterplot drawn (the UMAP layout runs in a background thread from
+  start-up; the first open of a collection waits for it, later opens read it from the cache);
+* ``select_s`` — a box selection on the map until the selection's thumbnail grid shows;
+* ``export_s`` — the Export page rendered.
+
+Results go to ``bench/results/app.json`` under ``"app_70k"``; screenshots (optional) to ``--shots``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "docs"))
+from make_screenshots import box_select, goto, snap, wait_idle  # noqa: E402
+
+from ui.browser import CHROMIUM, CHROMIUM_ARGS, free_port, wait_healthy  # noqa: E402
+
+FIRST_THUMB = """() => {
+    const img = document.querySelector('[data-testid="stMain"] [data-testid="stImage"] img');
+    return !!img && img.complete && img.naturalWidth > 0;
+}"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--folder", type=Path, default=BENCH / "data" / "fashion-mnist-70k")
+    ap.add_argument("--cache-dir", type=Path, default=BENCH / "data" / "cache")
+    ap.add_argument("--timeout", type=float, default=1800.0, help="seconds for any one wait")
+    ap.add_argument("--shots", type=Path, default=None, help="write screenshots here")
+    ap.add_argument("--out", type=Path, default=BENCH / "results" / "app.json")
+    a = ap.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    n_files = sum(1 for _ in a.folder.rglob("*.png"))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "VLEXPLORE_FOLDER": str(a.folder.resolve()), "VLEXPLORE_CACHE_DIR": str(a.cache_dir.resolve()),
+           "HF_HUB_OFFLINE": "1", "VLEXPLORE_ROOTS": str(a.folder.resolve())}
+    log = Path("/tmp") / f"vlexplore-app70k-{port}.log"
+    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+           "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
+    out: dict = {"folder": str(a.folder), "n_image_files": n_files,
+                 "machine": f"{platform.machine()}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d %H:%M")}
+    ms = a.timeout * 1000
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_healthy(url, proc, timeout=120)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            t0 = time.monotonic()
+            page.goto(url)
+            page.get_by_role("heading", name="Clusters").first.wait_for(timeout=ms)
+            page.wait_for_function(FIRST_THUMB, timeout=ms, polling=100)
+            out["clusters_s"] = round(time.monotonic() - t0, 2)
+            wait_idle(page, timeout=ms)
+            out["clusters_idle_s"] = round(time.monotonic() - t0, 2)
+            out["sidebar"] = " ".join(page.locator('[data-testid="stSidebarUserContent"]').inner_text().split())[:240]
+            if a.shots:
+                snap(page, a.shots / "scale-clusters.png")
+
+            nxt = page.locator('[data-testid="stMain"] [data-testid="stPagination"] button').last
+            if nxt.count():
+                first_card = page.locator('[data-testid="stMain"] h3').first.inner_text()
+                t = time.monotonic()
+                nxt.click()
+                page.wait_for_function(
+                    "(t) => { const h = document.querySelector('[data-testid=\"stMain\"] h3');"
+                    " return h && h.textContent !== t; }", arg=first_card, timeout=ms, polling=50)
+                wait_idle(page, timeout=ms)
+                out["next_card_page_s"] = round(time.monotonic() - t, 2)
+
+            t = time.monotonic()
+            goto(page, "Map")
+            page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot').first.wait_for(timeout=ms)
+            wait_idle(page, timeout=ms)
+            out["map_s"] = round(time.monotonic() - t, 2)
+            out["map_caption"] = " ".join(page.locator('[data-testid="stCaptionContainer"]').first.inner_text().split())
+            if a.shots:
+                snap(page, a.shots / "scale-map.png")
+            t = time.monotonic()
+            box_select(page, (0.45, 0.45, 0.55, 0.55))
+            page.get_by_text("Selected images by cluster").first.wait_for(timeout=ms)
+            page.wait_for_function(FIRST_THUMB, timeout=ms, polling=50)
+            wait_idle(page, timeout=ms)
+            out["select_s"] = round(time.monotonic() - t, 2)
+            out["selection"] = " ".join(page.get_by_text("Selected images by cluster").first.inner_text().split())[:200]
+            if a.shots:
+                snap(page, a.shots / "scale-map-selection.png")
+
+            t = time.monotonic()
+            goto(page, "Export")
+            out["export_s"] = round(time.monotonic() - t, 2)
+            browser.close()
+    except Exception as exc:  # noqa: BLE001 - recorded, and the server log printed
+        out["error"] = f"{type(exc).__name__}: {str(exc)[:400]}"
+        print(log.read_text(errors="replace")[-3000:], file=sys.stderr)
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=30)
+    print(json.dumps(out, indent=2))
+    data = json.loads(a.out.read_text()) if a.out.exists() else {}
+    data["app_70k"] = out
+    a.out.write_text(json.dumps(data, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
