@@ -33,7 +33,7 @@ define apt_install
 	fi
 endef
 
-.PHONY: help venv run demo test lint format bench clean distclean
+.PHONY: help venv run demo test lint format bench bench-scale clean distclean
 
 help:
 	@echo "make venv       create $(VENV) and install requirements-dev.txt (instant when up to date)"
@@ -42,6 +42,7 @@ help:
 	@echo "                PYTEST_ARGS='-m \"not browser\"' to pass options"
 	@echo "make lint       ruff check;  make format: ruff format"
 	@echo "make bench      export Fashion-MNIST and run $(or $(BENCH_SCRIPTS),the bench scripts)"
+	@echo "make bench-scale  70k images: export, embed once (~1 h on 2 cores), scale table, app on 70k"
 	@echo "make demo       rebuild demo/ (needs dataset-fashion-mnist and a one-off pip install scikit-image)"
 	@echo "make clean      remove caches and generated bench data;  make distclean: also $(VENV) and .cache"
 
@@ -91,6 +92,18 @@ bench: venv
 	$(call apt_install,dataset-fashion-mnist,$(FASHION_MNIST))
 	$(PY) bench/fashion_mnist.py --split test
 	@set -e; for script in $(BENCH_SCRIPTS); do echo "== $$script"; $(PY) $$script; done
+
+# 70k images (Fashion-MNIST train + test): export, embed once (about 1 h on 2 cores; resumable), then the
+# per-stage scale table and the app on the whole collection.
+SCALE_DIR := bench/data/fashion-mnist-70k
+bench-scale: venv
+	$(call apt_install,dataset-fashion-mnist,$(FASHION_MNIST))
+	$(PY) bench/fashion_mnist.py --split test --out $(SCALE_DIR)
+	$(PY) bench/fashion_mnist.py --split train --out $(SCALE_DIR)
+	$(PY) -m vlexplore embed $(SCALE_DIR) --cache-dir bench/data/cache
+	$(PY) bench/scale.py
+	$(PY) bench/app_70k.py
+	$(PY) bench/summarize.py
 
 clean:
 	rm -rf .pytest_cache .ruff_cache .hypothesis bench/data build *.egg-info
