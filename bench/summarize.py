@@ -136,6 +136,7 @@ def speed() -> str:
 STAGE_LABELS = {
     "scan": "scan (headers + content fingerprints)",
     "embed_cold": "embed from scratch (decode ∥ inference, cache writes)",
+    "embed_ray": "embed from scratch, `--engine ray` on a local runtime (start-up excluded)",
     "reopen": "reopen: every vector from the Parquet cache",
     "kmeans": "k-means, K = 10 (automatic choice)",
     "kmeans_exact": "k-means, sklearn exact with 10 restarts (for comparison)",
@@ -181,6 +182,8 @@ def scale() -> str:
                 cell += f" (ACC {r['acc']:.3f})"
             if "consistency_at_10" in r:
                 cell += f" (consistency {r['consistency_at_10']:.3f})"
+            if "max_abs_diff_vs_local" in r:
+                cell += f" ({r['per_s']:.0f} img/s; max diff to local {r['max_abs_diff_vs_local']:.0e})"
             if "over_forward" in r:
                 cell += f" ({r['per_s']:.0f} img/s, {r['over_forward']:.2f}× forward)"
             cells.append(cell)
