@@ -194,3 +194,48 @@ def test_lookup_refuses_a_column_whose_vectors_change_length(tmp_path):
         store.lookup(["a", "b"], ["v"])
     found, values = store.lookup(["b"], ["v"])
     assert found.tolist() == [True] and values["v"].shape == (1, 4)
+
+
+def test_compact_is_bounded_and_respects_big_shards_in_between(store):
+    store.append(["a", "b"], {"text": ["a1", "b1"]})
+    store.append(["c", "d", "e", "f"], {"text": ["c1", "d1", "e1", "f1"]})  # "big" at max_rows=4: left alone
+    store.append(["c", "g"], {"text": ["c2", "g2"]})  # c is older in the big shard and must stay c1
+    store.append(["h"], {"text": ["h3"]})
+    store.append(["i", "a"], {"text": ["i4", "a4"]})
+    before = {p.name for p in store.shard_paths()}
+    store.compact(max_rows=4)
+    after = store.shard_paths()
+    assert len(after) == 3  # the big shard, [ab + cg] (4 rows -> flushed), [h + ia]
+    assert sum(p.name in before for p in after) == 1
+    keys = list("abcdefghi")
+    found, values = store.lookup(keys, ["text"])
+    assert found.all()
+    assert values["text"] == ["a1", "b1", "c1", "d1", "e1", "f1", "g2", "h3", "i4"]
+    assert store.compact(max_rows=4) is None or len(store.shard_paths()) <= 3
+    with pytest.raises(ConfigError, match="max_rows"):
+        store.compact(max_rows=0)
+
+
+def test_embedding_compacts_a_store_with_many_shards(tmp_path, monkeypatch, image_folder, fake_encoder):
+    from vlexplore import encode
+    from vlexplore.images import scan_folder
+
+    monkeypatch.setattr(encode, "COMPACT_ABOVE", 3)
+    col = scan_folder(image_folder.root)
+    first = encode.embed_images(col, fake_encoder, cache_dir=tmp_path / "c", batch_size=2, num_workers=0)
+    shards = store_for(tmp_path / "c", fake_encoder.model_id).shard_paths()
+    assert len(shards) == 1  # 6 batches of 2, merged once the run ended
+    again = encode.embed_images(col, fake_encoder, cache_dir=tmp_path / "c", num_workers=0)
+    assert again.n_computed == 0
+    np.testing.assert_array_equal(again.views["image"], first.views["image"])
+
+
+def test_l2_normalize_in_blocks_equals_at_once(monkeypatch):
+    from vlexplore.models import base
+
+    x = np.random.default_rng(0).normal(size=(1000, 7)).astype(np.float32)
+    x[3] = 0
+    whole = base.l2_normalize(x)
+    monkeypatch.setattr(base, "NORMALIZE_BLOCK", 50)
+    np.testing.assert_array_equal(base.l2_normalize(x), whole)
+    assert whole.dtype == np.float32 and not whole[3].any()

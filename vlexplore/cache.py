@@ -184,36 +184,56 @@ class ShardStore:
         table = _to_table(keys, columns)
         return self._write(table, f"{_stamp()}-{uuid.uuid4().hex}{SHARD_SUFFIX}")
 
-    def compact(self) -> Path | None:
-        """Merge all readable shards of the same columns into one (atomically; oldest row wins).
+    def compact(self, max_rows: int = 32_768) -> Path | None:
+        """Merge small shards of the same columns, oldest first, into shards of about ``max_rows`` rows.
+
+        Shards already holding ``max_rows`` rows or more are left as they are. A key stored more than once
+        keeps its oldest row, as :meth:`lookup` would read it. Each merged shard is written (atomically)
+        before its members are deleted, so a reader never loses a row; memory stays at about
+        ``max_rows`` rows (plus the set of keys seen).
 
         Returns:
-            The path of the (first) merged shard, ``None`` when there was nothing to merge.
+            The path of the first merged shard, ``None`` when there was nothing to merge.
         """
         import pyarrow as pa
+        import pyarrow.parquet as pq
 
-        groups: dict[tuple, list[tuple[Path, pa.Table]]] = {}
+        if max_rows < 1:
+            raise ConfigError(f"max_rows must be >= 1, got {max_rows}")
+        seen: set[str] = set()
+        pending: dict[tuple, list[tuple[Path, pa.Table]]] = {}
+        first: list[Path] = []
+
+        def flush(members: list[tuple[Path, pa.Table]]) -> None:
+            if len(members) >= 2:
+                merged = pa.concat_tables([t for _, t in members])
+                keep = [i for i, k in enumerate(merged.column(KEY).to_pylist()) if not (k in seen or seen.add(k))]
+                merged = merged.take(pa.array(keep, type=pa.int64()))
+                stamp = members[0][0].name.split("-", 1)[0]  # sorts where the oldest member did
+                out = self._write(merged, f"{stamp}-{uuid.uuid4().hex}{SHARD_SUFFIX}")
+                for path, _ in members:
+                    path.unlink(missing_ok=True)
+                first.append(out)
+            else:
+                seen.update(k for _, t in members for k in t.column(KEY).to_pylist())
+            members.clear()
+
         for path in self.shard_paths():
             try:
+                if pq.ParquetFile(path).metadata.num_rows >= max_rows:
+                    seen.update(_read_keys(path)[1].to_pylist())
+                    continue
                 table = _read_columns(path, None)
             except (OSError, pa.ArrowException) as exc:
                 warnings.warn(f"ignoring unreadable cache shard {path} ({exc})", stacklevel=2)
                 continue
-            groups.setdefault(tuple((f.name, str(f.type)) for f in table.schema), []).append((path, table))
-        first = None
-        for members in groups.values():
-            if len(members) < 2:
-                continue
-            merged = pa.concat_tables([t for _, t in members])
-            seen: set[str] = set()
-            keep = [i for i, k in enumerate(merged.column(KEY).to_pylist()) if not (k in seen or seen.add(k))]
-            merged = merged.take(pa.array(keep, type=pa.int64()))
-            stamp = members[0][0].name.split("-", 1)[0]  # sorts where the oldest member did
-            out = self._write(merged, f"{stamp}-{uuid.uuid4().hex}{SHARD_SUFFIX}")
-            for path, _ in members:
-                path.unlink(missing_ok=True)
-            first = first or out
-        return first
+            group = pending.setdefault(tuple((f.name, str(f.type)) for f in table.schema), [])
+            group.append((path, table))
+            if sum(t.num_rows for _, t in group) >= max_rows:
+                flush(group)
+        for group in pending.values():
+            flush(group)
+        return first[0] if first else None
 
     def _write(self, table, name: str) -> Path:
         import pyarrow.parquet as pq

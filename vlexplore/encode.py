@@ -40,6 +40,9 @@ DECODE_MAX_SIDE = 512  # JPEG draft hint: both sides stay ≥ this, enough for 2
 #: 6.7-million-pixel-wide image (6.7 GB, 40 s) before the centre crop.
 MAX_ASPECT = 32
 FAILURES_SUFFIX = ":failures"
+#: After a run that computed something, a store with more shards than this is compacted
+#: (:meth:`~vlexplore.cache.ShardStore.compact`): a 70k collection embedded 64 at a time leaves 1,100.
+COMPACT_ABOVE = 256
 INVALID_OUTPUT = "the model returned invalid values (NaN or infinity) for this image"
 # reasons not worth remembering: I/O trouble (from images._reason) and numerical accidents of a model
 _TRANSIENT = ("file cannot be read", "file disappeared", INVALID_OUTPUT)
@@ -187,6 +190,8 @@ def embed_images(
         if tensors or new_errors:
             flush()
 
+    if n_computed and len(store.shard_paths()) > COMPACT_ABOVE:  # one shard per batch adds up; reopening reads them all
+        store.compact()
     failed = {r: errors[fp] for r, fp in zip(collection.items["relpath"], fps) if fp in errors}
     kept = collection.without(failed)
     if len(kept) == 0:
@@ -297,13 +302,16 @@ def _check_output(out, views: tuple[str, ...], n: int, model_id: str) -> dict[st
 
 def _damaged_rows(cached: dict[str, np.ndarray], views: tuple[str, ...]) -> np.ndarray:
     """bool ``(n_found,)``: cached rows that cannot be what :func:`embed_images` stored (finite, unit or zero length)."""
-    bad = None
+    n = len(next(iter(cached.values()))) if views else 0
+    bad = np.zeros(n, dtype=bool)
+    step = 16_384  # rows at a time: the float64 copy stays small
     for v in views:
         a = np.asarray(cached[v], dtype=np.float32)
-        with np.errstate(over="ignore", invalid="ignore"):
-            norm = np.linalg.norm(a.astype(np.float64), axis=1)
-        this = ~np.isfinite(a).all(axis=1) | ((np.abs(norm - 1.0) > 1e-3) & (norm != 0.0))
-        bad = this if bad is None else bad | this
+        for start in range(0, n, step):
+            block = a[start:start + step]
+            with np.errstate(over="ignore", invalid="ignore"):
+                norm = np.linalg.norm(block.astype(np.float64), axis=1)
+            bad[start:start + step] |= ~np.isfinite(block).all(axis=1) | ((np.abs(norm - 1.0) > 1e-3) & (norm != 0.0))
     return bad
 
 
