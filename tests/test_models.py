@@ -278,3 +278,22 @@ def test_l2_normalize_keeps_zero_rows():
     out = l2_normalize(np.array([[3.0, 4.0], [0.0, 0.0]]))
     np.testing.assert_allclose(out, [[0.6, 0.8], [0.0, 0.0]])
     assert out.dtype == np.float32
+
+
+def test_bundled_preprocess_equals_torchvision_bit_for_bit():
+    import torch
+    import torchvision.transforms as T
+    from PIL import Image, ImageOps
+
+    from vlexplore.models.bundled import IMAGE_SIZE, PAD_COLOUR, BundledEncoder
+
+    enc = BundledEncoder(device="cpu")
+    rng = np.random.default_rng(0)
+    for size, mode in (((40, 28), "RGB"), ((300, 500), "RGB"), ((28, 28), "L")):
+        image = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).convert(mode)
+        square = ImageOps.pad(image.convert("RGB"), (IMAGE_SIZE, IMAGE_SIZE), method=Image.Resampling.BICUBIC,
+                              color=PAD_COLOUR)
+        expected = T.Compose([T.ToTensor(), T.Normalize([0.5] * 3, [0.5] * 3)])(square)
+        got = enc.preprocess(image.convert("RGB"))
+        assert got.dtype == torch.float32 and got.shape == (3, IMAGE_SIZE, IMAGE_SIZE)
+        assert torch.equal(got, expected)
