@@ -120,3 +120,37 @@ def test_micro_cluster_linkage_maps_every_row(backend, monkeypatch):
     labels, m = micro_cluster_linkage(X, 5, n_micro=60)
     assert m <= 60 and labels.shape == (1000,)
     assert same_partition(labels, y)
+
+
+@pytest.mark.parametrize("linkage", ["ward", "average"])
+def test_weighted_linkage_with_unit_weights_matches_sklearn(linkage):
+    from sklearn.cluster import AgglomerativeClustering
+
+    from vlexplore.largescale import weighted_linkage
+
+    X, _ = blobs(k=4, per=15, d=6, spread=0.5, seed=2)
+    ours = weighted_linkage(X, np.ones(len(X)), 4, linkage=linkage)
+    metric = "euclidean" if linkage == "ward" else "cosine"
+    theirs = AgglomerativeClustering(n_clusters=4, linkage=linkage, metric=metric).fit(X).labels_
+    assert same_partition(ours, theirs)
+
+
+def test_weighted_ward_equals_ward_on_repeated_points():
+    from sklearn.cluster import AgglomerativeClustering
+
+    from vlexplore.largescale import weighted_linkage
+
+    rng = np.random.default_rng(5)
+    P = rng.normal(size=(25, 3))
+    w = rng.integers(1, 5, 25)
+    repeated = np.repeat(P, w, axis=0)
+    theirs = AgglomerativeClustering(n_clusters=3, linkage="ward").fit(repeated).labels_
+    ours = weighted_linkage(P, w, 3)
+    assert same_partition(np.repeat(ours, w), theirs)
+
+
+def test_weighted_linkage_refuses_unknown_linkage():
+    from vlexplore.largescale import weighted_linkage
+
+    with pytest.raises(ConfigError, match="linkage"):
+        weighted_linkage(np.eye(3), np.ones(3), 2, linkage="single")

@@ -53,8 +53,9 @@ def assign(X: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, float]:
     c_sq = (C.astype(np.float64) ** 2).sum(axis=1)
     labels = np.empty(len(X), dtype=np.int64)
     inertia = 0.0
-    for start in range(0, len(X), ASSIGN_BLOCK):
-        B = np.asarray(X[start:start + ASSIGN_BLOCK], dtype=np.float32)
+    step = max(256, min(ASSIGN_BLOCK, (1 << 24) // max(1, len(C))))  # the distance block stays ≤ 128 MB
+    for start in range(0, len(X), step):
+        B = np.asarray(X[start:start + step], dtype=np.float32)
         d = (B.astype(np.float64) ** 2).sum(axis=1)[:, None] - 2.0 * (B @ C.T) + c_sq[None, :]
         lab = d.argmin(axis=1)
         labels[start:start + len(B)] = lab
@@ -145,8 +146,6 @@ def micro_cluster_linkage(Xn: np.ndarray, k: int, *, linkage: str = "ward", seed
     Returns:
         ``(labels int64 (n,), micro-clusters used)``.
     """
-    from sklearn.cluster import AgglomerativeClustering
-
     n = len(Xn)
     m = int(n_micro or min(MICRO_CLUSTERS, max(k, n // 10)))
     micro, _, _ = kmeans_at_scale(Xn, m, seed=seed, n_init=1)
@@ -156,8 +155,59 @@ def micro_cluster_linkage(Xn: np.ndarray, k: int, *, linkage: str = "ward", seed
     counts = np.asarray(member.sum(axis=1)).ravel()
     present = np.flatnonzero(counts)
     centres = (np.asarray(member @ Xn)[present] / counts[present, None]).astype(np.float32)
-    metric = "euclidean" if linkage == "ward" else "cosine"
-    top = AgglomerativeClustering(n_clusters=min(k, len(present)), linkage=linkage, metric=metric).fit(centres)
+    top = weighted_linkage(centres, counts[present], min(k, len(present)), linkage=linkage)
     lookup = np.zeros(m, dtype=np.int64)
-    lookup[present] = top.labels_
+    lookup[present] = top
     return lookup[micro], len(present)
+
+
+def weighted_linkage(centres: np.ndarray, sizes: np.ndarray, k: int, *, linkage: str = "ward") -> np.ndarray:
+    """Agglomerate ``m`` weighted points (micro-cluster centres with their sizes) into ``k`` clusters.
+
+    Ward: the merge cost of groups a, b is the rise in within-group squared error,
+    ``n_a n_b / (n_a + n_b) · ‖c_a − c_b‖²``, kept up to date with the Lance–Williams formula, so a
+    micro-cluster of 300 images weighs 300 times one of 1 — as Ward on the images themselves would.
+    ``average``: size-weighted mean cosine distance between groups. sklearn and scipy link unweighted
+    points only, which on 70k Fashion-MNIST images cost 11 ACC points. O(m²) memory, about m² steps.
+
+    Returns:
+        ``int64 (m,)`` labels in ``0..k-1``.
+    """
+    C = np.asarray(centres, dtype=np.float64)
+    n = np.asarray(sizes, dtype=np.float64).copy()
+    m = len(C)
+    if linkage == "ward":
+        sq = (C ** 2).sum(axis=1)
+        D = np.maximum(sq[:, None] + sq[None, :] - 2.0 * C @ C.T, 0.0)
+        D *= (n[:, None] * n[None, :]) / (n[:, None] + n[None, :])
+    elif linkage == "average":
+        U = C / np.maximum(np.linalg.norm(C, axis=1, keepdims=True), 1e-12)
+        D = 1.0 - U @ U.T
+    else:
+        from .errors import ConfigError
+
+        raise ConfigError(f"linkage must be 'ward' or 'average', got {linkage!r}")
+    np.fill_diagonal(D, np.inf)
+    alive = np.ones(m, dtype=bool)
+    owner = np.arange(m)
+    for _ in range(m - max(1, k)):
+        flat = int(np.argmin(D))
+        i, j = divmod(flat, m)
+        if i > j:
+            i, j = j, i
+        ni, nj = n[i], n[j]
+        if linkage == "ward":
+            new = ((ni + n) * D[i] + (nj + n) * D[j] - n * D[i, j]) / (ni + nj + n)
+        else:
+            new = (ni * D[i] + nj * D[j]) / (ni + nj)
+        new[~alive] = np.inf
+        D[i, :] = new
+        D[:, i] = new
+        D[i, i] = np.inf
+        D[j, :] = np.inf
+        D[:, j] = np.inf
+        n[i] = ni + nj
+        alive[j] = False
+        owner[owner == j] = i
+    _, labels = np.unique(owner, return_inverse=True)
+    return labels.astype(np.int64)
