@@ -20,8 +20,8 @@ from .errors import ConfigError
 #: Below this many points UMAP's neighbour graph means little; PCA is used instead.
 UMAP_MIN_POINTS = 30
 #: Wider inputs are reduced to this many PCA dimensions before UMAP. On 10k Fashion-MNIST images
-#: (1280-d) UMAP ran 4× faster on PCA-50, and its 2-d neighbourhoods kept more of the classes
-#: (share of 2-d 10-NN in the same class 0.63 vs 0.55).
+#: (1280-d) the layout took the same time (9.4 s warm) and its 2-d neighbourhoods kept more of the
+#: classes (share of 2-d 10-NN in the same class 0.63 vs 0.55; of the 1280-d 10-NN kept 0.046 vs 0.041).
 UMAP_PCA_DIMS = 50
 _KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
