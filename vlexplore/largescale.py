@@ -85,7 +85,8 @@ def kmeans_at_scale(X: np.ndarray, k: int, *, seed: int = 0, n_init: int = 3,
 
             raise ConfigError("the faiss backend needs faiss: pip install faiss-cpu")
         km = faiss.Kmeans(S.shape[1], int(k), niter=25, nredo=max(1, n_init), seed=int(seed) + 1,
-                          max_points_per_centroid=max(256, -(-len(S) // int(k))), verbose=False)
+                          max_points_per_centroid=max(256, -(-len(S) // int(k))), min_points_per_centroid=1,
+                          verbose=False)  # micro-clusters are meant to be small: no "too few points" warning
         km.train(S)
         centres = km.centroids
     elif backend == "minibatch":
