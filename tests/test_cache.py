@@ -72,8 +72,8 @@ def test_lookup_reads_only_the_key_column_of_shards_without_hits(store, monkeypa
     store.append(["a"], {"vec": _vectors(1)})
     store.append(["b"], {"vec": _vectors(1)})
     read = []
-    real = cache._read_columns
-    monkeypatch.setattr(cache, "_read_columns", lambda path, cols: read.append(path) or real(path, cols))
+    real = cache._read_rows
+    monkeypatch.setattr(cache, "_read_rows", lambda path, cols, rows: read.append(path) or real(path, cols, rows))
     store.lookup(["b"], ["vec"])
     assert read == [store.shard_paths()[1]]
 
@@ -239,3 +239,26 @@ def test_l2_normalize_in_blocks_equals_at_once(monkeypatch):
     monkeypatch.setattr(base, "NORMALIZE_BLOCK", 50)
     np.testing.assert_array_equal(base.l2_normalize(x), whole)
     assert whole.dtype == np.float32 and not whole[3].any()
+
+
+def test_lookup_reads_only_the_row_groups_it_needs(store, monkeypatch):
+    import pyarrow.parquet as pq
+
+    monkeypatch.setattr(cache, "ROW_GROUP_ROWS", 10)
+    keys = [f"k{i:03d}" for i in range(95)]
+    vecs = _vectors(95, 4)
+    store.append(keys, {"vec": vecs})
+    (path,) = store.shard_paths()
+    assert pq.ParquetFile(path).metadata.num_row_groups == 10
+    read = []
+    real = pq.ParquetFile.read_row_groups
+    monkeypatch.setattr(pq.ParquetFile, "read_row_groups",
+                        lambda self, groups, **kw: read.append(list(groups)) or real(self, groups, **kw))
+    want = ["k094", "k003", "k041", "k003", "k049"]
+    found, values = store.lookup(want, ["vec"])
+    assert found.all()
+    np.testing.assert_array_equal(values["vec"], vecs[[94, 3, 41, 3, 49]])
+    assert read == [[0, 4, 9]]
+    found, values = store.lookup(keys[::-1], ["vec"])  # every group: one plain read
+    np.testing.assert_array_equal(values["vec"], vecs[::-1])
+    assert read == [[0, 4, 9]]
