@@ -168,12 +168,15 @@ def child(n: int, stage: str) -> dict:
 
         from vlexplore.images import open_image
 
-        tensors = [encoder.preprocess(open_image(p)) for p in col.paths[:256]]
+        tensors = [encoder.preprocess(open_image(p)) for p in col.paths[:512]]
         encoder.encode_image_batch(torch.stack(tensors[:64]))  # weights loaded, warm
-        t = time.perf_counter()
-        for s in range(0, len(tensors), 64):
-            encoder.encode_image_batch(torch.stack(tensors[s:s + 64]))
-        forward = len(tensors) / (time.perf_counter() - t)
+        rates = []
+        for _ in range(2):  # the better of two passes over 512 ready tensors: the model's own rate
+            t = time.perf_counter()
+            for s in range(0, len(tensors), 64):
+                encoder.encode_image_batch(torch.stack(tensors[s:s + 64]))
+            rates.append(len(tensors) / (time.perf_counter() - t))
+        forward = max(rates)
         del tensors
         tmp = Path(tempfile.mkdtemp(prefix="vlexplore-scale-"))
         try:
@@ -259,9 +262,7 @@ def child(n: int, stage: str) -> dict:
                  "engine": "exact" if n <= largescale.EXACT_KNN_MAX else
                  ("faiss-hnsw" if largescale.faiss_module() else "nndescent")}
     elif stage == "umap":
-        from vlexplore.project import project_2d
-
-        from vlexplore.project import warm_up_umap
+        from vlexplore.project import project_2d, warm_up_umap
 
         warm_up_umap(CACHE)  # numba compiles both neighbour paths (exact, NN-descent) before the clock starts
         _, seconds, peak = timed(lambda: project_2d(X, seed=0))
