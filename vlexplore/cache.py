@@ -122,24 +122,25 @@ class ShardStore:
         for s, positions in by_shard.items():
             rows = np.fromiter((hits[p][1] for p in positions), dtype=np.int64, count=len(positions))
             try:
-                table = _read_rows(shards[s], columns, rows)
+                pieces = _iter_rows(shards[s], columns, rows)
+                for idx, table in pieces:
+                    at = np.asarray(positions)[idx]
+                    for c in columns:
+                        part = _column_values(table.column(c))
+                        if isinstance(part, np.ndarray):
+                            if c not in vectors:
+                                vectors[c] = np.empty((len(hits), part.shape[1]), dtype=np.float32)
+                            elif vectors[c].shape[1] != part.shape[1]:
+                                raise CacheError(f"cache column {c!r} holds vectors of different lengths "
+                                                 f"{sorted({vectors[c].shape[1], part.shape[1]})}")
+                            vectors[c][at] = part
+                        else:
+                            column = strings.setdefault(c, [None] * len(hits))
+                            for i, v in zip(at.tolist(), part):
+                                column[i] = v
+                    del table
             except (OSError, pa.ArrowException) as exc:  # vanished or damaged between the two reads
                 raise CacheError(f"cache shard {shards[s]} could not be read ({exc}); try again") from exc
-            at = np.asarray(positions)
-            for c in columns:
-                part = _column_values(table.column(c))
-                if isinstance(part, np.ndarray):
-                    if c not in vectors:
-                        vectors[c] = np.empty((len(hits), part.shape[1]), dtype=np.float32)
-                    elif vectors[c].shape[1] != part.shape[1]:
-                        raise CacheError(f"cache column {c!r} holds vectors of different lengths "
-                                         f"{sorted({vectors[c].shape[1], part.shape[1]})}")
-                    vectors[c][at] = part
-                else:
-                    column = strings.setdefault(c, [None] * len(hits))
-                    for i, v in zip(at.tolist(), part):
-                        column[i] = v
-            del table
         for c in columns:
             values[c] = vectors[c] if c in vectors else strings[c]
         return found, values
@@ -296,8 +297,12 @@ def _read_keys(path: Path):
     return schema, pf.read(columns=[KEY]).column(KEY).combine_chunks()
 
 
-def _read_rows(path: Path, columns: list[str], rows: np.ndarray):
-    """Rows ``rows`` (in that order) of ``columns``, reading only the row groups that hold them."""
+def _iter_rows(path: Path, columns: list[str], rows: np.ndarray):
+    """Rows ``rows`` of ``columns``, one row group at a time: yields ``(indices into rows, table of those rows)``.
+
+    Only row groups holding a wanted row are read, each dropped once its rows are taken, so memory stays
+    at one row group (:data:`ROW_GROUP_ROWS` rows) beyond what the caller keeps.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -306,17 +311,16 @@ def _read_rows(path: Path, columns: list[str], rows: np.ndarray):
     sizes = np.array([md.row_group(i).num_rows for i in range(md.num_row_groups)], dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(sizes)])
     group_of = np.searchsorted(starts, rows, side="right") - 1
-    groups = np.unique(group_of)
-    if len(groups) == md.num_row_groups:
-        table, local = pf.read(columns=columns), rows
-    else:
-        table = pf.read_row_groups(groups.tolist(), columns=columns)
-        new_start = np.zeros(md.num_row_groups, dtype=np.int64)
-        new_start[groups] = np.concatenate([[0], np.cumsum(sizes[groups])[:-1]])
-        local = rows - starts[group_of] + new_start[group_of]
-    if len(local) != table.num_rows or (local != np.arange(len(local))).any():
-        table = table.take(pa.array(local))
-    return table
+    order = np.argsort(group_of, kind="stable")
+    groups, first = np.unique(group_of[order], return_index=True)
+    bounds = np.append(first, len(order))
+    for g, lo, hi in zip(groups.tolist(), bounds[:-1].tolist(), bounds[1:].tolist()):
+        idx = order[lo:hi]
+        local = rows[idx] - starts[g]
+        table = pf.read_row_group(g, columns=columns)
+        if len(local) != table.num_rows or (local != np.arange(len(local))).any():
+            table = table.take(pa.array(local))
+        yield idx, table
 
 
 def _read_columns(path: Path, columns: list[str] | None):
