@@ -104,7 +104,7 @@ def main() -> None:
             if a.shots:
                 snap(page, a.shots / "scale-map.png")
             t = time.monotonic()
-            box_select(page, (0.45, 0.45, 0.55, 0.55))
+            box_select(page, (0.2, 0.35, 0.35, 0.55))
             page.get_by_text("Selected images by cluster").first.wait_for(timeout=ms)
             page.wait_for_function(FIRST_THUMB, timeout=ms, polling=50)
             wait_idle(page, timeout=ms)
