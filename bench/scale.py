@@ -383,7 +383,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 70_000])
-    p.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES)
+    p.add_argument("--stages", nargs="*", default=list(STAGES), choices=STAGES,
+                   help="stages to (re)measure; the others keep their stored results (none: only re-derive)")
     p.add_argument("--cold-max", type=int, default=1000, help="largest size embedded from scratch")
     p.add_argument("--timeout", type=float, default=3600)
     p.add_argument("--gpu-rate", type=float, default=2000.0,
@@ -393,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--embed-log", type=Path, nargs=2, metavar=("STDOUT", "STDERR"), default=None,
                    help="record a one-off full embedding run: the stdout of `python -m vlexplore embed ...` and the "
                    "stderr of `/usr/bin/time -v` around it")
+    p.add_argument("--embed-note", default=None, help="a remark stored with --embed-log's figures")
     a = p.parse_args(argv)
 
     old = json.loads(a.out.read_text()) if a.out.exists() else {}
@@ -410,6 +412,8 @@ def main(argv: list[str] | None = None) -> int:
     embed_70k = old.get("embed_70k")
     if a.embed_log:
         embed_70k = parse_embed_log(*a.embed_log)
+    if a.embed_note and embed_70k:
+        embed_70k["note"] = a.embed_note
     result = {
         "embed_70k": embed_70k,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, CPU only",

@@ -130,6 +130,18 @@ def speed() -> str:
         for size in app.get("map", {}).get("sizes", []):
             lines.append(f"| map with {size['n_points']:,} points: first render / update after a box selection "
                          f"| {size['first_render_warm_median_s']} s / {size['select_median_s']} s | |")
+        big = app.get("app_70k")
+        if big and "clusters_s" in big:
+            n = f"{big['n_image_files']:,}"
+            lines.append(f"| app on {n} images (embeddings cached): open → clusters on screen | {big['clusters_s']} s | |")
+            if "next_thumbnail_page_s" in big:
+                lines.append(f"| … next page of a cluster's thumbnails | {big['next_thumbnail_page_s']} s | |")
+            if "map_s" in big:
+                picked = sum(int(x.replace(",", "")) for x in re.findall(r"\(([\d,]+)\)", big.get("selection", "")))
+                lines.append(f"| … Map page with all {n} points (layout from the cache) / box selection of "
+                             f"{picked:,} images → their grid | {big['map_s']} s / {big.get('select_s')} s | |")
+            if "export_s" in big:
+                lines.append(f"| … Export page | {big['export_s']} s | |")
     return "\n".join(lines)
 
 
@@ -192,7 +204,8 @@ def scale() -> str:
     extra = s.get("embed_70k")
     if extra:
         lines += ["", f"Embedding all 70,000 from files once ({extra['command']}): {extra['computed']:,} images computed "
-                  f"in {extra['wall_s'] / 60:.0f} min ({extra['per_s']:.1f} img/s), peak RSS {extra['max_rss_mb']:,.0f} MB."]
+                  f"in {extra['wall_s'] / 60:.0f} min ({extra['per_s']:.1f} img/s), peak RSS {extra['max_rss_mb']:,.0f} MB."
+                  + (f" {extra['note']}" if extra.get("note") else "")]
     dec = stages.get("decode", {}).get("1")
     est = s.get("estimate", {})
     if dec and est:
