@@ -135,14 +135,21 @@ def test_ray_resumes_and_reads_what_local_cached(ray_runtime, image_folder, tmp_
     assert embed_images_ray(col, "bundled", device="cpu", cache_dir=tmp_path / "c").n_computed == 0
 
 
-def test_cli_engine_ray(ray_runtime, tmp_path, write_image, capsys):
+def test_cli_engine_ray(ray_runtime, tmp_path, write_image, capsys, monkeypatch):
+    from vlexplore import encode
+    from vlexplore.cache import store_for
+
+    monkeypatch.setattr(encode, "COMPACT_ABOVE", 2)  # a run that leaves more shards compacts them, as locally
     for i, colour in enumerate([(200, 30, 30), (30, 200, 30), (30, 30, 200)]):
         write_image(tmp_path / "imgs" / f"{i}.png", colour=colour, seed=i)
     (tmp_path / "imgs" / "cut.png").write_bytes((tmp_path / "imgs" / "0.png").read_bytes()[:60])
-    args = ["embed", str(tmp_path / "imgs"), "--engine", "ray", "--device", "cpu", "--cache-dir", str(tmp_path / "c")]
+    args = ["embed", str(tmp_path / "imgs"), "--engine", "ray", "--device", "cpu", "--cache-dir", str(tmp_path / "c"),
+            "--batch-size", "1"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "3 image(s) embedded" in out and "on Ray; 3 computed" in out
+    model_id = EncoderRecipe("bundled", "cpu")().model_id
+    assert len(store_for(tmp_path / "c", model_id).shard_paths()) == 1
     assert main(args) == 0
     assert "0 computed, 3 from cache" in capsys.readouterr().out
 

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import encode
 from .cache import store_for
 from .encode import (
     _TRANSIENT,
@@ -344,6 +345,8 @@ def embed_images_ray(
                 done += sum(weight[fp] for fp in fps)
                 if on_progress is not None:
                     on_progress(done, total)
+        if n_computed and len(store.shard_paths()) > encode.COMPACT_ABOVE:  # as a local run does
+            store.compact()
     finally:
         if started:
             ray.shutdown()
