@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "docs"))
 from make_screenshots import box_select, goto, snap, wait_idle  # noqa: E402
 
-from ui.browser import CHROMIUM, CHROMIUM_ARGS, free_port, wait_healthy  # noqa: E402
+from ui.browser import CHROMIUM, CHROMIUM_ARGS, free_port, serve_command, wait_healthy  # noqa: E402
 
 FIRST_IMG = '[data-testid="stMain"] [data-testid="stImage"] img'
 FIRST_THUMB = """() => {
@@ -59,8 +59,7 @@ def main() -> None:
     env = {**os.environ, "VLEXPLORE_FOLDER": str(a.folder.resolve()), "VLEXPLORE_CACHE_DIR": str(a.cache_dir.resolve()),
            "HF_HUB_OFFLINE": "1", "VLEXPLORE_ROOTS": str(a.folder.resolve())}
     log = Path("/tmp") / f"vlexplore-app70k-{port}.log"
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-           "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
+    cmd = serve_command(ROOT / "app.py", port)
     out: dict = {"folder": str(a.folder), "n_image_files": n_files,
                  "machine": f"{platform.machine()}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d %H:%M")}
     ms = a.timeout * 1000

@@ -42,7 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "results" / "app.json"
 sys.path.insert(0, str(ROOT))
-from ui.browser import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402,F401  (map_scale imports them from here)
+from ui.browser import CHROMIUM, CHROMIUM_ARGS, free_port, serve_command  # noqa: E402,F401  (map_scale imports them from here)
 from ui.browser import wait_healthy as _wait_healthy  # noqa: E402
 
 CLUSTERS_ON_SCREEN = """() => {
@@ -80,9 +80,7 @@ def start_server(folder: Path, cache: Path, port: int, log: Path, extra_env: dic
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     env.pop("NUMBA_CACHE_DIR", None)
     env.update(extra_env)
-    cmd = [sys.executable, "-m", "streamlit", "run", str(repo / "app.py"), "--server.headless", "true",
-           "--server.port", str(port), "--server.address", "127.0.0.1",
-           "--browser.gatherUsageStats", "false"]
+    cmd = serve_command(repo / "app.py", port)
     with log.open("ab") as fh:
         return subprocess.Popen(cmd, cwd=repo, env=env, stdout=fh, stderr=subprocess.STDOUT,
                                 start_new_session=True)

@@ -46,6 +46,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # the repo, for ui.figures
 from app_start import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, loadavg, merge_results, stop_server  # noqa: E402
 
+from ui.browser import serve_command  # noqa: E402
+
 NAMES = ["sneaker, white sole", "ankle boot", "handbag", "t-shirt, print", "trousers, denim",
          "pullover, knit", "summer dress", "sandal, strap", "coat, long", "shirt, collar"]
 CAPTIONS = ["a photo of a {} on a white background", "a close-up of a {}", "a {} lying on a table"]
@@ -179,8 +181,7 @@ def bench_size(browser, n: int, repeats: int, timeout_s: float) -> dict:
         port = free_port()
         log = (Path(tmp) / "server.log").open("wb")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
-             "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+            serve_command(script, port),
             cwd=tmp, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         url = f"http://127.0.0.1:{port}"
         try:

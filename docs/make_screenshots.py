@@ -17,25 +17,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from ui.browser import CHROMIUM, CHROMIUM_ARGS, free_port, wait_healthy  # noqa: E402
+from ui.browser import CHROMIUM, CHROMIUM_ARGS, free_port, serve_command, wait_healthy  # noqa: E402
 
 
 def start_app(folder: str, port: int, env: dict | None = None) -> subprocess.Popen:
     """``streamlit run app.py`` on ``folder`` (like ``make run``), on ``port``."""
     full_env = {**os.environ, "VLEXPLORE_FOLDER": folder, "HF_HUB_OFFLINE": "1", **(env or {})}
-    cmd = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(REPO / "app.py"),
-        "--server.headless",
-        "true",
-        "--server.port",
-        str(port),
-        "--browser.gatherUsageStats",
-        "false",
-    ]
+    cmd = serve_command(REPO / "app.py", port)
     return subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -139,7 +127,7 @@ def main() -> None:
     port = free_port()
     proc = start_app(args.folder, port)
     try:
-        url = f"http://localhost:{port}"
+        url = f"http://127.0.0.1:{port}"
         wait_healthy(url)
         shoot(url, args.out)
     finally:

@@ -13,14 +13,13 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from ui.browser import CHROMIUM, CHROMIUM_ARGS, free_port, wait_healthy
+from ui.browser import CHROMIUM, CHROMIUM_ARGS, free_port, serve_command, wait_healthy
 
 pytestmark = pytest.mark.browser
 
@@ -56,21 +55,7 @@ def app_url(tmp_path_factory):
     }
     log = (base / "server.log").open("wb")
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(REPO / "app.py"),
-            "--server.headless",
-            "true",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
+        serve_command(REPO / "app.py", port),
         cwd=REPO,
         env=env,
         stdout=log,

@@ -4,6 +4,7 @@ and the app benchmarks. Standard library only (no Streamlit, no playwright impor
 from __future__ import annotations
 
 import socket
+import sys
 import time
 import urllib.request
 
@@ -17,6 +18,12 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+
+
+def serve_command(script, port: int) -> list[str]:
+    """The command that serves a Streamlit ``script`` headless on ``127.0.0.1:port``, usage statistics off."""
+    return [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
+            "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
 
 
 def free_port() -> int:
