@@ -12,7 +12,7 @@ import os
 
 import streamlit as st
 
-from ui import actions, cached, roots, state
+from ui import actions, cached, hosts, roots, state
 
 st.set_page_config(
     page_title="vlexplore",
@@ -20,6 +20,7 @@ st.set_page_config(
     layout="wide",
     initial_sidebar_state="expanded",
 )
+hosts.enforce()  # DNS rebinding: refuse requests and sessions whose Host is not this machine's (docs/security.md)
 cached.start_background_imports()
 
 s = state.get()
