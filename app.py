@@ -13,6 +13,7 @@ import os
 import streamlit as st
 
 from ui import actions, cached, hosts, roots, state
+from ui.widgets import error_banner, md_code, md_escape
 
 st.set_page_config(
     page_title="vlexplore",
@@ -24,7 +25,8 @@ hosts.enforce()  # DNS rebinding: refuse requests and sessions whose Host is not
 cached.start_background_imports()
 
 s = state.get()
-start = roots.startup_folder()
+with error_banner():  # VLEXPLORE_FOLDER is not a usable path, or is the file-system root
+    start = roots.startup_folder()
 auto_start = start is not None and not s.auto_started and not s.has_data
 
 PAGES = {
@@ -50,7 +52,7 @@ page = st.navigation(list(PAGES.values()))
 if auto_start:
     s.auto_started = True
     with st.container():
-        st.markdown(f"### Opening `{start}`")
+        st.markdown(f"### Opening {md_code(start)}")
         st.caption(
             "First time: every image goes through the bundled offline model once; later starts read the cache."
         )
@@ -58,7 +60,7 @@ if auto_start:
             actions.load_folder(s, start)  # stops the page with an error banner on failure
             st.rerun()
         st.error(
-            f"The start-up folder {start} (VLEXPLORE_FOLDER) is not a folder; choose one on the Load page."
+            md_escape(f"The start-up folder {start} (VLEXPLORE_FOLDER) is not a folder; choose one on the Load page.")
         )
 
 elif not s.has_data and os.environ.get("VLEXPLORE_WARM_UMAP", "1") != "0":
@@ -68,9 +70,9 @@ elif not s.has_data and os.environ.get("VLEXPLORE_WARM_UMAP", "1") != "0":
 with st.sidebar:
     if s.has_data:
         folder = s.folder.name if s.folder else "?"
-        st.markdown(f"**Folder** `{folder}`", help=str(s.folder))
+        st.markdown(f"**Folder** {md_code(folder)}", help=md_escape(s.folder))
         model = "bundled offline model" if s.emb.model_id.startswith("bundled") else s.emb.model_id
-        st.markdown(f"**Model** {model}", help=s.emb.model_description)
+        st.markdown(f"**Model** {md_escape(model)}", help=md_escape(s.emb.model_description))
         line = f"**{s.n_images:,}** images"
         if s.has_clusters:
             line += f" · **{s.n_clusters}** clusters"
@@ -78,7 +80,7 @@ with st.sidebar:
         if s.edit_log:
             st.caption(f"{len(s.edit_log)} hand edit(s) — kept in the export")
         if s.emb.fallback_note:
-            st.warning(s.emb.fallback_note, icon=":material/warning:")
+            st.warning(md_escape(s.emb.fallback_note), icon=":material/warning:")
     else:
         st.caption("No folder loaded.")
 

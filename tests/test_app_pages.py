@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -433,3 +434,134 @@ def test_roots_from_secrets_when_env_is_unset(data, monkeypatch, tmp_path):
     assert f"`{tmp_path.resolve()}`" in texts(at.caption)
     at.text_input(key="folder_input").set_value(str(data.root)).run()
     assert "outside the folders this app may read" in texts(at.error)
+
+
+# ------------------------------------------------------------------------------------- bad configuration
+
+
+@pytest.mark.parametrize("secret", [5, [1, 2], {"a": "b"}, []])
+def test_load_page_stops_on_a_bad_roots_secret(monkeypatch, secret):
+    monkeypatch.delenv("VLEXPLORE_ROOTS")
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.secrets["roots"] = secret
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Allowed folders misconfigured" in texts(at.error) and "roots" in texts(at.error)
+    assert not at.text_input  # the page stopped: no folder box, no fallback to wider roots
+
+
+@pytest.mark.parametrize("value", [":", "", "/"])
+def test_load_page_stops_on_a_bad_roots_variable(monkeypatch, value):
+    monkeypatch.setenv("VLEXPLORE_ROOTS", value)
+    at = run_page(None)
+    assert "Allowed folders misconfigured" in texts(at.error)
+    assert not at.text_input
+
+
+def test_outside_error_does_not_say_where_a_path_resolves(data):
+    link = data.base / "escape"
+    if not link.exists():
+        os.symlink("/etc", link)
+    at = run_page("load")
+    at.text_input(key="folder_input").set_value(str(link)).run()
+    error = texts(at.error)
+    assert "outside the folders this app may read" in error
+    assert "/etc" not in error and "resolves to" not in error
+
+
+# ------------------------------------------------------------------------------------- user text is text
+
+
+def _walk(node):
+    yield node
+    for child in getattr(node, "children", {}).values():
+        yield from _walk(child)
+
+
+MARKDOWN_PROTOS = {"Markdown", "Heading", "Alert", "Progress", "Toast"}
+
+
+def _markdown_strings(at: AppTest) -> list[tuple[str, bool]]:
+    """Every string the browser renders as Markdown: element bodies, labels and help texts
+    (with whether HTML is allowed there)."""
+    out = []
+    for node in _walk(at._tree):
+        proto = getattr(node, "proto", None)
+        if proto is None or not hasattr(proto, "ListFields"):
+            continue
+        allow_html = bool(getattr(proto, "allow_html", False))
+        kind = proto.DESCRIPTOR.name  # st.json, st.code, st.text bodies are not Markdown
+        fields = ("body", "label", "help", "text") if kind in MARKDOWN_PROTOS else ("label", "help")
+        for field, value in proto.ListFields():
+            if field.name in fields and isinstance(value, str) and value:
+                out.append((value, allow_html and field.name == "body"))
+    return out
+
+
+def _bad_tokens(text: str, allow_html: bool) -> list[str]:
+    from markdown_it import MarkdownIt
+
+    bad = []
+    stack = list(MarkdownIt("commonmark").parse(text))
+    while stack:
+        tok = stack.pop()
+        stack.extend(tok.children or [])
+        if tok.type in ("image", "link_open"):
+            bad.append(f"{tok.type} {tok.attrs}")
+        elif tok.type.startswith("html"):
+            tags = re.findall(r"<\s*/?\s*([a-zA-Z]+)", tok.content)
+            if not allow_html or any(t.lower() not in ("span", "b") for t in tags) or "src" in tok.content:
+                bad.append(f"{tok.type} {tok.content!r}")
+    return bad
+
+
+def test_user_text_is_rendered_as_text_not_markdown(monkeypatch, tmp_path):
+    """Folder, sub-folder and cluster names, prompts and typed paths with Markdown images and HTML:
+    no page turns them into an image, a link or a tag (the browser would fetch the URL)."""
+    evil_prompt = "![p](http://example.invalid/p.png)"
+    folder = tmp_path / "![t](http:" / "example.invalid" / "x.png)"  # the path reads ![t](http:/example.invalid/x.png)
+    _make_folder(folder)
+    os.rename(folder / "blue", folder / "![s](s.png) <img src=s.png>")
+    monkeypatch.setenv("VLEXPLORE_ROOTS", str(tmp_path))
+    seen: list[tuple[str, str, bool]] = []
+
+    def collect(at, where):
+        assert not at.exception, [e.value for e in at.exception]
+        seen.extend((where, text, html) for text, html in _markdown_strings(at))
+
+    at = run_page("load")
+    at.text_input(key="folder_input").set_value("/![o](http://example.invalid/o.png)").run()
+    assert "outside the folders" in texts(at.error)
+    collect(at, "load, outside")
+    at.text_input(key="folder_input").set_value(str(folder)).run()
+    collect(at, "load, browse")
+    from vlexplore.images import scan_folder  # (``vx.scan`` may be shadowed by the module of that name)
+
+    emb = vx.embed(scan_folder(folder), vx.EncodeConfig(cache_dir=tmp_path / "cache"), encoder=FakeEncoder())
+    cl = vx.cluster_embedded(emb, vx.ClusterConfig(k=3), coords=np.zeros((emb.n, 2), np.float32))
+    s = AppState(cache_dir=tmp_path / "cache", auto_started=True)
+    s.set_embedded(emb, folder=folder, model="bundled", device="cpu")
+    s.set_clustered(cl)
+    at = run_page("load", s)
+    collect(at, "load, loaded")
+    at.switch_page("views/cluster.py").run()
+    at.radio(key="method").set_value("prototypes").run()
+    at.text_area[0].set_value(f"{evil_prompt}\nred\n<img src=http://example.invalid/q.png>")
+    at.form_submit_button[0].click().run()
+    collect(at, "cluster")
+    s = state_of(at)
+    assert evil_prompt in s.names.values()
+    first = s.order()[0]
+    at.switch_page("views/clusters.py").run()
+    at.text_input(key=f"rename-{first}-{s.version}").set_value("![r](http://example.invalid/r.png)").run()
+    assert "Renamed" in texts(at.success)
+    collect(at, "clusters")
+    s = state_of(at)
+    s.set_selection(range(s.n_images))
+    for page in ("map", "evaluate", "export"):
+        at.switch_page(f"views/{page}.py").run()
+        collect(at, page)
+    rendered = "\n".join(text for _, text, _ in seen)
+    assert "example.invalid" in rendered  # the names are on the pages, as text
+    bad = [(where, text, tokens) for where, text, html in seen if (tokens := _bad_tokens(text, html))]
+    assert bad == []

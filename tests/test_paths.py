@@ -190,6 +190,123 @@ def test_scan_folder_turns_unusable_paths_into_config_errors(tmp_path, text):
         scan_folder(str(tmp_path / text) if text.strip() else text)
 
 
+def test_outside_message_names_neither_the_resolved_path_nor_the_roots(tree, allowed):
+    for text in ("a/dir_out", "../secret", "b/../../secret"):
+        with pytest.raises(PathNotAllowedError) as info:
+            roots.check_folder(text, allowed, base=tree["root"])
+        message = str(info.value)
+        assert "outside the folders this app may read" in message and repr(text) in message
+        assert str(tree["secret"]) not in message and str(tree["base"]) not in message, message
+        assert "resolves to" not in message
+
+
+# --------------------------------------------------------------------------- bad roots configuration fails closed
+
+
+@pytest.mark.parametrize("home", ["/", "", "   ", "/..", "missing", "a-file"])
+def test_a_home_that_is_slash_empty_or_not_a_folder_is_no_default_root(tmp_path, home):
+    (tmp_path / "a-file").write_text("x")
+    value = str(tmp_path / home) if home in ("missing", "a-file") else home
+    env = {"HOME": value}
+    assert roots.allowed_roots(env) == [roots.DEMO_DIR.resolve()]
+    path, note = roots.home_root(env)
+    assert path is None and "not an allowed root" in note
+
+
+def test_a_home_folder_is_a_default_root(tmp_path):
+    assert roots.allowed_roots({"HOME": str(tmp_path)}) == [roots.DEMO_DIR.resolve(), tmp_path.resolve()]
+    assert roots.home_root({"HOME": str(tmp_path)}) == (tmp_path.resolve(), None)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {roots.ROOTS_ENV: "/"},
+        {roots.ROOTS_ENV: "/tmp/.."},
+        {roots.ROOTS_ENV: f"{{tmp}}{os.pathsep}/"},
+        {roots.ROOTS_ENV: "{tmp}", roots.FOLDER_ENV: "/"},
+        {roots.FOLDER_ENV: "//", "HOME": "{tmp}"},
+    ],
+    ids=["slash", "dotdot-to-slash", "one-of-two", "start-folder", "start-folder-alone"],
+)
+def test_the_file_system_root_is_refused_as_a_root(tmp_path, env):
+    env = {k: v.replace("{tmp}", str(tmp_path)) for k, v in env.items()}
+    with pytest.raises(ConfigError, match="file-system root"):
+        roots.allowed_roots(env)
+
+
+@pytest.mark.parametrize("secret", ["/", ["/"], [".", "/"]])
+def test_the_file_system_root_is_refused_in_the_roots_secret(secret, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="file-system root"):
+        roots.allowed_roots({}, secrets_roots=secret)
+
+
+def test_a_start_folder_that_is_slash_is_refused():
+    with pytest.raises(ConfigError, match="file-system root"):
+        roots.startup_folder({roots.FOLDER_ENV: "/"})
+
+
+@pytest.mark.parametrize("value", [":", "::", "", "  ", f" {os.pathsep} "])
+def test_roots_variable_set_without_a_folder_is_an_error(value, tmp_path):
+    with pytest.raises(ConfigError, match="names no folder"):
+        roots.allowed_roots({roots.ROOTS_ENV: value, "HOME": str(tmp_path)}, secrets_roots=[str(tmp_path)])
+
+
+@pytest.mark.parametrize("secret", [5, 1.5, True, [1, 2], ["ok", 3], {"a": "b"}])
+def test_roots_secret_of_the_wrong_type_is_an_error(secret):
+    with pytest.raises(ConfigError, match="must be a folder path or a list of folder paths"):
+        roots.secret_roots({"roots": secret})
+    with pytest.raises(ConfigError):
+        roots.allowed_roots({}, secrets_roots=secret)
+
+
+@pytest.mark.parametrize("secret", ["", [], [" "]])
+def test_roots_secret_without_a_folder_is_an_error(secret):
+    with pytest.raises(ConfigError, match="names no folder"):
+        roots.allowed_roots({}, secrets_roots=roots.secret_roots({"roots": secret}))
+
+
+@pytest.fixture
+def secrets_file(tmp_path):
+    """A real ``st.secrets`` reading ``tmp_path/secrets.toml`` (written by the test)."""
+    from streamlit import config
+    from streamlit.runtime.secrets import Secrets
+
+    path = tmp_path / "secrets.toml"
+    before = config.get_option("secrets.files")
+    config.set_option("secrets.files", [str(path)])
+    try:
+        yield path, Secrets
+    finally:
+        config.set_option("secrets.files", before)
+
+
+def test_secrets_file_missing_means_no_secret(secrets_file):
+    _path, Secrets = secrets_file
+    assert roots.secret_roots(Secrets()) is None
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"roots = [\"/data\"\n", b"roots = ", b"[unclosed", b"roots = \"\xff\xfe\""],
+    ids=["unclosed-list", "no-value", "bad-table", "not-utf8"],
+)
+def test_an_invalid_or_unreadable_secrets_file_is_an_error(secrets_file, content, tmp_path):
+    path, Secrets = secrets_file
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match="secrets file cannot be"):
+        roots.allowed_roots({"HOME": str(tmp_path)}, secrets=Secrets())
+
+
+def test_secrets_file_roots(secrets_file, tmp_path):
+    path, Secrets = secrets_file
+    path.write_text(f"roots = [{str(tmp_path)!r}]\n")
+    assert roots.allowed_roots({}, secrets=Secrets()) == [tmp_path.resolve()]
+    path.write_text("roots = 5\n")
+    with pytest.raises(ConfigError, match="must be a folder path"):
+        roots.allowed_roots({}, secrets=Secrets())
+
 # --------------------------------------------------------------------------- no shell
 
 

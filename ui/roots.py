@@ -18,12 +18,96 @@ ROOTS_ENV = "VLEXPLORE_ROOTS"
 FOLDER_ENV = "VLEXPLORE_FOLDER"
 
 
+SECRETS_HINT = "`roots` in .streamlit/secrets.toml"
+
+
 def _split(value: str | Iterable[str] | None) -> list[str]:
     if value is None:
         return []
     if isinstance(value, str):
         return [p for p in value.split(os.pathsep) if p.strip()]
     return [str(p) for p in value if str(p).strip()]
+
+
+def _refuse_filesystem_root(path: Path, where: str) -> Path:
+    if path == Path(path.anchor):
+        raise ConfigError(f"{where} names the file-system root {path}; the app does not read the whole disk, name a folder")
+    return path
+
+
+def _configured(values: list[str], where: str) -> list[Path]:
+    out: list[Path] = []
+    for value in values:
+        try:
+            path = resolve_path(value.strip())
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise ConfigError(f"{where}: {value[:200]!r} is not a usable folder path ({exc})") from exc
+        out.append(_refuse_filesystem_root(path, where))
+    return out
+
+
+def secret_roots(secrets: Mapping | None) -> str | list[str] | None:
+    """The ``roots`` secret from ``secrets`` (``st.secrets``), checked; ``None`` when unset or no secrets file.
+
+    Raises:
+        ConfigError: the secrets file cannot be read or parsed, or ``roots`` is neither a string nor a
+            list of strings.
+    """
+    if secrets is None:
+        return None
+    try:
+        value = secrets.get("roots")
+    except FileNotFoundError as exc:  # Streamlit's StreamlitSecretNotFoundError: missing *or* unparsable
+        if getattr(exc, "error_id", None) == "no-secrets-found" or str(exc).startswith("No secrets found"):
+            return None
+        raise ConfigError(f"the secrets file cannot be used: {_one_line(exc)}") from exc
+    except (OSError, ValueError, TypeError) as exc:  # unreadable file, undecodable text
+        raise ConfigError(f"the secrets file cannot be read: {_one_line(exc)}") from exc
+    return _checked_secret(value)
+
+
+def _checked_secret(value: object) -> str | list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise ConfigError(
+        f"{SECRETS_HINT} must be a folder path or a list of folder paths, not {type(value).__name__}"
+    )
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300] or type(exc).__name__
+
+
+def home_root(env: Mapping[str, str] | None = None) -> tuple[Path | None, str | None]:
+    """The user's home as a default root, or ``(None, why not)`` when it is ``/``, empty or not a folder."""
+    env = os.environ if env is None else env
+    if "HOME" in env:
+        text = env["HOME"]
+    else:
+        try:
+            text = os.path.expanduser("~")
+            text = "" if text == "~" else text
+        except (KeyError, RuntimeError, OSError):  # no passwd entry for this user
+            text = ""
+    if not text.strip():
+        return None, "The home folder is not set (HOME is empty), so it is not an allowed root."
+    try:
+        home = Path(text).expanduser().resolve(strict=False)
+    except (OSError, ValueError, RuntimeError):
+        return None, "The home folder is not a usable path, so it is not an allowed root."
+    if home == Path(home.anchor):
+        return None, f"The home folder is the file-system root {home}, so it is not an allowed root."
+    try:
+        is_dir = home.is_dir()
+    except OSError:
+        is_dir = False
+    if not is_dir:
+        return None, "The home folder does not exist, so it is not an allowed root."
+    return home, None
 
 
 def resolve_path(path: str | os.PathLike, *, base: Path | None = None) -> Path:
@@ -37,16 +121,42 @@ def resolve_path(path: str | os.PathLike, *, base: Path | None = None) -> Path:
 def allowed_roots(
     env: Mapping[str, str] | None = None,
     secrets_roots: str | Iterable[str] | None = None,
+    *,
+    secrets: Mapping | None = None,
 ) -> list[Path]:
     """The folders the app may read, resolved and without duplicates.
 
-    ``VLEXPLORE_ROOTS`` (``os.pathsep``-separated) wins over the ``roots`` secret; with
-    neither, the demo folder and the user's home. The start-up folder ``VLEXPLORE_FOLDER``
-    is always allowed: whoever started the server chose it.
+    ``VLEXPLORE_ROOTS`` (``os.pathsep``-separated) wins over the ``roots`` secret (``secrets_roots``,
+    or read from ``secrets``, i.e. ``st.secrets``, with :func:`secret_roots`); with neither, the demo
+    folder and the user's home (unless the home is ``/``, empty or missing: see :func:`home_root`).
+    The start-up folder ``VLEXPLORE_FOLDER`` is always allowed: whoever started the server chose it.
+
+    Bad configuration never widens access, it stops with :class:`ConfigError`: a ``VLEXPLORE_ROOTS``
+    that is set but names no folder, a ``roots`` secret of the wrong type or without a folder, an
+    unreadable secrets file, or a root that is the file-system root ``/``.
     """
     env = os.environ if env is None else env
-    configured = _split(env.get(ROOTS_ENV)) or _split(secrets_roots)
-    roots = [resolve_path(p) for p in configured] or [DEMO_DIR.resolve(), Path.home().resolve()]
+    if ROOTS_ENV in env:
+        where = f"the environment variable {ROOTS_ENV}"
+        values = _split(env[ROOTS_ENV])
+        if not values:
+            raise ConfigError(
+                f"{where} is set but names no folder ({env[ROOTS_ENV][:100]!r}); give folder paths separated "
+                f"by {os.pathsep!r}, or unset it"
+            )
+        roots = _configured(values, where)
+    else:
+        if secrets_roots is None and secrets is not None:
+            secrets_roots = secret_roots(secrets)
+        secrets_roots = _checked_secret(secrets_roots)
+        if secrets_roots is not None:
+            values = _split(secrets_roots)
+            if not values:
+                raise ConfigError(f"{SECRETS_HINT} is set but names no folder")
+            roots = _configured(values, SECRETS_HINT)
+        else:
+            home, _ = home_root(env)
+            roots = [DEMO_DIR.resolve()] + ([home] if home is not None else [])
     start = startup_folder(env)
     if start is not None:
         roots.append(start)
@@ -58,10 +168,16 @@ def allowed_roots(
 
 
 def startup_folder(env: Mapping[str, str] | None = None) -> Path | None:
-    """``VLEXPLORE_FOLDER`` resolved (relative to the working directory), or ``None`` when unset."""
+    """``VLEXPLORE_FOLDER`` resolved (relative to the working directory), or ``None`` when unset.
+
+    Raises:
+        ConfigError: it is not a usable path, or it is the file-system root ``/``.
+    """
     env = os.environ if env is None else env
     value = (env.get(FOLDER_ENV) or "").strip()
-    return resolve_path(value) if value else None
+    if not value:
+        return None
+    return _configured([value], f"the start-up folder {FOLDER_ENV}")[0]
 
 
 def is_within(path: Path, roots: Iterable[Path]) -> bool:
@@ -84,11 +200,11 @@ def check_folder(path: str | os.PathLike, roots: list[Path], *, base: Path | Non
     except (OSError, ValueError) as exc:  # a NUL byte, a name longer than the file system allows
         raise ConfigError(f"{text[:200]!r} is not a usable folder path ({exc})") from exc
     if not is_within(resolved, roots):
-        listed = ", ".join(str(r) for r in roots)
+        # Neither where it resolves to nor the roots: the message must not map the disk for whoever typed it.
         raise PathNotAllowedError(
-            f"{text!r} resolves to {resolved}, which is outside the folders this app may read ({listed}). "
-            f"Pick a folder inside them, or allow more with the environment variable {ROOTS_ENV} "
-            f"(paths separated by {os.pathsep!r}) or `roots` in .streamlit/secrets.toml."
+            f"{text[:200]!r} is outside the folders this app may read. Pick a folder inside the allowed roots, "
+            f"or allow more with the environment variable {ROOTS_ENV} (paths separated by {os.pathsep!r}) "
+            f"or {SECRETS_HINT}."
         )
     try:
         exists, is_dir = resolved.exists(), resolved.is_dir()

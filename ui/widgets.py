@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import html
+import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -18,6 +18,10 @@ from ui import edits, figures
 from ui.state import AppState
 
 THUMB_SIZE = 192
+# Markdown (CommonMark + GFM + Streamlit's LaTeX) punctuation that can start markup anywhere in a line.
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#|~$!])")
+# ... and what only means something at the start of a line: a list item, a thematic break, a heading.
+_MD_LINE_START = re.compile(r"^(\s*)(?:([-+=])|(\d+)([.)]))")
 METHODS = {
     "kmeans": "k-means",
     "agglomerative": "agglomerative",
@@ -41,13 +45,39 @@ def method_summary(state: AppState) -> str:
     )
 
 
+def md_escape(text: object) -> str:
+    """``text`` as Markdown that renders as exactly that text: no image, link, emphasis, heading or HTML.
+
+    For every user-controlled string (folder and file names, captions, cluster names, prompts, error
+    messages) passed to ``st.markdown``, ``st.caption``, ``st.error``… or a widget's label or ``help``.
+    Markdown punctuation gets a backslash, ``& < >`` become entities (also safe inside
+    ``unsafe_allow_html`` markup), and line breaks become spaces (one line stays one line).
+    """
+    value = " ".join(str(text).replace("\x00", "").splitlines())
+    value = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    value = _MD_SPECIAL.sub(r"\\\1", value)
+    return _MD_LINE_START.sub(
+        lambda m: m.group(1) + (f"\\{m.group(2)}" if m.group(2) else f"{m.group(3)}\\{m.group(4)}"), value
+    )
+
+
+def md_code(text: object) -> str:
+    """``text`` as an inline code span (nothing inside is Markdown), fenced with more backticks than it holds."""
+    value = " ".join(str(text).replace("\x00", "").splitlines())
+    longest = max((len(run) for run in re.findall(r"`+", value)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if value.startswith("`") or value.endswith("`") or not value.strip() else ""
+    return f"{fence}{pad}{value}{pad}{fence}"
+
+
 @contextmanager
 def error_banner(what: str | None = None) -> Iterator[None]:
     """Show a :class:`vlexplore.VlexploreError` as ``st.error`` and stop the page — never a traceback."""
     try:
         yield
     except vx.VlexploreError as exc:
-        st.error(f"{what}: {exc}" if what else str(exc), icon=":material/warning:")
+        message = md_escape(f"{what}: {exc}" if what else str(exc))
+        st.error(message, icon=":material/warning:")
         st.stop()
 
 
@@ -55,7 +85,7 @@ def show_flash(state: AppState) -> None:
     """Messages left by callbacks (edits run before the page renders)."""
     while state.flash:
         kind, text = state.flash.pop(0)
-        (st.error if kind == "error" else st.success)(text)
+        (st.error if kind == "error" else st.success)(md_escape(text))
 
 
 def require_clusters(state: AppState) -> None:
@@ -93,7 +123,7 @@ class ProgressBar:
         from streamlit.runtime.scriptrunner import get_script_run_ctx
 
         self.what, self.unit, self.min_interval = what, unit, min_interval
-        self.bar = (container or st).progress(0.0, text=f"{what}…")
+        self.bar = (container or st).progress(0.0, text=f"{md_escape(what)}…")
         self._ctx = get_script_run_ctx()
         self._t0: float | None = None
         self._d0 = 0
@@ -109,7 +139,7 @@ class ProgressBar:
             if elapsed > 0.5 and done > self._d0
             else "starting…"
         )
-        return f"{self.what}: {done:,} / {total:,} {self.unit} · {rate}"
+        return f"{md_escape(self.what)}: {done:,} / {total:,} {self.unit} · {rate}"
 
     def __call__(self, done: int, total: int) -> None:
         now = time.monotonic()
@@ -132,7 +162,7 @@ class ProgressBar:
 
 def chip(colour: str, text: str, *, bold: bool = True) -> str:
     """HTML of a coloured dot followed by (escaped) ``text``, for ``st.markdown(..., unsafe_allow_html=True)``."""
-    label = html.escape(text)
+    label = md_escape(text)
     if bold:
         label = f"<b>{label}</b>"
     return (
@@ -192,7 +222,7 @@ def thumbnail_grid(
                 try:
                     st.image(str(thumbnail_path(state, i)), caption=_short(relpath), width="stretch")
                 except (vx.VlexploreError, OSError) as exc:
-                    st.caption(f":material/broken_image: {_short(relpath)}: {exc}")
+                    st.caption(f":material/broken_image: {md_escape(_short(relpath))}: {md_escape(exc)}")
                 if selectable:
                     st.checkbox(
                         "select",

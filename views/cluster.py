@@ -9,7 +9,7 @@ import streamlit as st
 import vlexplore as vx
 from ui import actions, state
 from ui.figures import ami_figure
-from ui.widgets import METHODS, chip, cluster_colours, error_banner, method_summary, show_flash
+from ui.widgets import METHODS, chip, cluster_colours, error_banner, md_escape, method_summary, show_flash
 
 s = state.get()
 st.title("Cluster")
@@ -178,7 +178,7 @@ if s.has_clusters:
     colours = cluster_colours(s)
     sizes = s.sizes()
     cfg = s.clustered.config
-    st.subheader(f"{s.n_clusters} clusters · {method_summary(s)}")
+    st.subheader(f"{s.n_clusters} clusters · {md_escape(method_summary(s))}")
     rows = [
         {"cluster": s.name(c), "images": sizes[c], "keywords": ", ".join(s.clustered.keywords.get(c, [])[:5])}
         for c in s.order()
@@ -190,9 +190,9 @@ if s.has_clusters:
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     info = s.clustered.info or {}
     if info.get("prompt_ranking"):
-        st.markdown(f"**Prompts ranked by k-means loss** (chosen: *{info.get('chosen_prompt')}*)")
+        st.markdown(f"**Prompts ranked by k-means loss** (chosen: *{md_escape(info.get('chosen_prompt'))}*)")
         if info.get("answerer"):
-            st.caption(str(info["answerer"]))
+            st.caption(md_escape(info["answerer"]))
         st.dataframe(pd.DataFrame(info["prompt_ranking"]), hide_index=True, width="stretch")
         if len(info.get("ami_prompts") or []) > 1:
             st.plotly_chart(ami_figure(info["ami"], info["ami_prompts"]), width="stretch")
@@ -213,7 +213,7 @@ if s.has_clusters:
         )
     for key in ("text_source", "selected_nouns_summary"):
         if info.get(key):
-            st.caption(f"{key.replace('_', ' ')}: {info[key]}")
+            st.caption(f"{key.replace('_', ' ')}: {md_escape(info[key])}")
     c1, c2 = st.columns(2)
     c1.page_link("views/clusters.py", label="Look at the clusters", icon=":material/grid_view:")
     c2.page_link("views/map.py", label="See them on the map", icon=":material/scatter_plot:")

@@ -9,6 +9,7 @@ from ui import actions, edits, state
 from ui.widgets import (
     chip,
     cluster_colours,
+    md_escape,
     method_summary,
     pager,
     require_clusters,
@@ -32,8 +33,8 @@ show_flash(s)
 noise_n = sizes.get(edits.NOISE, 0)
 summary = f"**{s.n_clusters} clusters** of {s.n_images:,} images"
 if noise_n:
-    summary += f" · {noise_n:,} in “{s.noise_name}” (not in any cluster)"
-summary += f" · {method_summary(s)}" + (f" · {len(s.edit_log)} hand edit(s)" if s.edit_log else "")
+    summary += f" · {noise_n:,} in “{md_escape(s.noise_name)}” (not in any cluster)"
+summary += f" · {md_escape(method_summary(s))}" + (f" · {len(s.edit_log)} hand edit(s)" if s.edit_log else "")
 st.markdown(summary)
 st.caption(
     "Each card shows the images nearest to the cluster's centre first. Names are the cluster's most "
@@ -77,7 +78,7 @@ for cid in edits.page_slice(order, card_page, CARDS_PER_PAGE):
         head.markdown(
             chip(colours.get(cid, "#888"), title)
             + f" &nbsp;<span style='opacity:0.7'>{sizes[cid]:,} images"
-            + (f" · {keywords}" if keywords else "")
+            + (f" · {md_escape(keywords)}" if keywords else "")
             + "</span>",
             unsafe_allow_html=True,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -9,12 +10,16 @@ import streamlit as st
 
 import vlexplore as vx
 from ui import actions, roots, state
-from ui.widgets import show_flash
+from ui.widgets import error_banner, md_code, md_escape, show_flash
 from vlexplore.models.registry import MODELS, encoder_names
 
 s = state.get()
-allowed = state.allowed_roots()
 st.title("Load a folder")
+# Bad configuration (an unparsable secrets.toml, a `roots` secret of the wrong type, a VLEXPLORE_ROOTS
+# without a folder, `/` as a root) stops the page with one line; it never falls back to wider roots.
+with error_banner("Allowed folders misconfigured"):
+    secret = roots.secret_roots(st.secrets)
+    allowed = roots.allowed_roots(secrets_roots=secret)
 show_flash(s)
 
 MODEL_LABELS = {
@@ -46,21 +51,25 @@ with left:
         here: Path | None = roots.check_folder(folder_text, allowed)
     except vx.VlexploreError as exc:
         here = None
-        st.error(str(exc), icon=":material/block:")
-    st.caption("Allowed roots: " + " · ".join(f"`{r}`" for r in allowed))
+        st.error(md_escape(exc), icon=":material/block:")
+    st.caption("Allowed roots: " + " · ".join(md_code(r) for r in allowed))
+    if roots.ROOTS_ENV not in os.environ and secret is None:
+        _, home_note = roots.home_root()
+        if home_note:
+            st.caption(md_escape(home_note))
 
     with st.expander("Browse sub-folders", expanded=False):
         if here is None:
             st.caption("Start from one of the allowed roots:")
             for i, r in enumerate(allowed):
-                st.button(str(r), key=f"root-{i}", on_click=_open, args=(str(r),))
+                st.button(md_escape(r), key=f"root-{i}", on_click=_open, args=(str(r),))
         else:
             up = roots.parent_within(here, allowed)
             subs = roots.subfolders(here, allowed)
             c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
             c1.button("⬆ Up", disabled=up is None, on_click=_open, args=(str(up),), width="stretch")
             if subs:
-                label = f"{len(subs)} sub-folder{'s' if len(subs) != 1 else ''} of `{here.name or here}`"
+                label = f"{len(subs)} sub-folder{'s' if len(subs) != 1 else ''} of {md_code(here.name or here)}"
                 pick = c2.selectbox(label, subs, key="browse_pick")
                 st.button("Open sub-folder", on_click=_open, args=(str(here / pick),))
             else:
@@ -95,16 +104,16 @@ if go and here is not None:
 if s.has_data:
     emb = s.emb
     st.divider()
-    st.markdown(f"#### Loaded `{s.folder}`")
+    st.markdown(f"#### Loaded {md_code(s.folder)}")
     if emb.fallback_note:
-        st.warning(emb.fallback_note, icon=":material/warning:")
+        st.warning(md_escape(emb.fallback_note), icon=":material/warning:")
     cached_text = (
         "embeddings cached"
         if emb.n_computed == 0
         else f"{emb.n_computed:,} embedded now, {emb.n - emb.n_computed:,} from the cache"
     )
     st.markdown(f"**{emb.n:,} images**, {cached_text}")
-    st.caption(f"Model: {emb.model_description}")
+    st.caption(f"Model: {md_escape(emb.model_description)}")
     if s.timings:
         words = {"scan": "scan", "embed": "embedding", "cluster": "last clustering"}
         st.caption("Time: " + " · ".join(f"{words.get(k, k)} {v:.1f} s" for k, v in s.timings.items()))

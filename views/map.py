@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import streamlit as st
 
 from ui import actions, edits, figures, state
-from ui.widgets import cluster_colours, pager, require_clusters, selection_actions, show_flash, thumbnail_grid
+from ui.widgets import (
+    cluster_colours,
+    md_escape,
+    pager,
+    require_clusters,
+    selection_actions,
+    show_flash,
+    thumbnail_grid,
+)
 
 GRID_PAGE = 48
 
@@ -23,7 +33,9 @@ def build() -> figures.MapFigure:
     hover = None
     if s.n_images <= figures.MAX_HOVER_POINTS:
         relpaths = items["relpath"].tolist()
-        hover = [f"{p}<br>{c}" if c else p for p, c in zip(relpaths, captions)]
+        hover = [  # plotly renders a subset of HTML (links too): the names and captions are text
+            f"{html.escape(p)}<br>{html.escape(c)}" if c else html.escape(p) for p, c in zip(relpaths, captions)
+        ]
     names = {c: s.name(c) for c in s.order()}
     return figures.scatter_map(
         s.clustered.coords, s.labels, names, s.order(), cluster_colours(s), hover=hover
@@ -63,7 +75,7 @@ if len(sel):
     sizes = edits.cluster_sizes(s.labels[sel])
     st.caption(
         "Selected images by cluster: "
-        + ", ".join(f"{s.name(c)} ({n:,})" for c, n in sorted(sizes.items(), key=lambda kv: -kv[1]))
+        + ", ".join(f"{md_escape(s.name(c))} ({n:,})" for c, n in sorted(sizes.items(), key=lambda kv: -kv[1]))
     )
     page = pager(len(sel), GRID_PAGE, key="map-grid-page")
     thumbnail_grid(s, edits.page_slice(np.asarray(sel), page, GRID_PAGE), columns=8, key="map")
