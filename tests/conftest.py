@@ -259,3 +259,23 @@ def fake_encoder() -> FakeEncoder:
 def cache_dir(tmp_path: Path) -> Path:
     """An empty per-test cache root (not created yet)."""
     return tmp_path / "cache"
+
+
+@pytest.fixture(autouse=True)
+def _private_default_cache(tmp_path_factory, monkeypatch) -> None:
+    """Calls that use the default cache (a scan's stat index, thumbnails) write to a per-test folder, never
+    the user's; tests that set ``VLEXPLORE_CACHE_DIR`` themselves override it."""
+    monkeypatch.setenv("VLEXPLORE_CACHE_DIR", str(tmp_path_factory.mktemp("default-cache")))
+
+
+# =========================================================================== 4. a tiny CLIP with real alignment
+
+
+@pytest.fixture(scope="session")
+def aligned_clip(tmp_path_factory):
+    """A tiny open_clip model trained once per session (about 10-15 s, one core) on coloured shapes, saved
+    as a checkpoint file (architecture registered with open_clip) and as an hf-hub style directory.
+    See ``tests/aligned_model.py``; the value is its ``TrainedModel`` record."""
+    from aligned_model import train_aligned
+
+    return train_aligned(tmp_path_factory.mktemp("aligned-clip"))

@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 
-from vlexplore import encode
+from vlexplore import encode, imageio
 from vlexplore.cache import store_for
 from vlexplore.encode import (
     PROMPT_TEMPLATES,
@@ -93,16 +93,16 @@ def test_an_interrupted_run_keeps_finished_batches_and_resumes(collection, make_
 
 
 def test_io_errors_are_not_remembered(collection, fake_encoder, cache_dir, monkeypatch):
-    real_open = encode.open_image
+    locked = collection.items.set_index("relpath").loc["red/red_0.jpg", "path"]
 
-    def flaky(path, **kw):
-        if path.endswith("red_0.jpg"):
-            raise encode.ImageReadError("file cannot be read (permission denied)")
-        return real_open(path, **kw)
+    def fake_open(path, *args, **kwargs):
+        if str(path) == locked:
+            raise PermissionError(13, "Permission denied", path)
+        return open(path, *args, **kwargs)
 
-    monkeypatch.setattr(encode, "open_image", flaky)
+    monkeypatch.setattr(imageio, "open", fake_open, raising=False)
     assert "red/red_0.jpg" in set(_embed(collection, fake_encoder, cache_dir).collection.skipped["relpath"])
-    monkeypatch.setattr(encode, "open_image", real_open)
+    monkeypatch.delattr(imageio, "open")
     res = _embed(collection, fake_encoder, cache_dir)
     assert res.n_computed == 1 and "red/red_0.jpg" in set(res.collection.items["relpath"])
 

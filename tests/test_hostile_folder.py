@@ -27,7 +27,7 @@ import pytest
 from conftest import FakeEncoder
 from PIL import Image, PngImagePlugin
 
-from vlexplore import encode, images
+from vlexplore import encode, imageio, images
 from vlexplore.encode import embed_images
 from vlexplore.errors import ImageReadError
 from vlexplore.export import to_dataframe, write_table
@@ -570,7 +570,7 @@ def test_permission_denied_at_decode_time_is_reported_and_retried(corpus, scanne
             raise PermissionError(13, "Permission denied", path)
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(images, "open", fake_open, raising=False)
+    monkeypatch.setattr(imageio, "open", fake_open, raising=False)
     first = embed_images(scanned, FakeEncoder(), cache_dir=tmp_path, batch_size=16)
     assert reasons_of(first.collection)["odd/cmyk.jpg"] == "file cannot be read (permission denied)"
     monkeypatch.undo()

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vlexplore import images
+from vlexplore import collection as scan
+from vlexplore import images, thumbs
 from vlexplore.errors import ConfigError, ImageReadError
 from vlexplore.images import ITEM_COLUMNS, Collection, open_image, scan_folder, thumbnail
 
@@ -46,7 +47,8 @@ def test_items_have_the_documented_columns_and_dtypes(image_folder):
     assert (row["width"], row["height"], row["format"]) == (32, 24, "JPEG")
     assert row["path"] == str(image_folder.root / "red" / "red_0.jpg")
     assert row["bytes"] == (image_folder.root / "red" / "red_0.jpg").stat().st_size
-    assert len(row["fingerprint"]) == 32
+    data = (image_folder.root / "red" / "red_0.jpg").read_bytes()
+    assert row["fingerprint"] == images.content_key(data) and re.fullmatch(r"b3[0-9a-f]{32}", row["fingerprint"])
 
 
 def test_items_are_sorted_by_relpath_and_repeatable(image_folder):
@@ -137,7 +139,7 @@ def test_unreadable_file_is_skipped_with_a_reason(image_folder, monkeypatch):
             raise PermissionError(13, "Permission denied", path)
         return open(path, *args, **kwargs)
 
-    monkeypatch.setattr(images, "open", fake_open, raising=False)
+    monkeypatch.setattr(scan, "open", fake_open, raising=False)
     c = scan_folder(image_folder.root)
     reasons = dict(zip(c.skipped["relpath"], c.skipped["reason"]))
     assert reasons["red/red_0.jpg"] == "file cannot be read (permission denied)"
@@ -153,7 +155,7 @@ def test_unreadable_sub_folder_is_skipped_with_a_reason(image_folder, monkeypatc
             raise PermissionError(13, "Permission denied", path)
         return real_scandir(path)
 
-    monkeypatch.setattr(images.os, "scandir", fake_scandir)
+    monkeypatch.setattr(scan.os, "scandir", fake_scandir)
     c = scan_folder(image_folder.root)
     reasons = dict(zip(c.skipped["relpath"], c.skipped["reason"]))
     assert reasons["green"] == "folder cannot be read (permission denied)"
@@ -311,7 +313,7 @@ def test_thumbnail_second_call_reuses_the_file(image_folder, cache_dir, monkeypa
     def no_decode(*args, **kwargs):
         raise AssertionError("a cached thumbnail must not be decoded again")
 
-    monkeypatch.setattr(images, "open_image", no_decode)
+    monkeypatch.setattr(thumbs, "read_image_bytes", no_decode)
     assert thumbnail(c, "blue/blue_0.jpg", cache_dir=cache_dir) == first
     assert first.stat().st_mtime_ns == mtime
 

@@ -27,12 +27,29 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CacheError, ConfigError
+from .fsutil import atomic_write_text, exclusive, fsync_dir
 
 SHARD_SUFFIX = ".parquet"
 TMP_SUFFIX = ".tmp"
 KEY = "key"
 #: Rows per Parquet row group: a lookup of a few keys in a big (compacted) shard reads only their groups.
 ROW_GROUP_ROWS = 2048
+#: How often a lookup starts over when shards vanish under it (another process compacting).
+LOOKUP_ATTEMPTS = 8
+#: The cache layout. 2: keys hash whole files (BLAKE3); 1 (no marker) hashed size + first and last 64 KiB.
+CACHE_FORMAT = 2
+FORMAT_FILE = "FORMAT"
+COMPACT_LOCK = ".compact.lock"
+
+
+class _Vanished(Exception):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+
+class _Damaged(Exception):
+    def __init__(self, path: Path, cause: BaseException) -> None:
+        self.path, self.cause = path, cause
 
 
 class ShardStore:
@@ -67,7 +84,10 @@ class ShardStore:
 
         Only the ``key`` column of each shard is read to build the index, and only the
         requested columns of the shards that hold a hit. Shards that lack one of
-        ``columns`` are not used; unreadable shards are skipped with a warning.
+        ``columns`` are not used. A damaged shard is set aside (renamed to a hidden
+        ``.damaged-*`` file, with a warning) and its rows count as missing, so they are
+        computed again once instead of blocking every later run; a shard that vanishes
+        while it is read (another process compacted the store) makes the lookup start over.
 
         Args:
             keys: ``(n,)`` keys to find (repeats allowed).
@@ -77,7 +97,22 @@ class ShardStore:
             ``found``: bool ``(n,)``; ``values``: per column, the values of the found keys in key
             order — vectors as float32 ``(n_found, d)``, strings as ``list[str]``. A column no
             readable shard holds comes back as an empty list.
+
+        Raises:
+            CacheError: the store kept changing under the lookup (:data:`LOOKUP_ATTEMPTS` times).
         """
+        for _ in range(LOOKUP_ATTEMPTS):
+            try:
+                return self._lookup_once(keys, columns)
+            except _Vanished:
+                continue
+            except _Damaged as bad:
+                self._set_aside(bad.path, bad.cause)
+        raise CacheError(f"the cache folder {self.directory} kept changing while it was read; try again")
+
+    def _lookup_once(
+        self, keys: Sequence[str], columns: Sequence[str]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray | list[str]]]:
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -94,8 +129,10 @@ class ShardStore:
         for s, path in enumerate(shards):
             try:
                 schema, key_col = _read_keys(path)
+            except FileNotFoundError as exc:
+                raise _Vanished(path) from exc
             except (OSError, pa.ArrowException) as exc:
-                warnings.warn(f"ignoring unreadable cache shard {path} ({exc})", stacklevel=2)
+                self._set_aside(path, exc)
                 continue
             if not all(c in schema.names for c in columns):
                 continue
@@ -139,11 +176,26 @@ class ShardStore:
                             for i, v in zip(at.tolist(), part):
                                 column[i] = v
                     del table
-            except (OSError, pa.ArrowException) as exc:  # vanished or damaged between the two reads
-                raise CacheError(f"cache shard {shards[s]} could not be read ({exc}); try again") from exc
+            except FileNotFoundError as exc:  # compacted away by another process since it was listed
+                raise _Vanished(shards[s]) from exc
+            except (OSError, pa.ArrowException) as exc:  # e.g. a damaged page header in a value column
+                raise _Damaged(shards[s], exc) from exc
         for c in columns:
             values[c] = vectors[c] if c in vectors else strings[c]
         return found, values
+
+    def _set_aside(self, path: Path, cause: BaseException) -> None:
+        """Rename a damaged shard to a hidden name, so no later run reads it again (its rows are recomputed)."""
+        target = path.with_name(f".damaged-{path.name}")
+        try:
+            os.replace(path, target)
+            where = f"moved to {target.name}"
+        except FileNotFoundError:
+            return
+        except OSError:  # a read-only cache: skipped in this process only
+            where = "skipped"
+        warnings.warn(f"cache shard {path} is damaged ({str(cause)[:120]}); {where}, its rows are computed again",
+                      stacklevel=3)
 
     def contains(self, keys: Sequence[str]) -> np.ndarray:
         """bool ``(n,)``: which ``keys`` some readable shard holds (only key columns are read)."""
@@ -151,17 +203,27 @@ class ShardStore:
         import pyarrow.compute as pc
 
         keys = list(keys)
-        present: set[str] = set()
-        shards = self.shard_paths()
-        if keys and shards:
+        for _ in range(LOOKUP_ATTEMPTS):
+            present: set[str] = set()
+            shards = self.shard_paths()
+            if not keys or not shards:
+                break
             wanted = pa.array(list(dict.fromkeys(keys)), type=pa.string())
-            for path in shards:
-                try:
-                    _, key_col = _read_keys(path)
-                except (OSError, pa.ArrowException) as exc:
-                    warnings.warn(f"ignoring unreadable cache shard {path} ({exc})", stacklevel=2)
-                    continue
-                present.update(key_col.filter(pc.is_in(key_col, value_set=wanted)).to_pylist())
+            try:
+                for path in shards:
+                    try:
+                        _, key_col = _read_keys(path)
+                    except FileNotFoundError:
+                        raise
+                    except (OSError, pa.ArrowException) as exc:
+                        self._set_aside(path, exc)
+                        continue
+                    present.update(key_col.filter(pc.is_in(key_col, value_set=wanted)).to_pylist())
+            except FileNotFoundError:  # compacted away since it was listed: its rows are in a newer shard
+                continue
+            break
+        else:
+            raise CacheError(f"the cache folder {self.directory} kept changing while it was read; try again")
         return np.fromiter((k in present for k in keys), dtype=bool, count=len(keys))
 
     # ------------------------------------------------------------------ writing
@@ -193,14 +255,22 @@ class ShardStore:
         before its members are deleted, so a reader never loses a row; memory stays at about
         ``max_rows`` rows (plus the set of keys seen).
 
+        Only one process compacts a store at a time (an advisory lock); another one that asks meanwhile
+        returns at once, and readers that meet a vanished shard start their lookup over.
+
         Returns:
-            The path of the first merged shard, ``None`` when there was nothing to merge.
+            The path of the first merged shard, ``None`` when there was nothing to merge (or another
+            process is compacting).
         """
+        if max_rows < 1:
+            raise ConfigError(f"max_rows must be >= 1, got {max_rows}")
+        with exclusive(self.directory / COMPACT_LOCK) as held:
+            return self._compact(max_rows) if held else None
+
+    def _compact(self, max_rows: int) -> Path | None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        if max_rows < 1:
-            raise ConfigError(f"max_rows must be >= 1, got {max_rows}")
         seen: set[str] = set()
         pending: dict[tuple, list[tuple[Path, pa.Table]]] = {}
         first: list[Path] = []
@@ -225,8 +295,10 @@ class ShardStore:
                     seen.update(_read_keys(path)[1].to_pylist())
                     continue
                 table = _read_columns(path, None)
+            except FileNotFoundError:
+                continue
             except (OSError, pa.ArrowException) as exc:
-                warnings.warn(f"ignoring unreadable cache shard {path} ({exc})", stacklevel=2)
+                self._set_aside(path, exc)
                 continue
             group = pending.setdefault(tuple((f.name, str(f.type)) for f in table.schema), [])
             group.append((path, table))
@@ -256,22 +328,60 @@ class ShardStore:
             if tmp_name is not None:
                 Path(tmp_name).unlink(missing_ok=True)
             raise CacheError(f"cannot write to the cache folder {self.directory} ({exc})") from exc
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         return target
 
 
 def store_for(cache_dir: str | Path | None, namespace: str) -> ShardStore:
     """The store of one namespace (e.g. a model id): ``cache_dir/<slug>-<8 hex of its hash>/``.
 
-    The hash keeps namespaces whose slugs coincide (``a/b`` and ``a:b``) apart.
+    The hash (of the namespace and :data:`CACHE_FORMAT`) keeps namespaces whose slugs coincide
+    (``a/b`` and ``a:b``) apart, and stores of an older format out of reach; a cache root written by
+    an older format is noticed once per process (:func:`check_format`).
     """
     if cache_dir is None:
         from .config import default_cache_dir
 
         cache_dir = default_cache_dir()
+    check_format(cache_dir)
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", namespace).strip("-.")[:64] or "store"
-    digest = hashlib.blake2b(namespace.encode("utf-8"), digest_size=4).hexdigest()
+    digest = hashlib.blake2b(f"v{CACHE_FORMAT}:{namespace}".encode(), digest_size=4).hexdigest()
     return ShardStore(Path(cache_dir) / f"{slug}-{digest}")
+
+
+_checked_roots: set[str] = set()
+
+
+def check_format(cache_dir: str | Path) -> None:
+    """Mark a cache root with :data:`CACHE_FORMAT`; say once when it holds an older format's data.
+
+    Older stores are never read (their folder names differ) and never mixed with new keys: everything is
+    computed again into new folders. The notice says which old folders may be deleted.
+    """
+    root = Path(cache_dir)
+    if str(root) in _checked_roots:
+        return
+    _checked_roots.add(str(root))
+    marker = root / FORMAT_FILE
+    try:
+        if marker.read_text().strip() == str(CACHE_FORMAT):
+            return
+    except OSError:
+        pass
+    try:
+        old = sorted(e.name for e in os.scandir(root) if e.is_dir() and e.name != "numba")
+    except OSError:
+        old = []
+    if old:
+        warnings.warn(f"the cache in {root} was made by an older vlexplore (its keys hashed only part of each "
+                      f"file, so different images could share one); it is not used, and what is needed is "
+                      f"computed again. Its old folders can be deleted: {', '.join(old[:4])}"
+                      f"{' …' if len(old) > 4 else ''}", stacklevel=3)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(marker, f"{CACHE_FORMAT}\n")
+    except OSError:  # a read-only cache: nothing is written anyway
+        pass
 
 
 # --------------------------------------------------------------------------- helpers
@@ -370,17 +480,3 @@ def _to_table(keys: list[str], columns: Mapping[str, np.ndarray | Sequence[str]]
             arrays.append(pa.array(col, type=pa.string()))
         names.append(name)
     return pa.Table.from_arrays(arrays, names=names)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename durable (POSIX); a no-op where directories cannot be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -9,12 +9,13 @@ captioner: its *label captions* come from its own logits for free
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .config import default_cache_dir
-from .errors import ImageReadError
+from .errors import CacheError, ImageReadError
 
 Progress = Callable[[int, int], None] | None
 
@@ -44,7 +45,7 @@ def caption_images(
         ``list[str]`` of length ``len(collection)``.
     """
     from .cache import store_for
-    from .images import open_image
+    from .imageio import open_image, read_image_bytes
 
     store = store_for(Path(cache_dir) if cache_dir is not None else default_cache_dir(), _namespace(captioner, prompt))
     keys = list(collection.fingerprints)
@@ -61,10 +62,13 @@ def caption_images(
         on_progress(done, total)
 
     def load(i: int):
-        try:
-            return i, captioner.preprocess(open_image(paths[i], max_side=1024))
+        try:  # the bytes decoded are the bytes the key was made from (a changed file is left out)
+            data, _ = read_image_bytes(paths[i], expected=keys[i])
+            return i, captioner.preprocess(open_image(data, max_side=1024))
         except ImageReadError:
             return i, None
+
+    writable = True
 
     with ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool:
         for start in range(0, len(missing), batch_size):
@@ -73,7 +77,12 @@ def caption_images(
             texts = captioner.caption_batch([img for _, img in good], prompt=prompt) if good else []
             for (i, _), text in zip(good, texts, strict=True):
                 out[i] = text
-            store.append([keys[i] for i, _ in chunk], {"caption": [out[i] for i, _ in chunk]})
+            if good and writable:  # only captions of images that were read: a failure is never cached
+                try:
+                    store.append([keys[i] for i, _ in good], {"caption": [out[i] for i, _ in good]})
+                except CacheError as exc:
+                    writable = False
+                    warnings.warn(f"{exc}; captions of this run are kept in memory only", stacklevel=2)
             done += len(chunk)
             if on_progress:
                 on_progress(done, total)

@@ -39,7 +39,6 @@ import numpy as np
 from . import encode
 from .cache import store_for
 from .encode import (
-    _TRANSIENT,
     FAILURES_SUFFIX,
     EmbedResult,
     Progress,
@@ -49,7 +48,8 @@ from .encode import (
     prepare_image,
 )
 from .errors import ConfigError, ImageReadError, VlexploreError
-from .images import Collection
+from .imageio import content_key
+from .collection import Collection
 
 log = logging.getLogger(__name__)
 
@@ -181,10 +181,13 @@ class _EmbedActor:
         self.pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="vlexplore-decode")
 
     def _prepare(self, data):
+        """``(tensor or None, error, lasting, content key)`` of one file's bytes."""
+        data = bytes(data)
+        key = content_key(data)
         try:
-            return prepare_image(bytes(data), self.encoder), ""
+            return prepare_image(data, self.encoder), "", False, key
         except ImageReadError as exc:
-            return None, str(exc)
+            return None, str(exc), exc.lasting, key
 
     def __call__(self, batch: dict) -> dict:
         import torch
@@ -194,8 +197,9 @@ class _EmbedActor:
         paths = [str(p) for p in batch["path"]]
         n = len(paths)
         prepared = list(self.pool.map(self._prepare, batch["bytes"]))
-        errors = [e for _, e in prepared]
-        ok = [i for i, (t, _) in enumerate(prepared) if t is not None]
+        errors = [p[1] for p in prepared]
+        lasting = [p[2] for p in prepared]
+        ok = [i for i, p in enumerate(prepared) if p[0] is not None]
         out = {v: np.zeros((n, self.dims[v]), dtype=np.float32) for v in self.views}
         if ok:
             raw = self.encoder.encode_image_batch(torch.stack([prepared[i][0] for i in ok]))
@@ -206,7 +210,9 @@ class _EmbedActor:
                     errors[i] = INVALID_OUTPUT
             for v in self.views:
                 out[v][kept] = arrays[v]
-        return {"path": np.array(paths, dtype=object), "error": np.array(errors, dtype=object), **out}
+        return {"path": np.array(paths, dtype=object), "error": np.array(errors, dtype=object),
+                "lasting": np.array(lasting, dtype=bool), "key": np.array([p[3] for p in prepared], dtype=object),
+                **out}
 
 
 def _describe(factory: Callable) -> tuple[str, tuple[str, ...], dict[str, int]]:
@@ -334,12 +340,14 @@ def embed_images_ray(
             )
             for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
                 fps = [fp_of[_local_path(p)] for p in batch["path"]]
+                # bytes that no longer hash to the scanned key (the file changed) are stored under neither
+                same = np.array([str(k) == fp for k, fp in zip(batch["key"], fps)], dtype=bool)
                 errors = [str(e) for e in batch["error"]]
-                good = np.array([not e for e in errors], dtype=bool)
+                good = np.array([not e for e in errors], dtype=bool) & same
                 if good.any():
                     store.append([fp for fp, g in zip(fps, good) if g], {v: batch[v][good] for v in views})
                     n_computed += int(good.sum())
-                lasting = {fp: e for fp, e in zip(fps, errors) if e and not e.startswith(_TRANSIENT)}
+                lasting = {fp: e for fp, e, keep, ok in zip(fps, errors, batch["lasting"], same) if e and keep and ok}
                 if lasting:
                     failure_store.append(list(lasting), {"error": list(lasting.values())})
                 done += sum(weight[fp] for fp in fps)

@@ -22,9 +22,10 @@ import numpy as np
 from PIL import Image
 
 from .cache import store_for
-from .errors import ConfigError, ImageReadError, VlexploreError
-from .images import Collection, open_image
+from .errors import CacheError, ConfigError, ImageReadError, VlexploreError
+from .imageio import CHANGED, open_image, read_image_bytes
 from .models.base import Encoder, l2_normalize
+from .collection import Collection
 
 PROMPT_TEMPLATES: tuple[str, ...] = (
     "a photo of a {}.",
@@ -44,8 +45,6 @@ FAILURES_SUFFIX = ":failures"
 #: (:meth:`~vlexplore.cache.ShardStore.compact`): a 70k collection embedded 64 at a time leaves 1,100.
 COMPACT_ABOVE = 256
 INVALID_OUTPUT = "the model returned invalid values (NaN or infinity) for this image"
-# reasons not worth remembering: I/O trouble (from images._reason) and numerical accidents of a model
-_TRANSIENT = ("file cannot be read", "file disappeared", INVALID_OUTPUT)
 
 Progress = Callable[[int, int], None] | None
 
@@ -84,9 +83,13 @@ def embed_images(
 ) -> EmbedResult:
     """Embed every image of ``collection``, reading and filling the cache.
 
-    Cached rows are looked up by fingerprint under the namespace ``encoder.model_id``;
-    decode failures under ``encoder.model_id + ":failures"`` (column ``error``), so they are
-    not retried. Identical files (same fingerprint) are computed once.
+    Cached rows are looked up by content key (``fingerprint``) under the namespace ``encoder.model_id``;
+    failures of a file's content under ``encoder.model_id + ":failures"`` (column ``error``), so they are
+    not retried (passing trouble, such as I/O errors or memory, is). Identical files are computed once.
+    Every file is read once and its bytes hashed again before they are decoded: a file that changed
+    since the scan is skipped for this run ("load the folder again"), so nothing is ever cached under a
+    key its bytes do not have. A read-only or full cache is said once (a warning), and the run goes on
+    in memory.
 
     Args:
         collection: from :func:`vlexplore.images.scan_folder`.
@@ -116,10 +119,10 @@ def embed_images(
 
     fps = collection.fingerprints
     weight: dict[str, int] = {}
-    path_of: dict[str, str] = {}
+    paths_of: dict[str, list[str]] = {}
     for fp, path in zip(fps, collection.paths):
         weight[fp] = weight.get(fp, 0) + 1
-        path_of.setdefault(fp, path)
+        paths_of.setdefault(fp, []).append(path)
     unique = list(weight)
 
     found, cached = store.lookup(unique, views)
@@ -142,16 +145,35 @@ def embed_images(
     row_of = {fp: i for i, fp in enumerate(fp for fp, hit in zip(unique, found) if hit)}
     blocks: dict[str, list[np.ndarray]] = {v: [cached[v]] for v in views if len(row_of)}
     n_computed = 0
+    changed: dict[str, str] = {}  # path -> reason: files whose bytes no longer have the scanned key
+    writable = [True]
 
     def load(fp: str):
+        """Decode the first file of ``fp`` whose bytes still hash to ``fp`` (identical files are read once)."""
+        for path in paths_of[fp]:
+            try:
+                data, _ = read_image_bytes(path, expected=fp)
+                return fp, prepare_image(data, encoder), None
+            except ImageReadError as exc:
+                if str(exc) != CHANGED:
+                    return fp, None, exc
+                changed[path] = CHANGED
+        return fp, None, ImageReadError(CHANGED, lasting=False)
+
+    def save(target, keys: list[str], columns: dict) -> None:
+        """Append to the cache; a read-only or full cache is said once, and the run goes on in memory."""
+        if not writable[0]:
+            return
         try:
-            return fp, prepare_image(path_of[fp], encoder), None
-        except ImageReadError as exc:
-            return fp, None, str(exc)
+            target.append(keys, columns)
+        except CacheError as exc:
+            writable[0] = False
+            warnings.warn(f"{exc}; this run keeps its results in memory only (free space or fix the "
+                          "permissions, then run again to fill the cache)", stacklevel=3)
 
     batch_fps: list[str] = []
     tensors: list = []
-    new_errors: dict[str, str] = {}
+    new_errors: dict[str, ImageReadError] = {}
 
     def flush() -> None:
         nonlocal done, n_computed
@@ -159,18 +181,19 @@ def embed_images(
             out = encoder.encode_image_batch(torch.stack(tensors))
             arrays, finite = finish_batch(out, views, len(tensors), encoder.model_id)
             if not finite.all():
-                new_errors.update((fp, INVALID_OUTPUT) for fp, ok in zip(batch_fps, finite) if not ok)
+                new_errors.update((fp, ImageReadError(INVALID_OUTPUT, lasting=False))
+                                  for fp, ok in zip(batch_fps, finite) if not ok)
                 batch_fps[:] = [fp for fp, ok in zip(batch_fps, finite) if ok]
-            store.append(batch_fps, arrays)
+            save(store, batch_fps, arrays)
             for fp in batch_fps:
                 row_of[fp] = len(row_of)
             for v in views:
                 blocks.setdefault(v, []).append(arrays[v])
             n_computed += len(tensors)
-        lasting = {fp: e for fp, e in new_errors.items() if not e.startswith(_TRANSIENT)}
-        if lasting:  # remembered, so a re-run does not try again; I/O trouble is retried next time
-            failure_store.append(list(lasting), {"error": list(lasting.values())})
-        errors.update(new_errors)
+        lasting = {fp: str(e) for fp, e in new_errors.items() if e.lasting}
+        if lasting:  # failures of the content itself are remembered; passing trouble is retried next time
+            save(failure_store, list(lasting), {"error": list(lasting.values())})
+        errors.update((fp, str(e)) for fp, e in new_errors.items())
         done += sum(weight[fp] for fp in batch_fps) + sum(weight[fp] for fp in new_errors)
         batch_fps.clear()
         tensors.clear()
@@ -190,9 +213,11 @@ def embed_images(
         if tensors or new_errors:
             flush()
 
-    if n_computed and len(store.shard_paths()) > COMPACT_ABOVE:  # one shard per batch adds up; reopening reads them all
+    if n_computed and writable[0] and len(store.shard_paths()) > COMPACT_ABOVE:  # reopening reads every shard
         store.compact()
-    failed = {r: errors[fp] for r, fp in zip(collection.items["relpath"], fps) if fp in errors}
+    items = collection.items
+    failed = {r: changed.get(p) or errors[fp] for r, p, fp in zip(items["relpath"], items["path"], fps)
+              if p in changed or fp in errors}
     kept = collection.without(failed)
     if len(kept) == 0:
         return EmbedResult(kept, {v: np.zeros((0, 0), np.float32) for v in views}, encoder.model_id, n_computed)

@@ -16,7 +16,17 @@ class ConfigError(VlexploreError, ValueError):
 
 
 class ImageReadError(VlexploreError):
-    """One image file could not be read; the caller skips it and reports it."""
+    """One image file could not be read; the caller skips it and reports it.
+
+    Attributes:
+        lasting: the failure belongs to the file's content (damaged, not an image, too large), so it may be
+            remembered under the content's key; ``False`` for passing trouble (I/O, permissions, memory, a
+            file that changed while it was read), which is tried again on the next run.
+    """
+
+    def __init__(self, reason: str, *, lasting: bool = True) -> None:
+        super().__init__(reason)
+        self.lasting = lasting
 
 
 class ModelUnavailableError(VlexploreError):

@@ -1,0 +1,395 @@
+"""Scanning image folders into a :class:`Collection`.
+
+A scan lists the files with an image extension, reads each new file once to hash its whole
+content (the key every cache uses) and parse its header (size, format, orientation), and
+remembers ``(path, size, mtime, ctime, inode) → key, size, format`` in a *stat index* in the
+cache, so reopening a folder whose files have not changed reads no file at all. Every file with
+an image extension ends up either in ``items`` or, with a reason a person can read, in
+``skipped``; one bad file never stops a scan. Decoding happens later
+(:func:`vlexplore.imageio.open_image`), which may still fail (a truncated JPEG has a good header).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import blake3
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from .errors import CacheError, ConfigError, ImageReadError
+from .imageio import (
+    DEFAULT_MAX_PIXELS,
+    HEIF_EXTENSIONS,
+    HEIF_SUPPORT,
+    IMAGE_EXTENSIONS,
+    NO_HEIF,
+    NOT_REGULAR,
+    READ_ERRORS,
+    hash_stream,
+    open_nonblocking,
+    orientation,
+    reason_for,
+    too_large,
+)
+
+ITEM_COLUMNS = ("relpath", "path", "folder_label", "bytes", "mtime_ns", "width", "height", "format", "fingerprint")
+SKIPPED_COLUMNS = ("relpath", "reason")
+_INT_COLUMNS = frozenset({"bytes", "mtime_ns", "width", "height"})
+_SCAN_BLOCK = 4096  # files probed per thread-pool round (bounds memory for huge folders)
+#: The stat index's namespace in the cache, and the columns it keeps per file.
+STAT_INDEX = "stat-index"
+_INDEX_COLUMNS = ("fingerprint", "width", "height", "format")
+#: A file modified this recently is not remembered in the stat index: file-system clocks are coarse, so a
+#: write in the same tick as the scan could leave size and times unchanged (git's "racily clean" rule).
+RACY_NS = 2_000_000_000
+#: The stat index is compacted once a folder's scans have left more shards than this.
+_INDEX_COMPACT_ABOVE = 32
+
+Progress = Callable[[int, int], None] | None
+
+@dataclass
+class Collection:
+    """The images of a folder.
+
+    Attributes:
+        root: the scanned folder.
+        items: one row per readable image, columns :data:`ITEM_COLUMNS`, sorted by ``relpath``.
+        skipped: files with an image extension that cannot be used, columns ``relpath``, ``reason``.
+    """
+
+    root: Path
+    items: pd.DataFrame
+    skipped: pd.DataFrame
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __repr__(self) -> str:
+        return f"Collection(root={str(self.root)!r}, {len(self.items)} images, {len(self.skipped)} skipped)"
+
+    @property
+    def fingerprints(self) -> list[str]:
+        """Content fingerprints, one per item."""
+        return self.items["fingerprint"].tolist()
+
+    @property
+    def paths(self) -> list[str]:
+        """Absolute paths, one per item."""
+        return self.items["path"].tolist()
+
+    @property
+    def labels(self) -> np.ndarray | None:
+        """Folder labels ``str (n,)`` when every item sits in a sub-folder and there are ≥ 2 of them, else ``None``."""
+        if not len(self.items):
+            return None
+        labels = self.items["folder_label"]
+        if (labels == "").any() or labels.nunique() < 2:
+            return None
+        return labels.to_numpy(dtype=str)
+
+    def without(self, relpaths: Mapping[str, str]) -> Collection:
+        """A new collection with the given items moved to ``skipped``.
+
+        Args:
+            relpaths: ``relpath → reason`` for each item to move.
+
+        Raises:
+            ConfigError: when a relpath is not among the items.
+        """
+        if not relpaths:
+            return self
+        mask = self.items["relpath"].isin(list(relpaths))
+        unknown = sorted(set(relpaths) - set(self.items.loc[mask, "relpath"]))
+        if unknown:
+            raise ConfigError(f"cannot skip {unknown[:3]}: not among the collection's items")
+        moved = _skipped_frame([(r, relpaths[r]) for r in self.items.loc[mask, "relpath"]])
+        skipped = pd.concat([self.skipped, moved], ignore_index=True)
+        skipped = skipped.sort_values("relpath", kind="stable").reset_index(drop=True)
+        return Collection(self.root, self.items.loc[~mask].reset_index(drop=True), skipped)
+
+
+def _text_series(values: list) -> pd.Series:
+    try:
+        return pd.Series(values, dtype="str")
+    except UnicodeEncodeError:  # a path that is not valid UTF-8 (Arrow strings refuse it): kept as the OS gave it
+        return pd.Series(values, dtype=object)
+
+
+def _items_frame(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series([r[c] for r in rows], dtype="int64") if c in _INT_COLUMNS
+                         else _text_series([r[c] for r in rows]) for c in ITEM_COLUMNS})
+
+
+def _skipped_frame(rows: list[tuple[str, str]]) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series([_printable(r[i]) for r in rows], dtype="str")
+                         for i, c in enumerate(SKIPPED_COLUMNS)})
+
+
+def _printable(text: str) -> str:
+    """``text`` as valid UTF-8: the bytes of a non-UTF-8 file name (surrogate escapes) shown as ``\\xNN``."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+
+# --------------------------------------------------------------------------- scanning
+
+
+def scan_folder(
+    root: str | Path,
+    *,
+    recursive: bool = True,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    cache_dir: str | Path | None = None,
+    on_progress: Progress = None,
+) -> Collection:
+    """List the images under ``root``, each with the content key of its whole file.
+
+    Hidden files and folders (names starting with ``.``) and files without an image
+    extension are ignored silently. Symbolic links are followed only when their target
+    stays inside ``root``; a folder reached twice (a link loop) is visited once. Files the
+    stat index knows unchanged are not opened; new or changed ones are read once.
+
+    Args:
+        root: the folder to scan.
+        recursive: descend into sub-folders.
+        max_pixels: images with more pixels are skipped (decompression bomb guard).
+        cache_dir: the cache root holding the stat index (:func:`vlexplore.config.default_cache_dir`
+            when ``None``). A read-only or full cache only costs speed: the scan warns once and goes on.
+        on_progress: called with ``(files checked, files found)`` while files are checked.
+
+    Returns:
+        A :class:`Collection`; ``width``/``height`` are as displayed (after EXIF orientation).
+
+    Raises:
+        ConfigError: when ``root`` is not a readable folder.
+    """
+    if isinstance(root, str) and not root.strip():  # Path("") would be the working directory
+        raise ConfigError("no folder given; give the path of a folder that holds images")
+    root_path = Path(root).expanduser().absolute()
+    try:
+        is_dir = root_path.is_dir()
+    except OSError as exc:  # e.g. a name too long for the file system
+        raise ConfigError(f"{str(root)[:200]!r} cannot be used as a folder ({exc.strerror or exc})") from exc
+    if not is_dir:
+        raise ConfigError(f"{str(root)!r} is not a folder; give the path of a folder that holds images")
+    try:
+        with os.scandir(root_path):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"folder {str(root)!r} cannot be read ({exc.strerror or exc})") from exc
+
+    files, skipped = _list_files(str(root_path), recursive)
+    index = _StatIndex(cache_dir)
+    workers = min(8, (os.cpu_count() or 1) + 4)
+    stats = list(_map_in_blocks(lambda f: _stat(f[1]), files, workers))
+    known = index.lookup([_stat_key(path, st) for (_, path), st in zip(files, stats) if st is not None])
+    rows: list[dict] = []
+    learned: dict[str, tuple[str, str, str, str]] = {}
+
+    def check(job: tuple[tuple[str, str], os.stat_result | None]) -> tuple[dict | None, str | None]:
+        (_, path), st = job
+        if st is None:
+            return None, "file cannot be read (it disappeared or cannot be reached)"
+        entry = known.get(_stat_key(path, st))
+        if entry is not None:
+            return _from_index(st, entry, max_pixels)
+        info, reason, trusted = _probe(path, max_pixels)
+        if info is not None and trusted is not None:
+            learned[_stat_key(path, trusted)] = (
+                info["fingerprint"], str(info["width"]), str(info["height"]), info["format"])
+        return info, reason
+
+    results = _map_in_blocks(check, list(zip(files, stats)), workers)
+    for i, ((relpath, path), (info, reason)) in enumerate(zip(files, results), start=1):
+        if reason is not None:
+            skipped.append((relpath, reason))
+        else:
+            relpath = _printable(relpath)  # shown and exported; ``path`` keeps the name the OS needs
+            label = relpath.split("/", 1)[0] if "/" in relpath else ""
+            rows.append({"relpath": relpath, "path": path, "folder_label": label, **info})
+        if on_progress is not None and (i % _SCAN_BLOCK == 0 or i == len(files)):
+            on_progress(i, len(files))
+    if on_progress is not None and not files:
+        on_progress(0, 0)
+    index.remember(learned)
+    rows.sort(key=lambda r: r["relpath"])
+    skipped = sorted((_printable(r), _printable(why)) for r, why in skipped)
+    return Collection(root_path, _items_frame(rows), _skipped_frame(skipped))
+
+
+class _StatIndex:
+    """``stat key → (content key, width, height, format)`` kept in the cache; memory only when it cannot be."""
+
+    def __init__(self, cache_dir: str | Path | None) -> None:
+        from .cache import store_for
+
+        self.store = store_for(cache_dir, STAT_INDEX)
+
+    def lookup(self, keys: list[str]) -> dict[str, tuple[str, ...]]:
+        try:
+            found, values = self.store.lookup(keys, _INDEX_COLUMNS)
+        except CacheError as exc:
+            warnings.warn(f"the scan index could not be read ({exc}); every file is read again", stacklevel=3)
+            return {}
+        hits = [k for k, hit in zip(keys, found) if hit]
+        return {k: tuple(values[c][i] for c in _INDEX_COLUMNS) for i, k in enumerate(hits)}
+
+    def remember(self, entries: Mapping[str, tuple[str, str, str, str]]) -> None:
+        if not entries:
+            return
+        keys = list(entries)
+        columns = {c: [entries[k][i] for k in keys] for i, c in enumerate(_INDEX_COLUMNS)}
+        try:
+            self.store.append(keys, columns)
+            if len(self.store.shard_paths()) > _INDEX_COMPACT_ABOVE:
+                self.store.compact()
+        except CacheError as exc:
+            warnings.warn(f"the scan index could not be saved ({exc}); the next scan reads every file again",
+                          stacklevel=3)
+
+
+def _stat(path: str) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
+
+
+def _stat_key(path: str, st: os.stat_result) -> str:
+    """What identifies one version of one file without reading it (ctime changes on every write and chmod)."""
+    ident = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:".encode()
+    return blake3.blake3(ident + os.fsencode(path)).hexdigest(length=16)
+
+
+def _from_index(st: os.stat_result, entry: tuple[str, ...], max_pixels: int) -> tuple[dict | None, str | None]:
+    fingerprint, width, height, fmt = entry
+    w, h = int(width), int(height)
+    if not stat.S_ISREG(st.st_mode):
+        return None, NOT_REGULAR
+    if w * h > max_pixels:
+        return None, too_large(w, h, max_pixels)
+    return {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "width": w, "height": h, "format": fmt,
+            "fingerprint": fingerprint}, None
+
+
+def _probe(path: str, max_pixels: int) -> tuple[dict | None, str | None, os.stat_result | None]:
+    """Header check and whole-file hash of one file → ``(row values, None, stat)`` or ``(None, reason, None)``.
+
+    ``stat`` is the ``fstat`` the stat index may remember the row under: ``None`` when the file changed
+    while it was read, or is too recent to trust its times (:data:`RACY_NS`).
+    """
+    head = b""
+    if os.path.splitext(path)[1].lower() in HEIF_EXTENSIONS and not HEIF_SUPPORT:
+        return None, NO_HEIF, None
+    try:
+        with open(path, "rb", opener=open_nonblocking) as fh:
+            st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                return None, NOT_REGULAR, None
+            if st.st_size == 0:
+                return None, "empty file (0 bytes)", None
+            head = fh.read(64 * 1024)
+            fh.seek(0)
+            with Image.open(fh) as im:
+                width, height = im.size
+                fmt = im.format or ""
+                if width * height > max_pixels:
+                    return None, too_large(width, height, max_pixels), None
+                if orientation(im) in (5, 6, 7, 8):
+                    width, height = height, width
+            fh.seek(0)
+            fingerprint = hash_stream(fh)
+            after = os.fstat(fh.fileno())
+    except (*READ_ERRORS, ImageReadError) as exc:
+        return None, str(reason_for(exc, head)), None
+    same = (after.st_size, after.st_mtime_ns, after.st_ctime_ns) == (st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    recent = time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_NS
+    info = {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "width": width, "height": height, "format": fmt,
+            "fingerprint": fingerprint}
+    return info, None, st if same and not recent else None
+
+
+def _map_in_blocks(fn: Callable, items: list, workers: int) -> Iterator:
+    """``map(fn, items)`` in a thread pool, in order, submitting one block at a time (bounded memory)."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for start in range(0, len(items), _SCAN_BLOCK):
+            yield from pool.map(fn, items[start : start + _SCAN_BLOCK])
+
+
+def _inside(path: str, root: str) -> bool:
+    try:
+        return os.path.commonpath([path, root]) == root
+    except ValueError:  # different drives on Windows
+        return False
+
+
+def _list_files(root: str, recursive: bool) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Walk ``root`` with :func:`os.scandir` → ``([(relpath, path)], [(relpath, reason)])``.
+
+    Deterministic: entries in name order, real folders before symlinked ones; each folder once.
+    """
+    root_real = os.path.realpath(root)
+    seen = {root_real}
+    files: list[tuple[str, str]] = []
+    skipped: list[tuple[str, str]] = []
+    stack = [("", root)]
+    linked: list[tuple[str, str]] = []  # symlinked folders, walked after every real one so real paths win
+    while stack or linked:
+        if not stack:
+            rel, path = linked.pop(0)
+            real = os.path.realpath(path)
+            if real not in seen:  # else a link loop, or a second way into a folder already walked
+                seen.add(real)
+                stack.append((rel, path))
+            continue
+        rel_dir, dir_path = stack.pop()
+        try:
+            with os.scandir(dir_path) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            why = "permission denied" if isinstance(exc, PermissionError) else exc.strerror or exc
+            skipped.append((rel_dir, f"folder cannot be read ({why})"))
+            continue
+        subdirs = []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            is_image = os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS
+            try:
+                is_link = entry.is_symlink()
+                if is_link and not _inside(os.path.realpath(entry.path), root_real):
+                    if is_image or entry.is_dir():
+                        skipped.append((rel, "symbolic link to a place outside the folder (not followed)"))
+                    continue
+                if entry.is_dir():
+                    if recursive and is_link:
+                        linked.append((rel, entry.path))
+                    elif recursive and os.path.realpath(entry.path) not in seen:
+                        seen.add(os.path.realpath(entry.path))
+                        subdirs.append((rel, entry.path))
+                elif is_image:
+                    if entry.is_file():
+                        files.append((rel, entry.path))
+                    elif is_link and not os.path.exists(entry.path):
+                        skipped.append((rel, "broken symbolic link"))
+                    else:
+                        skipped.append((rel, NOT_REGULAR))
+            except OSError as exc:
+                if is_image:
+                    skipped.append((rel, f"file cannot be read ({exc.strerror or exc})"))
+        stack.extend(reversed(subdirs))
+    return files, skipped

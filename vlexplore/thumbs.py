@@ -1,0 +1,115 @@
+"""Thumbnails: small JPEGs kept in the cache under each image's content key.
+
+A thumbnail is made from bytes read once and checked against the key the scan recorded, so
+the cache can only ever hold a picture of the content its name says; a file changed or swapped
+(for a link to somewhere else) after the scan is refused, not shown.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+from PIL import Image
+
+from .config import default_cache_dir
+from .errors import CacheError, ConfigError, ImageReadError
+from .imageio import fingerprint_file, open_image, read_image_bytes
+from .collection import Collection, Progress, _map_in_blocks
+
+#: Thumbnails outside the collection's folder are refused even when their content matches.
+OUTSIDE = "the file now lies outside the scanned folder (a link was changed); load the folder again"
+
+
+def thumbnail(
+    collection_or_path: Collection | str | Path,
+    relpath_or_none: str | None = None,
+    *,
+    size: int = 192,
+    cache_dir: str | Path | None = None,
+) -> Path:
+    """A cached JPEG (quality 85) whose longest side is ``size``; small images are scaled up.
+
+    Args:
+        collection_or_path: a :class:`~vlexplore.collection.Collection` (then ``relpath_or_none`` names the
+            item) or an image path.
+        cache_dir: the cache root (:func:`vlexplore.config.default_cache_dir` when ``None``).
+
+    Returns:
+        ``cache_dir/thumbs/<content key>-<size>.jpg``, written once (atomically), then reused.
+
+    Raises:
+        ConfigError: bad ``size`` or unknown relpath. ImageReadError: undecodable image, or a file that
+        changed or left the folder since the scan. CacheError: write failed.
+    """
+    if not isinstance(size, int) or size < 1:
+        raise ConfigError(f"thumbnail size must be a positive number of pixels, got {size!r}")
+    if isinstance(collection_or_path, Collection):
+        items = collection_or_path.items
+        match = items.loc[items["relpath"] == relpath_or_none]
+        if match.empty:
+            raise ConfigError(f"{relpath_or_none!r} is not an image of the collection")
+        path, fp = str(match["path"].iloc[0]), str(match["fingerprint"].iloc[0])
+        root = os.path.realpath(collection_or_path.root)
+        real = os.path.realpath(path)
+        if os.path.commonpath([root, real]) != root:
+            raise ImageReadError(OUTSIDE, lasting=False)
+    else:
+        path = str(collection_or_path)
+        fp = fingerprint_file(path)
+    target = Path(cache_dir if cache_dir is not None else default_cache_dir()) / "thumbs" / f"{fp}-{size}.jpg"
+    if target.is_file():
+        return target
+    data, _ = read_image_bytes(path, expected=fp)
+    img = open_image(data, max_side=size)
+    scale = size / max(img.size)
+    new_size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+    _save_jpeg_atomic(img.resize(new_size, Image.Resampling.LANCZOS, reducing_gap=3.0), target)
+    return target
+
+
+def _save_jpeg_atomic(img: Image.Image, target: Path) -> None:
+    tmp_name = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{uuid.uuid4().hex[:8]}-",
+                                         suffix=".tmp", delete=False) as fh:
+            tmp_name = fh.name
+            img.save(fh, "JPEG", quality=85)
+        os.replace(tmp_name, target)
+    except OSError as exc:
+        if tmp_name is not None:
+            Path(tmp_name).unlink(missing_ok=True)
+        raise CacheError(f"cannot write thumbnail {target}: {exc}") from exc
+
+
+def make_thumbnails(
+    collection: Collection,
+    *,
+    size: int = 192,
+    cache_dir: str | Path | None = None,
+    on_progress: Progress = None,
+) -> dict[str, Path]:
+    """Thumbnails for every item (a few decoding threads).
+
+    Returns:
+        ``relpath → thumbnail path`` for the images that could be decoded, in item order.
+    """
+    relpaths = collection.items["relpath"].tolist()
+
+    def one(relpath: str) -> Path | None:
+        try:
+            return thumbnail(collection, relpath, size=size, cache_dir=cache_dir)
+        except ImageReadError:
+            return None
+
+    out: dict[str, Path] = {}
+    results = _map_in_blocks(one, relpaths, min(4, os.cpu_count() or 1))
+    for i, (relpath, thumb) in enumerate(zip(relpaths, results), start=1):
+        if thumb is not None:
+            out[relpath] = thumb
+        if on_progress is not None:
+            on_progress(i, len(relpaths))
+    return out
