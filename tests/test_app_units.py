@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -231,3 +232,77 @@ def test_no_pages_directory_beside_app():
     server then runs views/map.py alone — no app.py, no sidebar, no start-up folder. The pages live
     in ``views/``."""
     assert not (Path(roots.REPO_DIR) / "pages").exists()
+
+
+# ----------------------------------------------------------------------------------- map layout
+
+
+def _pending_map_state(job=None):
+    import vlexplore as vx
+    from ui.state import AppState
+
+    n = 4
+    rng = np.random.default_rng(0)
+    collection = SimpleNamespace(fingerprints=[f"fp{i}" for i in range(n)])
+    emb = SimpleNamespace(n=n, views={"image": rng.normal(size=(n, 6)).astype(np.float32)},
+                          collection=collection, model_id="fake")
+    clustered = vx.Clustered(
+        labels=np.zeros(n, dtype=np.int64), names={0: "a"}, keywords={}, similarity=None,
+        coords=np.full((n, 2), np.nan, dtype=np.float32), metrics={}, config=vx.ClusterConfig(),
+    )
+    return AppState(emb=emb, clustered=clustered, labels=np.zeros(n, dtype=np.int64), map_job=job)
+
+
+@pytest.fixture
+def shown(monkeypatch):
+    """What ``ensure_map`` put on the page: ``{"error": [...], "warning": [...]}``."""
+    from ui import actions
+
+    seen: dict[str, list[str]] = {"error": [], "warning": []}
+    monkeypatch.setattr(actions.st, "error", lambda text, **kw: seen["error"].append(text))
+    monkeypatch.setattr(actions.st, "warning", lambda text, **kw: seen["warning"].append(text))
+    return seen
+
+
+def test_a_failed_background_map_is_not_kept_and_the_next_rerun_retries(tmp_path, monkeypatch, shown):
+    import errno
+    from concurrent.futures import Future
+
+    from ui import actions
+
+    job = Future()
+    job.set_exception(OSError(errno.ENOSPC, "No space left on device"))
+    state = _pending_map_state(job)
+    state.cache_dir = tmp_path
+
+    actions.ensure_map(state)  # the failure is shown once (no traceback) and the job dropped
+
+    assert state.map_job is None and not state.map_ready
+    assert len(shown["error"]) == 1 and "No space left on device" in shown["error"][0]
+    # space freed: the next rerun lays the map out again instead of re-raising the stored failure
+    actions.ensure_map(state)
+    assert state.map_ready and len(shown["error"]) == 1
+    assert (tmp_path / "projections").is_dir()
+
+
+def test_a_map_that_cannot_be_cached_is_shown_with_one_warning(tmp_path, monkeypatch, shown):
+    import errno
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ui import actions
+    from vlexplore import project as pj
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(pj, "_save", read_only)
+    state = _pending_map_state()
+    state.cache_dir = tmp_path
+    with ThreadPoolExecutor(max_workers=1) as pool:  # as the app's map worker
+        state.map_job = pool.submit(actions.layout_map, state.emb, seed=0, cache_dir=tmp_path)
+        actions.ensure_map(state)
+
+    assert state.map_ready and state.map_job is None and not shown["error"]
+    assert len(shown["warning"]) == 1 and "Read-only file system" in shown["warning"][0]
+    actions.ensure_map(state)  # told once: nothing new on the next rerun
+    assert len(shown["warning"]) == 1

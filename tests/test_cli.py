@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import errno
+import importlib
+import json
+import os
+import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +18,8 @@ import pytest
 
 import vlexplore as vx
 from vlexplore import cli
+
+pj = importlib.import_module("vlexplore.project")
 
 ROOT = Path(__file__).resolve().parent.parent
 CSV_COLUMNS = ["path", "cluster_id", "cluster_label", "umap_x", "umap_y", "caption"]
@@ -174,3 +182,147 @@ def test_cache_store_reads_as_a_plain_parquet_dataset(image_folder, env_cache):
     df = pd.read_parquet(store_for(env_cache, emb.model_id).directory)
     assert set(df.columns) == {"key", "image", "joint"}
     assert set(df["key"]) == set(emb.collection.fingerprints)
+
+
+# --- a read-only or full cache: computed in memory, told once, the CSV still written -------------
+
+
+def _make_read_only(monkeypatch, cache: Path, err: int = errno.EROFS) -> list[str]:
+    """Every folder made and temp file opened under ``cache`` fails with ``err`` (tests run as root,
+    where chmod does not stop writes). Returns the refused paths."""
+    refused: list[str] = []
+    real_mkdir, real_mkstemp, real_temporary = Path.mkdir, tempfile.mkstemp, tempfile.TemporaryFile
+    root = cache.resolve()
+
+    def check(where) -> None:
+        if where is not None and Path(where).resolve().is_relative_to(root):
+            refused.append(str(where))
+            raise OSError(err, os.strerror(err), str(where))
+
+    def mkdir(self, *args, **kwargs):
+        check(self)
+        return real_mkdir(self, *args, **kwargs)
+
+    def mkstemp(*args, dir=None, **kwargs):
+        check(dir)
+        return real_mkstemp(*args, dir=dir, **kwargs)
+
+    def temporary(*args, dir=None, **kwargs):
+        check(dir)
+        return real_temporary(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(tempfile, "TemporaryFile", temporary)
+    return refused
+
+
+@pytest.mark.parametrize("err", [errno.EROFS, errno.ENOSPC])
+def test_cluster_with_a_read_only_or_full_cache_still_writes_the_csv(
+    image_folder, env_cache, tmp_path, capsys, monkeypatch, err
+):
+    assert cli.main(["embed", str(image_folder.root)]) == 0  # the embeddings are cached (readable)
+    capsys.readouterr()
+    # the map goes through UMAP (numba cache folder) even for these few images; no real numba here
+    monkeypatch.setattr(pj, "UMAP_MIN_POINTS", 5)
+    monkeypatch.setattr(pj, "_umap", lambda X, **kw: np.asarray(X[:, :2], dtype=np.float32))
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    refused = _make_read_only(monkeypatch, env_cache, err)
+    out = tmp_path / "labelled.csv"
+
+    code = cli.main(["cluster", str(image_folder.root), "--k", "3", "--out", str(out)])
+
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "Traceback" not in captured.err
+    assert any("numba" in p for p in refused) and any("projections" in p for p in refused)
+    notes = [line for line in captured.err.splitlines() if line.startswith("note:") and "cache" in line]
+    assert len(notes) == 1, captured.err  # told once, on one line
+    assert os.strerror(err) in notes[0]
+    assert os.environ["NUMBA_CACHE_DIR"] and not Path(os.environ["NUMBA_CACHE_DIR"]).is_relative_to(env_cache)
+    df = pd.read_csv(out)
+    assert sorted(df["path"]) == sorted(image_folder.good) and np.isfinite(df[["umap_x", "umap_y"]]).all().all()
+    assert not (env_cache / "projections").exists()
+
+
+# --- terminal injection: control characters in names are printed escaped -----------------------
+
+HOSTILE_NAMES = {
+    "title\x1b]0;pwned\x07.png": "title\\x1b]0;pwned\\x07.png",
+    "wipe\x1b[2K.png": "wipe\\x1b[2K.png",
+    "cr\rall files OK.png": "cr\\rall files OK.png",
+    "nl\n0 file(s) skipped.png": "nl\\n0 file(s) skipped.png",
+    "del\x7f\x9b.png": "del\\x7f\\x9b.png",
+}
+
+
+def _assert_no_raw_controls(text: str) -> None:
+    assert not re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f]", text), repr(text)
+
+
+@pytest.mark.parametrize("command", ["scan", "embed", "cluster"])
+def test_control_characters_in_file_names_are_escaped(image_folder, env_cache, capsys, command):
+    root = image_folder.root
+    hostile_dir = root / "red\x1b[31m"
+    hostile_dir.mkdir()
+    for name in HOSTILE_NAMES:
+        (hostile_dir / name).write_bytes(b"")  # empty: skipped, so reported by name
+    args = [command, str(root)] + (["--k", "3"] if command == "cluster" else [])
+
+    code = cli.main(args)
+
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    for stream in (captured.out, captured.err):
+        _assert_no_raw_controls(stream)
+    lines = captured.err.splitlines()
+    for escaped in HOSTILE_NAMES.values():
+        # each skipped file is one line naming it (escaped), with its reason
+        hits = [line for line in lines if f"red\\x1b[31m/{escaped}" in line]
+        assert len(hits) == 1 and "empty" in hits[0], (escaped, captured.err)
+    assert not any(line.startswith("all files OK") or line.startswith("0 file(s)") for line in lines)
+
+
+def test_control_characters_in_the_folder_and_error_messages_are_escaped(tmp_path, env_cache, capsys):
+    assert cli.main(["scan", str(tmp_path / "gone\x1b]0;x\x07\rok")]) == 2
+    err = capsys.readouterr().err
+    _assert_no_raw_controls(err)
+    assert "gone\\x1b]0;x\\x07\\rok" in err and len(err.splitlines()) == 1
+    # an error message that names a user path as it is (not as a repr)
+    out = tmp_path / "keep\x1b[2K\rerror: none.csv"
+    out.write_text("precious")
+    assert cli.main(["cluster", str(tmp_path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    _assert_no_raw_controls(err)
+    assert "keep\\x1b[2K\\rerror: none.csv exists" in err and len(err.splitlines()) == 1
+
+
+def test_printable_keeps_unicode_and_escapes_controls():
+    from vlexplore.textsafe import printable
+
+    assert printable("café 猫 🐈 · ok") == "café 猫 🐈 · ok"
+    assert printable("a\x1b[2Kb\rc\nd\te\x00\x7f\x85") == "a\\x1b[2Kb\\rc\\nd\\te\\x00\\x7f\\x85"
+    assert printable("rtl\u202eexe.png\u2028") == "rtl\\u202eexe.png\\u2028"
+    assert printable(b"bad\xff".decode("utf-8", "surrogateescape")) == "bad\\xff"
+    assert printable(Path("x\x1by")) == "x\\x1by"
+
+
+# --- semicolon / tab separated spreadsheets --------------------------------------------------------
+
+
+def test_cluster_csv_has_no_formula_cell_when_split_on_semicolons(tmp_path, env_cache, write_image, capsys):
+    folder = tmp_path / "semi"
+    for i, name in enumerate(["x;=1+2.png", "semi;@SUM(A1).png", "plain.png", "a.png", "b.png", "c.png"]):
+        write_image(folder / name, colour=(40 * i, 100, 200 - 30 * i))
+    out = tmp_path / "semi.csv"
+    code = cli.main(["cluster", str(folder), "--method", "prototypes", "--prototypes", "red, x;=1+2",
+                     "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    raw = out.read_text(encoding="utf-8")
+    for sep in (";", "\t"):
+        cells = [c.strip(' "') for line in raw.splitlines() for c in line.split(sep)]
+        assert not [c for c in cells if c.startswith(("=", "+", "-", "@"))], (sep, raw)
+    df = pd.read_csv(out, keep_default_na=False)
+    assert {"x;'=1+2.png", "semi;'@SUM(A1).png"} <= set(df["path"])
+    record = json.loads((tmp_path / "semi.csv.json").read_text(encoding="utf-8"))
+    assert record["cluster"]["prototypes"] == ["red", "x;=1+2"]  # the provenance keeps the raw text

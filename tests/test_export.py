@@ -136,6 +136,66 @@ def test_safe_cell_leaves_other_values(value):
     assert safe_cell(value) == value
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("x;=1+2.png", "x;'=1+2.png"),
+        ("semi;@SUM(A1).png", "semi;'@SUM(A1).png"),
+        ("x;=1+2", "x;'=1+2"),
+        ("a, -b", "a, '-b"),
+        ("a\t+1", "a\t'+1"),
+        ("a;  =1;b,@x", "a;  '=1;b,'@x"),
+        ("=a;=b", "'=a;'=b"),
+    ],
+)
+def test_safe_cell_neutralises_formulas_after_a_separator(value, expected):
+    assert safe_cell(value) == expected
+
+
+@pytest.mark.parametrize("value", ["a;b", "a, b", "x=1;y", "1;2", "tab\there"])
+def test_safe_cell_leaves_separators_without_formulas(value):
+    assert safe_cell(value) == value
+
+
+SEMICOLON_NAMES = ("x;=1+2.png", "semi;@SUM(A1).png")
+
+
+def _cells_split_on(text: str, sep: str) -> list[str]:
+    return [cell.strip(' "') for line in text.splitlines() for cell in line.split(sep)]
+
+
+def semicolon_table() -> pd.DataFrame:
+    return to_dataframe(
+        fake_collection(SEMICOLON_NAMES),
+        labels=np.array([0, 0]),
+        names={0: "x;=1+2"},
+        coords=np.zeros((2, 2)),
+        captions=["a photo; @cmd", "fine"],
+    )
+
+
+def test_csv_split_on_semicolon_comma_or_tab_gives_no_formula_cells(tmp_path):
+    raw = write_table(semicolon_table(), tmp_path / "out.csv").read_text(encoding="utf-8")
+    for sep in (";", "\t"):
+        assert not [c for c in _cells_split_on(raw, sep) if c.startswith(("=", "+", "-", "@"))], sep
+    # split on ",", the numbers (which may be negative) are the only cells starting with a formula character
+    assert not [c for c in _cells_split_on(raw, ",") if c.startswith(("=", "@"))]
+    back = pd.read_csv(tmp_path / "out.csv", keep_default_na=False)
+    assert back["path"].tolist() == ["x;'=1+2.png", "semi;'@SUM(A1).png"]
+    assert back["cluster_label"].tolist() == ["x;'=1+2", "x;'=1+2"]
+    assert back["caption"].tolist() == ["a photo; '@cmd", "fine"]
+
+
+def test_parquet_and_provenance_keep_semicolon_names_raw(tmp_path):
+    back = pd.read_parquet(write_table(semicolon_table(), tmp_path / "out.parquet"))
+    assert back["path"].tolist() == list(SEMICOLON_NAMES)
+    assert back["cluster_label"].tolist() == ["x;=1+2", "x;=1+2"]
+    rec = json.loads(write_provenance(tmp_path / "out.csv", {
+        "cluster": ClusterConfig(method="prototypes", prototypes=("x;=1+2",)), "folder": "semi;@SUM(A1)",
+    }).read_text(encoding="utf-8"))
+    assert rec["cluster"]["prototypes"] == ["x;=1+2"] and rec["folder"] == "semi;@SUM(A1)"
+
+
 # --- write_table ---------------------------------------------------------------------------------
 
 
@@ -159,11 +219,13 @@ def test_parquet_round_trip_keeps_types(tmp_path, table):
     assert list(back.columns) == list(table.columns)
     assert back["cluster_id"].dtype == np.int64
     assert back["umap_x"].dtype == np.float32
-    assert back["cluster_label"].tolist() == ["cat · sofa", "'-dog", "other"]
+    # Parquet is typed data, not a spreadsheet: the text is kept as it is (like the app's download)
+    assert back["cluster_label"].tolist() == ["cat · sofa", "-dog", "other"]
+    assert back["caption"].tolist() == table["caption"].tolist()
 
 
 def test_formula_safety_can_be_switched_off(tmp_path, table):
-    back = pd.read_parquet(write_table(table, tmp_path / "raw.parquet", formula_safe=False))
+    back = pd.read_csv(write_table(table, tmp_path / "raw.csv", formula_safe=False), keep_default_na=False)
     assert back["cluster_label"].tolist() == ["cat · sofa", "-dog", "other"]
 
 

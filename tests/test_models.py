@@ -128,12 +128,13 @@ def test_openclip_batching_does_not_change_results(tiny_clip):
 def test_openclip_loads_local_checkpoint(tiny_clip, tmp_path):
     import torch
 
-    from vlexplore.models.openclip import OpenClipEncoder
+    from vlexplore.models.openclip import OpenClipEncoder, file_digest
 
     ckpt = tmp_path / "tiny.pt"
     torch.save(tiny_clip._model.state_dict(), ckpt)
     enc = OpenClipEncoder("vx-test-tiny", str(ckpt), device="cpu")
-    assert enc.model_id == "open_clip:vx-test-tiny:tiny.pt"
+    assert enc.model_id == f"open_clip:vx-test-tiny:file-{file_digest(ckpt)}"
+    assert enc.checkpoint == str(ckpt)
     np.testing.assert_allclose(enc.encode_texts(["a dog"]), tiny_clip.encode_texts(["a dog"]), atol=1e-5)
 
 
@@ -150,14 +151,14 @@ def test_openclip_unreachable_hub_fails_fast_with_advice(monkeypatch):
 def test_openclip_unknown_architecture():
     from vlexplore.models.openclip import OpenClipEncoder
 
-    with pytest.raises(ModelUnavailableError, match="no architecture"):
+    with pytest.raises(ConfigError, match="unknown open_clip architecture 'Not-A-Model'"):
         OpenClipEncoder("Not-A-Model", "openai", device="cpu")
 
 
 def test_openclip_needs_weights_unless_random():
     from vlexplore.models.openclip import OpenClipEncoder
 
-    with pytest.raises(ModelUnavailableError, match="pretrained tag"):
+    with pytest.raises(ConfigError, match="pretrained tag"):
         OpenClipEncoder("ViT-B-32", None, device="cpu")
 
 
@@ -248,6 +249,7 @@ def test_registry_resolves_names_tags_and_paths(tmp_path):
     assert registry.resolve_spec(f"openclip:ViT-B-16:{ckpt}").pretrained == str(ckpt)
     assert registry.resolve_spec(f"ViT-B-16@{ckpt}").name == "ViT-B-16"
     assert registry.resolve_spec("blip-base", kind="captioner").backend == "transformers"
+    (tmp_path / "config.json").write_text("{}")
     assert registry.resolve_spec(str(tmp_path), kind="captioner").name == str(tmp_path)
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -221,3 +223,108 @@ def test_wide_inputs_are_reduced_to_pca_before_umap(monkeypatch):
     project_2d(rng.normal(size=(200, pj.UMAP_PCA_DIMS)).astype(np.float32))
     project_2d(rng.normal(size=(40, 300)).astype(np.float32))  # fewer rows than PCA dimensions: as is
     assert seen == [(200, pj.UMAP_PCA_DIMS), (200, pj.UMAP_PCA_DIMS), (40, 300)]
+
+
+# --- a read-only or full cache: the map is computed in memory and the caller is told -------------
+
+
+def _fail_with(err: int):
+    def fail(*args, **kwargs):
+        raise OSError(err, os.strerror(err))
+
+    return fail
+
+
+def test_numba_cache_under_a_file_falls_back_to_a_temporary_folder(tmp_path, fake_umap, no_numba_cache_env):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    with pytest.warns(pj.CacheWriteWarning, match="numba") as record:
+        out = project_2d(blobs(k=2, per=20)[0], cache_dir=blocker / "cache", cache_key="k")
+    assert out.shape == (40, 2) and len(fake_umap) == 1
+    numba_dir = os.environ["NUMBA_CACHE_DIR"]
+    assert numba_dir and not numba_dir.startswith(str(blocker)) and os.path.isdir(numba_dir)
+    assert len(record) == 2  # the numba folder and the projection file: both could not be written
+
+
+@pytest.mark.parametrize("err", [errno.EROFS, errno.ENOSPC, errno.EACCES])
+def test_a_failed_projection_save_still_returns_the_map(tmp_path, monkeypatch, err):
+    monkeypatch.setattr(pj, "_save", _fail_with(err))
+    notes: list[str] = []
+    X = np.eye(5, dtype=np.float32)
+    out = project_2d(X, cache_dir=tmp_path, cache_key="k", on_cache_error=notes.append)
+    np.testing.assert_array_equal(out, project_2d(X))
+    assert len(notes) == 1 and os.strerror(err) in notes[0]
+    with pytest.warns(pj.CacheWriteWarning, match="cannot save the map"):
+        project_2d(X, cache_dir=tmp_path, cache_key="k")
+
+
+def test_a_read_only_numba_folder_is_not_used(tmp_path, fake_umap, no_numba_cache_env, monkeypatch):
+    monkeypatch.setattr(pj.tempfile, "TemporaryFile", _fail_with(errno.EROFS))  # the write probe
+    notes: list[str] = []
+    project_2d(blobs(k=2, per=20)[0], cache_dir=tmp_path, on_cache_error=notes.append)
+    assert os.environ["NUMBA_CACHE_DIR"] != str(tmp_path / "numba")
+    assert len(notes) == 1 and "Read-only" in notes[0]
+
+
+def test_numba_failing_to_save_compiled_code_keeps_it_in_memory(monkeypatch):
+    from numba.core import caching
+
+    monkeypatch.setattr(caching.Cache, "save_overload", caching.Cache.save_overload)  # undone afterwards
+
+    class FullCache(caching.Cache):  # numba's disk cache of one function, on a full disk
+        def __init__(self):
+            self.disabled = False
+
+        def _save_overload(self, sig, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def disable(self):
+            self.disabled = True
+
+    caches = [FullCache(), FullCache()]
+
+    def umap_compiling(X, **kwargs):  # numba compiles two functions, then saves each to the cache
+        for cache in caches:
+            cache.save_overload(None, None)
+        return np.zeros((len(X), 2), np.float32)
+
+    monkeypatch.setattr(pj, "_umap", umap_compiling)
+    notes: list[str] = []
+    out = project_2d(blobs(k=2, per=20)[0], on_cache_error=notes.append)
+    assert out.shape == (40, 2)
+    assert all(c.disabled for c in caches)  # no further attempts to write them
+    assert len(notes) == 1 and "No space left" in notes[0]  # told once
+
+
+@pytest.mark.slow
+def test_real_umap_with_a_full_numba_cache(tmp_path):
+    """numba compiles some of UMAP's functions at ``import umap``: a failed save there must not fail."""
+    import subprocess
+    import sys
+
+    script = """
+import errno
+import numba.core.caching as caching
+def full(self, *args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+caching.IndexDataCacheFile.save = full
+import numpy as np
+from vlexplore.project import project_2d
+notes = []
+out = project_2d(np.random.default_rng(0).normal(size=(40, 8)).astype(np.float32), on_cache_error=notes.append)
+assert out.shape == (40, 2) and np.isfinite(out).all()
+assert len(notes) == 1 and "No space left" in notes[0], notes
+print("ok")
+"""
+    root = str(Path(pj.__file__).resolve().parents[1])
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba"), "PYTHONPATH": root}
+    r = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-3000:]
+
+
+def test_warm_up_with_an_unwritable_cache_does_not_raise(tmp_path, fake_umap, no_numba_cache_env):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.warns(pj.CacheWriteWarning):
+        warm_up_umap(blocker)
+    assert len(fake_umap) == 2

@@ -55,7 +55,7 @@ def load_folder(state: AppState, folder: Path, *, model: str = "bundled", device
     cfg = vx.ClusterConfig()
     # The clusters go on screen first; the map (UMAP: the slowest step on a cold cache) is laid
     # out in the background and waited for only by the pages that show it.
-    state.map_job = cached.map_executor().submit(project, emb, seed=cfg.seed, cache_dir=cache_dir)
+    state.map_job = cached.map_executor().submit(layout_map, emb, seed=cfg.seed, cache_dir=cache_dir)
     recluster(state, cfg, coords=np.full((emb.n, 2), np.nan, dtype=np.float32))
 
 
@@ -76,23 +76,46 @@ def recluster(state: AppState, cfg, *, coords: np.ndarray | None = None) -> None
     state.set_clustered(clustered)
 
 
+def layout_map(emb, *, seed: int, cache_dir: Path) -> tuple[np.ndarray, list[str]]:
+    """The map coordinates of ``emb`` and the sentences about cache writes that failed (the map is
+    then computed in memory). Runs in the map worker thread, so it collects instead of warning."""
+    notes: list[str] = []
+    coords = project(emb, seed=seed, cache_dir=cache_dir, on_cache_error=notes.append)
+    return coords, notes
+
+
 def ensure_map(state: AppState) -> None:
-    """Make sure the clustering has its map coordinates: wait for the background layout, or make one."""
+    """Make sure the clustering has its map coordinates: wait for the background layout, or make one.
+
+    A background layout that failed is dropped, so the next rerun lays the map out again (after
+    space was freed, say) instead of showing the same error forever.
+    """
     if state.map_ready:
         return
     t0 = time.perf_counter()
-    with error_banner("Could not lay out the map"):
-        with st.spinner(
-            "Laying out the map (UMAP)… the first time takes a while, later it is read from the cache"
-        ):
-            job = state.map_job
-            if job is not None:
-                coords = job.result()
-            else:
-                coords = project(
-                    state.emb, seed=state.clustered.config.seed, cache_dir=state.resolved_cache_dir
-                )
+    try:
+        with error_banner("Could not lay out the map"):
+            with st.spinner(
+                "Laying out the map (UMAP)… the first time takes a while, later it is read from the cache"
+            ):
+                job = state.map_job
+                if job is not None:
+                    try:
+                        coords, notes = job.result()
+                    finally:
+                        if job.done():  # finished, failed or cancelled: never wait for it again
+                            state.map_job = None
+                else:
+                    coords, notes = layout_map(
+                        state.emb, seed=state.clustered.config.seed, cache_dir=state.resolved_cache_dir
+                    )
+    except OSError as exc:  # not a VlexploreError, so not error_banner's: still one line, no traceback
+        st.error(f"Could not lay out the map: {exc}", icon=":material/warning:")
+        st.stop()
+        return  # (st.stop() only raises inside a running app)
     state.map_job = None
+    for note in dict.fromkeys(notes):
+        st.warning(f"The cache cannot be written: {note}.", icon=":material/warning:")
     state.clustered = dataclasses.replace(state.clustered, coords=np.asarray(coords, dtype=np.float32))
     state.timings["map"] = time.perf_counter() - t0
     state.memo = {}

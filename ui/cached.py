@@ -62,7 +62,10 @@ def _warm_up_umap(cache_dir: str) -> None:
         from vlexplore.project import warm_up_umap
     except ImportError:  # a library without it
         return
-    warm_up_umap(cache_dir)
+    try:
+        warm_up_umap(cache_dir)
+    except OSError:  # only a head start: the map layout itself degrades and tells the user
+        pass
 
 
 @st.cache_resource(show_spinner=False)

@@ -11,11 +11,50 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .config import CLUSTER_METHODS, ClusterConfig, EncodeConfig
 from .errors import VlexploreError
 from .represent import REPRESENTATIONS
+from .textsafe import printable
+
+
+# Every line goes through printable(): file names, folder names, captions, cluster names and error
+# messages are untrusted, and an ESC sequence or a carriage return in one could rewrite the report.
+def _out(text: str) -> None:
+    print(printable(text))
+
+
+def _err(text: str) -> None:
+    print(printable(text), file=sys.stderr)
+
+
+@contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """Show each warning as one escaped line on stderr (once per text); cache-write trouble once in all."""
+    seen: set = set()
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        from .project import CacheWriteWarning
+
+        if issubclass(category, CacheWriteWarning):
+            if CacheWriteWarning in seen:
+                return
+            seen.add(CacheWriteWarning)
+            _err(f"note: {message} (results are computed in memory and still written)")
+            return
+        key = (category, str(message))
+        if key not in seen:
+            seen.add(key)
+            _err(f"warning: {message}")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", UserWarning)  # repeats are dropped by show()
+        warnings.showwarning = show
+        yield
 
 
 def _tqdm_progress(desc: str):
@@ -26,7 +65,8 @@ def _tqdm_progress(desc: str):
     def on_progress(done: int, total: int) -> None:
         nonlocal bar
         if bar is None:
-            bar = tqdm(total=total, desc=desc, unit="img", file=sys.stderr, dynamic_ncols=True)
+            # disable=None: no bar when stderr is not a terminal (a log file gets no "\r" redraws)
+            bar = tqdm(total=total, desc=desc, unit="img", file=sys.stderr, dynamic_ncols=True, disable=None)
         bar.n = done
         bar.refresh()
         if done >= total:
@@ -146,11 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _print_skipped(collection) -> None:
     skipped = collection.skipped
     if len(skipped):
-        print(f"skipped {len(skipped)} file(s):", file=sys.stderr)
+        _err(f"skipped {len(skipped)} file(s):")
         for row in skipped.head(20).itertuples():
-            print(f"  {row.relpath}: {row.reason}", file=sys.stderr)
+            _err(f"  {row.relpath}: {row.reason}")
         if len(skipped) > 20:
-            print(f"  … and {len(skipped) - 20} more", file=sys.stderr)
+            _err(f"  … and {len(skipped) - 20} more")
 
 
 def _fmt(v) -> str:
@@ -164,17 +204,17 @@ def _print_prompt_ranking(info: dict) -> None:
     ranking = info.get("prompt_ranking")
     if not ranking:
         return
-    print("prompts, ranked by k-means loss in the shared answer space (lower is better):")
+    _out("prompts, ranked by k-means loss in the shared answer space (lower is better):")
     for r in ranking:
         mark = "*" if r["prompt"] == info.get("chosen_prompt") else " "
         note = "  (fewer distinct answers than clusters)" if r["degenerate"] else ""
-        print(f" {mark}{r['rank']:>2}. inertia {r['inertia']:.2f}  silhouette {_fmt(r['silhouette'])}  "
+        _out(f" {mark}{r['rank']:>2}. inertia {r['inertia']:.2f}  silhouette {_fmt(r['silhouette'])}  "
               f"{r['n_distinct']} distinct answers  {r['prompt']}{note}")
     order = info.get("ami_prompts") or []
     if len(order) > 1:
-        print("AMI between the prompts' clusterings:")
+        _out("AMI between the prompts' clusterings:")
         for i, p in enumerate(order):
-            print("  " + " ".join(f"{v:5.2f}" for v in info["ami"][i]) + f"  {p}")
+            _out("  " + " ".join(f"{v:5.2f}" for v in info["ami"][i]) + f"  {p}")
 
 
 def cmd_scan(a: argparse.Namespace) -> int:
@@ -182,9 +222,9 @@ def cmd_scan(a: argparse.Namespace) -> int:
 
     col = scan(a.folder)
     labels = col.labels
-    print(f"{len(col)} readable image(s) in {a.folder}")
+    _out(f"{len(col)} readable image(s) in {a.folder}")
     if labels is not None:
-        print(f"{len(set(labels))} classes from sub-folder names")
+        _out(f"{len(set(labels))} classes from sub-folder names")
     _print_skipped(col)
     return 0
 
@@ -193,7 +233,7 @@ def cmd_embed(a: argparse.Namespace) -> int:
     from .pipeline import embed, scan
 
     if a.export is not None and a.export.exists() and not a.overwrite:
-        print(f"error: {a.export} exists; pass --overwrite to replace it", file=sys.stderr)
+        _err(f"error: {a.export} exists; pass --overwrite to replace it")
         return 2
     col = scan(a.folder)
     if a.engine == "ray":
@@ -207,16 +247,16 @@ def cmd_embed(a: argparse.Namespace) -> int:
         )
         _print_skipped(res.collection)
         dims = ", ".join(f"{k} {v.shape[1]}-d" for k, v in res.views.items() if v.ndim == 2)
-        print(f"{len(res.collection)} image(s) embedded with {res.model_id} ({dims}) on Ray; "
+        _out(f"{len(res.collection)} image(s) embedded with {res.model_id} ({dims}) on Ray; "
               f"{res.n_computed} computed, {len(res.collection) - res.n_computed} from cache")
         _export_embeddings(a, res.collection, res.views, res.model_id, None)
         return 0
     emb = embed(col, _encode_config(a), on_progress=_tqdm_progress("embedding"))
     if emb.fallback_note:
-        print(f"note: {emb.fallback_note}", file=sys.stderr)
+        _err(f"note: {emb.fallback_note}")
     _print_skipped(emb.collection)
     dims = ", ".join(f"{k} {v.shape[1]}-d" for k, v in emb.views.items() if v.ndim == 2)
-    print(f"{emb.n} image(s) embedded with {emb.model_id} ({dims}); {emb.n_computed} computed, "
+    _out(f"{emb.n} image(s) embedded with {emb.model_id} ({dims}); {emb.n_computed} computed, "
           f"{emb.n - emb.n_computed} from cache")
     _export_embeddings(a, emb.collection, emb.views, emb.model_id, emb.captions)
     return 0
@@ -229,7 +269,7 @@ def _export_embeddings(a: argparse.Namespace, collection, views, model_id: str, 
 
     path = write_embeddings(collection, views, a.export, model_id=model_id, captions=captions,
                             overwrite=a.overwrite)
-    print(f"wrote {len(collection)} rows to {path}")
+    _out(f"wrote {len(collection)} rows to {path}")
 
 
 def cmd_cluster(a: argparse.Namespace) -> int:
@@ -245,27 +285,27 @@ def cmd_cluster(a: argparse.Namespace) -> int:
         options={k: v for k, v in (("captioner", a.captioner), ("nouns", a.nouns)) if v},
     )
     if a.out is not None and a.out.exists() and not a.overwrite:
-        print(f"error: {a.out} exists; pass --overwrite to replace it", file=sys.stderr)
+        _err(f"error: {a.out} exists; pass --overwrite to replace it")
         return 2
     col = scan(a.folder)
     emb = embed(col, enc, on_progress=_tqdm_progress("embedding"))
     if emb.fallback_note:
-        print(f"note: {emb.fallback_note}", file=sys.stderr)
+        _err(f"note: {emb.fallback_note}")
     _print_skipped(emb.collection)
     cl = cluster_embedded(emb, ccfg, cache_dir=enc.resolved_cache_dir)
-    print(f"{emb.n} images → {len(set(cl.labels.tolist()) - {-1})} clusters ({a.method}, model {emb.model_id})")
+    _out(f"{emb.n} images → {len(set(cl.labels.tolist()) - {-1})} clusters ({a.method}, model {emb.model_id})")
     counts = {int(c): int((cl.labels == c).sum()) for c in sorted(set(cl.labels.tolist()))}
     for c, n in counts.items():
-        print(f"  {c:>4}  {n:>6}  {cl.names.get(c, '')}")
-    print("scores: " + ", ".join(f"{k} {_fmt(v)}" for k, v in cl.metrics.items()))
+        _out(f"  {c:>4}  {n:>6}  {cl.names.get(c, '')}")
+    _out("scores: " + ", ".join(f"{k} {_fmt(v)}" for k, v in cl.metrics.items()))
     for key, value in cl.info.items():
         if isinstance(value, (str, int, float)):
-            print(f"{key}: {_fmt(value)}")
+            _out(f"{key}: {_fmt(value)}")
     _print_prompt_ranking(cl.info)
     for c, nouns in (cl.info.get("centre_nouns") or {}).items():
-        print(f"  centre {c:>3}: {', '.join(nouns)}")
+        _out(f"  centre {c:>3}: {', '.join(nouns)}")
     for r in cl.info.get("rounds") or []:
-        print(f"  round {r['round']}: {r['confident']:.0%} confident, {r['changed']} images changed cluster, "
+        _out(f"  round {r['round']}: {r['confident']:.0%} confident, {r['changed']} images changed cluster, "
               f"objective {r['objective_first']:.3f} → {r['objective_last']:.3f}")
     if a.out is not None:
         from .export import provenance, write_provenance, write_table
@@ -277,7 +317,7 @@ def cmd_cluster(a: argparse.Namespace) -> int:
             cluster=ccfg.to_dict(), n_images=emb.n, n_skipped=len(emb.collection.skipped), metrics=cl.metrics,
         )
         write_provenance(a.out.with_suffix(a.out.suffix + ".json"), info)
-        print(f"wrote {len(df)} rows to {a.out}")
+        _out(f"wrote {len(df)} rows to {a.out}")
     return 0
 
 
@@ -285,10 +325,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"scan": cmd_scan, "embed": cmd_embed, "cluster": cmd_cluster}[args.command]
     try:
-        return handler(args)
+        with _warnings_as_lines():
+            return handler(args)
     except VlexploreError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _err(f"error: {exc}")
         return 2
+    except OSError as exc:  # e.g. --out in a read-only or full folder: one line, not a traceback
+        _err(f"error: {exc}")
+        return 1
     except KeyboardInterrupt:
-        print("interrupted; finished batches are cached and the next run resumes", file=sys.stderr)
+        _err("interrupted; finished batches are cached and the next run resumes")
         return 130

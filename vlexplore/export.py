@@ -2,7 +2,8 @@
 
 :func:`to_dataframe` builds the table with stable columns; :func:`write_table` writes
 CSV or Parquet atomically, never overwrites unless asked, and neutralises spreadsheet
-formula injection in every text cell (captions and file names are untrusted).
+formula injection in every text cell of a CSV (captions and file names are untrusted; Parquet
+and the provenance JSON keep the text as it is).
 :func:`write_provenance` records how the table was made, beside it.
 """
 
@@ -36,6 +37,9 @@ COLUMNS = (
 )
 #: A text cell starting with one of these is read as a formula by spreadsheet programs.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+#: Inside a cell, a ``;``, ``,`` or tab then optional spaces then a formula character: a spreadsheet
+#: that splits on that separator (semicolon locales, "tab" or "comma" import) starts a new cell there.
+_FORMULA_AFTER_SEPARATOR = re.compile(r"([;,\t] *)(?=[=+\-@])")
 TABLE_SUFFIXES = (".csv", ".parquet")
 _WINDOWS_RESERVED = {
     "CON",
@@ -107,14 +111,18 @@ def to_dataframe(collection, labels, names, coords, captions=None, similarity=No
 
 
 def safe_cell(value):
-    """``value`` with a leading ``'`` when it is a string a spreadsheet would run as a formula.
+    """``value`` with a ``'`` before every part a spreadsheet could run as a formula.
 
-    Strings starting with ``= + - @``, tab or carriage return are prefixed; anything else
-    (other strings, numbers, ``None``) is returned unchanged.
+    A string starting with ``= + - @``, tab or carriage return gets a leading ``'``; so does every
+    segment that would start a cell if the text were split on ``;``, ``,`` or tab: the ``'`` goes
+    right before the formula character (``x;=1+2.png`` → ``x;'=1+2.png``, ``a, -b`` → ``a, '-b``).
+    Anything else (other strings, numbers, ``None``) is returned unchanged.
     """
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
+    if not isinstance(value, str):
+        return value
+    if value.startswith(FORMULA_PREFIXES):
+        value = "'" + value
+    return _FORMULA_AFTER_SEPARATOR.sub(r"\1'", value)
 
 
 def _formula_safe(df: pd.DataFrame) -> pd.DataFrame:
@@ -159,14 +167,15 @@ def write_table(
 ) -> Path:
     """Write ``df`` as CSV (UTF-8, no index) or Parquet, chosen by the suffix of ``path``.
 
-    Every text column goes through :func:`safe_cell` first (``formula_safe=False`` skips that).
+    In a CSV every text column goes through :func:`safe_cell` first (``formula_safe=False`` skips
+    that); Parquet is typed and keeps the text as it is (as the app's Parquet download does).
     The file appears complete or not at all (temp file + rename); missing parent folders are made.
 
     Args:
         df: the table (e.g. from :func:`to_dataframe`).
         path: ``*.csv`` or ``*.parquet``.
         overwrite: replace an existing file.
-        formula_safe: neutralise spreadsheet formulas in text cells.
+        formula_safe: neutralise spreadsheet formulas in the text cells of a CSV.
 
     Returns:
         The path written.
@@ -183,15 +192,15 @@ def write_table(
     if path.exists() and not overwrite:
         raise ConfigError(f"{path} exists; pass overwrite=True (CLI: --overwrite) to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
-    out = _formula_safe(df) if formula_safe else df
     if suffix == ".csv":
+        out = _formula_safe(df) if formula_safe else df
         # RFC 4180 line ends: with "\n" alone a cell holding a bare "\r" (a file name can) is left
         # unquoted, and spreadsheets split the row there — the rest of the cell becomes a new row whose
         # first cell escapes safe_cell ("x\r=HYPERLINK(...)").
         _atomic_write(path, lambda tmp: out.to_csv(tmp, index=False, encoding="utf-8", lineterminator="\r\n"),
                       overwrite=overwrite)
     else:
-        _atomic_write(path, lambda tmp: out.to_parquet(tmp, index=False), overwrite=overwrite)
+        _atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False), overwrite=overwrite)
     return path
 
 

@@ -156,8 +156,15 @@ def _cache_key(*parts) -> str:
     return h.hexdigest()
 
 
-def project(emb: Embedded, *, seed: int = 0, cache_dir: Path | None = None) -> np.ndarray:
-    """2-d map coordinates of the ``image`` view, cached by content (fingerprints × model × seed)."""
+def project(
+    emb: Embedded, *, seed: int = 0, cache_dir: Path | None = None,
+    on_cache_error: Callable[[str], None] | None = None,
+) -> np.ndarray:
+    """2-d map coordinates of the ``image`` view, cached by content (fingerprints × model × seed).
+
+    A cache that cannot be written only costs the caching: ``on_cache_error`` gets one sentence for
+    the user per failed write (``None`` = a :class:`vlexplore.project.CacheWriteWarning`).
+    """
     from .project import project_2d
 
     x = emb.views.get("image")
@@ -166,7 +173,7 @@ def project(emb: Embedded, *, seed: int = 0, cache_dir: Path | None = None) -> n
     from .project import UMAP_PCA_DIMS
 
     key = _cache_key(emb.model_id, seed, f"pca{UMAP_PCA_DIMS}", tuple(emb.collection.fingerprints))
-    return project_2d(x, seed=seed, cache_dir=cache_dir, cache_key=key)
+    return project_2d(x, seed=seed, cache_dir=cache_dir, cache_key=key, on_cache_error=on_cache_error)
 
 
 def cluster_embedded(

@@ -3,13 +3,21 @@
 UMAP's numba functions are compiled on first use (several seconds). Pointing
 ``NUMBA_CACHE_DIR`` at the vlexplore cache keeps the compiled code between runs, and
 :func:`warm_up_umap` lets the app pay the rest in a background thread at start-up.
+
+A cache that cannot be written (read-only, full, a path that is not a folder) costs only the
+caching: the coordinates are computed in memory, numba compiles into a private temporary folder
+(or keeps the code in memory), and the caller is told once through ``on_cache_error`` or a
+:class:`CacheWriteWarning`.
 """
 
 from __future__ import annotations
 
+import contextvars
 import os
 import re
 import tempfile
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,12 +34,105 @@ UMAP_PCA_DIMS = 50
 _KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 
-def _set_numba_cache(cache_dir: str | Path | None) -> None:
-    """Point numba's disk cache at ``cache_dir/numba`` unless the user chose one (before importing umap)."""
-    if cache_dir is not None and not os.environ.get("NUMBA_CACHE_DIR"):
-        path = Path(cache_dir) / "numba"
-        path.mkdir(parents=True, exist_ok=True)
-        os.environ["NUMBA_CACHE_DIR"] = str(path)
+class CacheWriteWarning(UserWarning):
+    """Something could not be written to the cache directory; the result was computed in memory."""
+
+
+CacheErrorHandler = Callable[[str], None] | None
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def _tell(on_cache_error: CacheErrorHandler, message: str) -> None:
+    if on_cache_error is None:
+        warnings.warn(message, CacheWriteWarning, stacklevel=3)
+    else:
+        on_cache_error(message)
+
+
+def _writable_dir(path: Path) -> None:
+    """Make ``path`` and check that a file can be created in it (raises ``OSError`` otherwise)."""
+    path.mkdir(parents=True, exist_ok=True)
+    tempfile.TemporaryFile(dir=path).close()
+
+
+def _set_numba_cache(cache_dir: str | Path | None, on_cache_error: CacheErrorHandler = None) -> None:
+    """Point numba's disk cache at ``cache_dir/numba`` unless the user chose one (before importing umap).
+
+    When that folder cannot be made or written, a private temporary folder is used instead (the
+    compiled code is then not kept between runs) and the caller is told.
+    """
+    if cache_dir is None or os.environ.get("NUMBA_CACHE_DIR"):
+        return
+    path = Path(cache_dir) / "numba"
+    try:
+        _writable_dir(path)
+    except OSError as exc:
+        try:
+            fallback = tempfile.mkdtemp(prefix="vlexplore-numba-")
+        except OSError:  # nowhere to write: numba falls back to its own locations or to memory
+            fallback = None
+        if fallback is not None:
+            os.environ["NUMBA_CACHE_DIR"] = fallback
+        _tell(on_cache_error, f"cannot write to the cache folder {path} ({_why(exc)}); UMAP's compiled "
+              "code is not kept between runs")
+        return
+    os.environ["NUMBA_CACHE_DIR"] = str(path)
+
+
+# The reporter of the _umap call running in this thread (numba compiles in the calling thread).
+_numba_save_failed: contextvars.ContextVar[Callable[[OSError], None] | None] = contextvars.ContextVar(
+    "vlexplore_numba_save_failed", default=None
+)
+
+
+def _tolerate_numba_cache_errors() -> None:
+    """Once per process: a compiled function that numba cannot save to its disk cache (disk full,
+    folder gone read-only) is kept in memory instead of failing the compile.
+
+    numba compiles, keeps the result, then saves it; on Linux an ``OSError`` of that save propagates
+    and fails the call — or ``import umap`` itself, whose layout functions compile at import. Here
+    such a save turns that function's disk cache off and is reported to the running :func:`_umap_degrading`.
+    """
+    try:
+        from numba.core import caching
+    except ImportError:  # pragma: no cover - umap needs numba
+        return
+    original = caching.Cache.save_overload
+    if getattr(original, "_vlexplore_tolerant", False):
+        return
+
+    def save_overload(self, sig, data):
+        try:
+            original(self, sig, data)
+        except OSError as exc:
+            self.disable()
+            report = _numba_save_failed.get()
+            if report is not None:
+                report(exc)
+
+    save_overload._vlexplore_tolerant = True
+    caching.Cache.save_overload = save_overload
+
+
+def _umap_degrading(X: np.ndarray, on_cache_error: CacheErrorHandler = None, **kwargs) -> np.ndarray:
+    """:func:`_umap`, with numba's disk-cache writes made non-fatal (told once per call)."""
+    told: list[OSError] = []
+
+    def report(exc: OSError) -> None:
+        if not told:
+            told.append(exc)
+            _tell(on_cache_error, f"cannot write UMAP's compiled code to the cache ({_why(exc)}); "
+                  "it is compiled in memory and not kept between runs")
+
+    _tolerate_numba_cache_errors()
+    token = _numba_save_failed.set(report)
+    try:
+        return _umap(X, **kwargs)
+    finally:
+        _numba_save_failed.reset(token)
 
 
 def _umap(X: np.ndarray, *, seed: int, n_neighbors: int, min_dist: float, **kwargs) -> np.ndarray:
@@ -113,6 +214,7 @@ def project_2d(
     min_dist: float = 0.1,
     cache_dir: str | Path | None = None,
     cache_key: str | None = None,
+    on_cache_error: CacheErrorHandler = None,
 ) -> np.ndarray:
     """Map ``X`` to 2-d for display.
 
@@ -121,7 +223,8 @@ def project_2d(
     least :data:`UMAP_MIN_POINTS` points, else PCA (one point → the origin). With both
     ``cache_dir`` and ``cache_key`` the result is read from / written to
     ``cache_dir/projections/<cache_key>.npy`` (atomic write); the key must cover everything
-    that changes the output besides the row count (data, seed, parameters).
+    that changes the output besides the row count (data, seed, parameters). When the cache
+    cannot be written the coordinates are still returned, and the caller is told.
 
     Args:
         X: ``(n, d)`` vectors.
@@ -130,6 +233,8 @@ def project_2d(
         min_dist: UMAP's minimum distance between embedded points (>= 0).
         cache_dir: the vlexplore cache directory (also hosts numba's compiled code).
         cache_key: a file-name-safe key of this projection.
+        on_cache_error: called with one sentence for the user per cache write that failed;
+            ``None`` = a :class:`CacheWriteWarning`.
 
     Returns:
         ``float32 (n, 2)`` finite coordinates.
@@ -141,18 +246,24 @@ def project_2d(
     X = check_matrix(X)
     n = len(X)
     path = _cache_path(cache_dir, cache_key) if cache_dir is not None and cache_key is not None else None
-    if path is not None and path.exists():
-        cached = _load(path, n)
+    if path is not None:
+        cached = _load(path, n)  # a missing or unreadable file is a miss
         if cached is not None:
             return cached
     if n >= UMAP_MIN_POINTS:
-        _set_numba_cache(cache_dir)
-        coords = _umap(_reduce(X, seed), seed=seed, n_neighbors=min(n_neighbors, n - 1), min_dist=min_dist)
+        _set_numba_cache(cache_dir, on_cache_error)
+        coords = _umap_degrading(
+            _reduce(X, seed), on_cache_error, seed=seed, n_neighbors=min(n_neighbors, n - 1), min_dist=min_dist
+        )
     else:
         coords = _pca(X, seed)
     coords = np.nan_to_num(coords, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32, copy=False)
     if path is not None:
-        _save(path, coords)
+        try:
+            _save(path, coords)
+        except OSError as exc:
+            _tell(on_cache_error, f"cannot save the map to the cache ({path.parent}: {_why(exc)}); it was "
+                  "computed in memory and will be computed again next time")
     return coords
 
 
@@ -173,5 +284,5 @@ def warm_up_umap(cache_dir: str | Path | None = None, *, seed: int = 0) -> None:
 
     _set_numba_cache(default_cache_dir() if cache_dir is None else cache_dir)
     X = np.random.default_rng(seed).normal(size=(UMAP_MIN_POINTS + 10, 8)).astype(np.float32)
-    _umap(X, seed=seed, n_neighbors=15, min_dist=0.1, n_epochs=10)
-    _umap(X, seed=seed, n_neighbors=15, min_dist=0.1, n_epochs=10, force_approximation_algorithm=True)
+    _umap_degrading(X, seed=seed, n_neighbors=15, min_dist=0.1, n_epochs=10)
+    _umap_degrading(X, seed=seed, n_neighbors=15, min_dist=0.1, n_epochs=10, force_approximation_algorithm=True)

@@ -9,6 +9,8 @@ A *captioner* maps images (and optionally a question) to text.
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -85,16 +87,88 @@ def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     return out
 
 
+def closest(word: str, names, n: int = 3) -> list[str]:
+    """Up to ``n`` of ``names`` nearest to ``word`` in spelling (case-insensitive), best first; ``[]`` when none is near."""
+    names = list(dict.fromkeys(str(x) for x in names))
+    by_lower: dict[str, str] = {}
+    for x in names:
+        by_lower.setdefault(x.lower(), x)
+    for cutoff in (0.6, 0.4):
+        hits = difflib.get_close_matches(str(word).lower(), list(by_lower), n=n, cutoff=cutoff)
+        if hits:
+            return [by_lower[h] for h in hits]
+    return []
+
+
 def resolve_device(device: str = "auto") -> str:
-    """``auto`` → ``cuda`` when a GPU is visible, else ``cpu``; other values pass through checked."""
+    """The torch device string to run on.
+
+    ``auto`` → ``cuda`` when a GPU is visible, else ``mps`` (Apple GPU) when available, else ``cpu``.
+    An explicit ``cuda``/``cuda:N``/``mps`` that this machine does not have is a :class:`ConfigError`
+    (a one-line message, not a torch traceback at the first forward pass).
+    """
     import torch
 
     from ..errors import ConfigError
 
+    device = str(device or "auto").strip().lower()
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} was asked for but no CUDA GPU is visible; use --device cpu")
-    if device != "cpu" and not device.startswith(("cuda", "mps")):
-        raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
-    return device
+        if torch.cuda.is_available():
+            return "cuda"
+        return "mps" if _mps_available() else "cpu"
+    if device == "cpu":
+        return device
+    if device == "cuda" or re.fullmatch(r"cuda:\d+", device):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r} was asked for but no CUDA GPU is visible; use --device cpu or auto")
+        if ":" in device:
+            count = torch.cuda.device_count()
+            if int(device.split(":")[1]) >= count:
+                raise ConfigError(
+                    f"device {device!r} was asked for but only {count} CUDA GPU(s) are visible "
+                    f"(cuda:0 to cuda:{count - 1})"
+                )
+        return device
+    if device == "mps":
+        if not _mps_available():
+            raise ConfigError("device 'mps' was asked for but no Apple GPU (MPS) is available; use --device cpu or auto")
+        return device
+    raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps")
+
+
+def _mps_available() -> bool:
+    import torch
+
+    backend = getattr(torch.backends, "mps", None)
+    try:
+        return bool(backend is not None and backend.is_available())
+    except Exception:  # noqa: BLE001 - an odd build must not stop device selection
+        return False
+
+
+def cuda_autocast(device: str):
+    """Mixed precision for a forward pass: bf16 (fp16 where bf16 is unsupported) autocast on CUDA,
+    a no-op context everywhere else (the CPU path runs in float32 exactly as without it)."""
+    import contextlib
+
+    import torch
+
+    if not str(device).startswith("cuda"):
+        return contextlib.nullcontext()
+    return torch.autocast(device_type="cuda", dtype=cuda_half_dtype())
+
+
+def cuda_half_dtype():
+    """``torch.bfloat16`` where the GPU supports it, else ``torch.float16``."""
+    import torch
+
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def to_device(tensor, device: str):
+    """``tensor`` on ``device``: on CUDA copied from pinned memory without blocking; elsewhere unchanged."""
+    if not str(device).startswith("cuda"):
+        return tensor if str(device) == "cpu" else tensor.to(device)
+    if not tensor.is_pinned():
+        tensor = tensor.pin_memory()
+    return tensor.to(device, non_blocking=True)

@@ -1,17 +1,20 @@
 """transformers captioners: BLIP, BLIP-2, GIT (captions) and BLIP/BLIP-2 question answering.
 
 Loaded from the hub by id, or from a local directory (``from_pretrained`` takes both).
-When the hub cannot be reached the error says so at once and names the way out.
+The same rules as the encoders: a missing or broken directory, or a hub id the hub does not have,
+is a ``ConfigError``; only a valid hub model that is not cached while the hub cannot be reached is a
+``ModelUnavailableError`` (said at once, naming the way out). On CUDA the model runs in bf16/fp16
+with inputs copied from pinned memory without blocking; on the CPU in float32 as before.
 """
 
 from __future__ import annotations
 
-import contextlib
+import json
 import os
 import threading
 
-from ..errors import ConfigError, ModelUnavailableError
-from .base import resolve_device
+from ..errors import ConfigError
+from .base import cuda_autocast, resolve_device, to_device
 
 _lock = threading.Lock()
 
@@ -19,7 +22,25 @@ FAMILIES = ("blip", "blip-vqa", "blip2", "git")
 
 
 def guess_family(name: str) -> str:
-    """The model family from a hub id or directory name (``blip``, ``blip-vqa``, ``blip2``, ``git``)."""
+    """The model family (``blip``, ``blip-vqa``, ``blip2``, ``git``) of a hub id or a local directory.
+
+    A directory's ``config.json`` decides (``model_type`` and ``architectures``); otherwise the name does.
+    """
+    config = os.path.join(os.path.expanduser(name), "config.json")
+    if os.path.isfile(config):
+        try:
+            with open(config, encoding="utf-8") as f:
+                cfg = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read {config!r}: {exc}") from exc
+        model_type = str(cfg.get("model_type", "")).lower()
+        archs = " ".join(cfg.get("architectures") or []).lower()
+        if model_type in ("blip-2", "blip_2", "blip2"):
+            return "blip2"
+        if model_type == "blip":
+            return "blip-vqa" if "questionanswering" in archs else "blip"
+        if model_type == "git":
+            return "git"
     low = os.path.basename(name.rstrip("/")).lower()
     if "blip2" in low or "blip-2" in low:
         return "blip2"
@@ -30,6 +51,22 @@ def guess_family(name: str) -> str:
     if "git" in low:
         return "git"
     raise ConfigError(f"cannot tell the model family of {name!r}; pass family= one of {', '.join(FAMILIES)}")
+
+
+def _content_tag(name: str) -> str | None:
+    """For a local model directory, ``local-<hash>`` of its files' names and contents (not of its place), else ``None``."""
+    import hashlib
+
+    from .openclip import file_digest
+
+    directory = os.path.expanduser(name)
+    if not os.path.isdir(directory):
+        return None
+    h = hashlib.blake2b(digest_size=12)
+    for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+        if entry.is_file() and not entry.name.startswith("."):
+            h.update(f"{entry.name}\0{file_digest(entry.path)}\0".encode())
+    return f"local-{h.hexdigest()}"
 
 
 def _model_class(family: str):
@@ -76,7 +113,7 @@ class HFCaptioner:
         self.max_new_tokens = max_new_tokens
         self.supports_prompts = self.family in ("blip-vqa", "blip2", "git")
         tag = os.path.basename(name.rstrip("/"))
-        self.model_id = f"transformers:{tag}:n{num_captions}:t{max_new_tokens}"
+        self.model_id = f"transformers:{_content_tag(name) or tag}:n{num_captions}:t{max_new_tokens}"
         self.description = f"{self.family.upper()} captioner ({tag})"
         if model is not None and processor is not None:
             self.model, self.processor = model.to(self.device).eval(), processor
@@ -86,42 +123,48 @@ class HFCaptioner:
     def _load(self):
         from transformers import AutoProcessor
 
-        from .openclip import _offline_hub, hub_reachable
+        from .openclip import first_line, is_not_cached, missing_path_error, offline_first
 
         cls = _model_class(self.family)
-        local = os.path.isdir(self.name)
-        dtype = None
+        local = os.path.isdir(os.path.expanduser(self.name))
+        kwargs = {}
         if self.device.startswith("cuda"):
-            import torch
+            from .base import cuda_half_dtype
 
-            dtype = torch.float16
-        kwargs = {"dtype": dtype} if dtype is not None else {}
+            kwargs["dtype"] = cuda_half_dtype()
 
         def create():
             return (
-                cls.from_pretrained(self.name, **kwargs).to(self.device).eval(),
-                AutoProcessor.from_pretrained(self.name),
+                cls.from_pretrained(source, **kwargs).to(self.device).eval(),
+                AutoProcessor.from_pretrained(source),
             )
 
-        with _lock:
-            try:
-                if local:
+        if local:
+            source = os.path.expanduser(self.name)
+            if not os.path.isfile(os.path.join(source, "config.json")):
+                raise ConfigError(f"{self.name!r} is not a transformers model directory: it has no config.json")
+
+            def create_local():
+                try:
                     return create()
-                with _offline_hub() if not local else contextlib.nullcontext():
-                    try:
-                        return create()
-                    except OSError:
-                        pass
-                if not hub_reachable():
-                    raise ModelUnavailableError(
-                        f"captioner {self.name!r} is not cached and the model hub cannot be reached; "
-                        "pass a local model directory or use the bundled label captioner"
-                    )
-                return create()
-            except ModelUnavailableError:
-                raise
-            except (OSError, ValueError, KeyError) as exc:
-                raise ModelUnavailableError(f"could not load captioner {self.name!r}: {exc}") from exc
+                except Exception as exc:  # noqa: BLE001 - transformers raises many kinds
+                    if is_not_cached(exc):
+                        raise
+                    raise ConfigError(
+                        f"captioner directory {self.name!r} could not be loaded as {self.family}: {first_line(exc)}"
+                    ) from exc
+
+            with _lock:
+                return offline_first(create_local, f"parts of the captioner in {self.name}",
+                                     "use the bundled label captioner")
+        if self.name.startswith(("/", ".", "~")):
+            raise missing_path_error(self.name, "captioner directory")
+        source = self.name
+        with _lock:
+            return offline_first(
+                create, f"captioner {self.name!r}",
+                "pass a local model directory or use the bundled label captioner",
+            )
 
     def preprocess(self, image):
         """Captioners take PIL images as they are; the processor batches them."""
@@ -145,14 +188,15 @@ class HFCaptioner:
         text = self._prompt_text(prompt)
         texts = [text] * len(batch) if text is not None else None
         inputs = self.processor(images=batch, text=texts, return_tensors="pt", padding=texts is not None)
-        inputs = {k: v.to(self.device) for k, v in inputs.items()}
-        if "pixel_values" in inputs and self.device.startswith("cuda"):
-            inputs["pixel_values"] = inputs["pixel_values"].half()
+        cuda = self.device.startswith("cuda")
+        inputs = {k: to_device(v, self.device) if hasattr(v, "to") else v for k, v in inputs.items()}
+        if "pixel_values" in inputs and cuda:
+            inputs["pixel_values"] = inputs["pixel_values"].to(getattr(self.model, "dtype", torch.float16))
         sample = self.num_captions > 1
         gen = {"max_new_tokens": self.max_new_tokens, "num_return_sequences": self.num_captions}
         if sample:
             gen.update(do_sample=True, top_p=0.9)
-        with torch.inference_mode():
+        with torch.inference_mode(), cuda_autocast(self.device):
             out = self.model.generate(**inputs, **gen)
         decoded = self.processor.batch_decode(out, skip_special_tokens=True)
         if text is not None and self.family in ("blip2", "git"):

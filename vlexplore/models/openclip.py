@@ -1,26 +1,58 @@
-"""open_clip encoders: any architecture with hub weights or a local checkpoint.
+"""open_clip encoders: any architecture with hub weights, an ``hf-hub:`` repo, or local weights.
 
-The hub is the default for real users. When it cannot be reached the user gets
-one clear sentence within seconds (not a 46 s retry loop), saying how to
-continue: a local checkpoint, or the bundled offline model.
+Where the weights come from:
+
+* ``ARCH`` + pretrained tag (``ViT-B-32`` + ``openai``): open_clip's own list of weights, from the hub.
+* ``hf-hub:org/name``: an open_clip repo on the model hub (SigLIP and most newer models).
+* ``ARCH`` + a checkpoint file: a local ``state_dict`` (``.pt``, ``.pth``, ``.bin``, ``.safetensors``, ``.npz``).
+* ``local-dir:/path``: a directory laid out like an hf-hub repo (``open_clip_config.json`` + weights).
+
+Failures are loud: an unknown architecture or tag, a missing file or a checkpoint that does not
+load is a :class:`~vlexplore.errors.ConfigError` naming the closest valid names. Only a *valid*
+hub model that cannot be fetched (not cached, hub unreachable) is a
+:class:`~vlexplore.errors.ModelUnavailableError` — the one case the pipeline answers with the
+bundled model. The hub is tried from its local cache first, so a cached model loads with no
+network, and an unreachable hub is known within seconds (not a 46 s retry loop).
+
+Cache identity: the ``model_id`` of local weights carries a hash of the file's content (not its
+name or place), so two different ``vitb32.pt`` never share cached embeddings and a copied file does.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
+import logging
 import os
+import re
 import socket
 import threading
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelUnavailableError
-from .base import l2_normalize, resolve_device
+from ..errors import ConfigError, ModelUnavailableError
+from .base import closest, cuda_autocast, l2_normalize, resolve_device, to_device
 
 HUB_HOST = "huggingface.co"
 HUB_PROBE_TIMEOUT_S = 3.0
+HF_HUB_PREFIX = "hf-hub:"
+LOCAL_DIR_PREFIX = "local-dir:"
+#: Weight files open_clip reads (``.npz``: big_vision SigLIP weights).
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt", ".npz")
+#: Which weights file of a model directory is loaded, most preferred first (hf-hub repos' names).
+DIR_WEIGHTS = (
+    "open_clip_model.safetensors", "open_clip_pytorch_model.safetensors", "open_clip_pytorch_model.bin",
+    "open_clip_pytorch_model.pth", "model.safetensors", "pytorch_model.bin", "pytorch_model.pth", "model.pth",
+    "model.pt",
+)
+DIGEST_FILE = "checkpoint-digests.json"
+DIGEST_MEMO_MAX = 256
 _lock = threading.Lock()
+_digest_lock = threading.Lock()
+_digests: dict[tuple[str, int, int], str] = {}
 
 
 def hub_reachable(host: str = HUB_HOST, timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
@@ -53,16 +85,291 @@ def _offline_hub() -> Iterator[None]:
         constants.HF_HUB_OFFLINE = old
 
 
+class _DropOpenClipRecords(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return f"{os.sep}open_clip{os.sep}" not in record.pathname
+
+
+@contextlib.contextmanager
+def _quiet_open_clip() -> Iterator[None]:
+    """Keep open_clip's root-logger lines ("Failed to download…") off the console while the cache is
+    tried: a miss there is expected, and the error raised afterwards says what matters."""
+    root = logging.getLogger()
+    quiet = _DropOpenClipRecords()
+    root.addFilter(quiet)
+    try:
+        yield
+    finally:
+        root.removeFilter(quiet)
+
+
+# -- errors -----------------------------------------------------------------------------------------
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """An exception as one short line (its type when it has no message)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _hub_errors() -> dict[str, tuple[type, ...]]:
+    try:
+        from huggingface_hub import errors
+    except ImportError:  # pragma: no cover
+        return {"not_cached": (), "gated": (), "not_found": ()}
+    return {
+        "not_cached": (errors.LocalEntryNotFoundError, errors.OfflineModeIsEnabled),
+        "gated": (errors.GatedRepoError,),
+        "not_found": (errors.RepositoryNotFoundError, errors.RevisionNotFoundError, errors.EntryNotFoundError),
+    }
+
+
+_NOT_CACHED_TEXT = re.compile(
+    r"offline mode|local_files_only|couldn't connect|cannot find the requested files in the (local )?cache"
+    r"|not (be )?found in the (local )?cache|outgoing traffic has been disabled", re.IGNORECASE,
+)
+
+
+def is_not_cached(exc: BaseException) -> bool:
+    """True when ``exc`` (or what caused it) says a hub file is not in the local cache while offline."""
+    kinds = _hub_errors()["not_cached"]
+    return any(isinstance(e, kinds) or (isinstance(e, OSError) and _NOT_CACHED_TEXT.search(str(e)))
+               for e in _chain(exc))
+
+
+def hub_failure(exc: BaseException, what: str) -> Exception:
+    """The error to raise when loading ``what`` from the reachable hub failed with ``exc``."""
+    kinds = _hub_errors()
+    if any(isinstance(e, kinds["gated"]) for e in _chain(exc)):
+        return ModelUnavailableError(
+            f"{what} is gated on the model hub: accept its terms there and log in (huggingface-cli login)"
+        )
+    if any(isinstance(e, kinds["not_found"]) for e in _chain(exc)):
+        return ConfigError(f"{what} does not exist on the model hub (check the spelling): {first_line(exc)}")
+    return ModelUnavailableError(f"could not fetch {what} from the model hub: {first_line(exc)}")
+
+
+def offline_first(build, what: str, advice: str):
+    """``build()`` from the local hub cache; when something is not cached, from the hub if it can be reached.
+
+    Raises:
+        ModelUnavailableError: not cached and the hub cannot be reached (``advice`` says what to do),
+            or the hub failed; ConfigError: the hub has no such repository or file.
+    """
+    try:
+        with _offline_hub(), _quiet_open_clip():
+            return build()
+    except (ConfigError, ModelUnavailableError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - open_clip and transformers raise many kinds here
+        if not is_not_cached(exc):
+            raise
+        if not hub_reachable():
+            raise ModelUnavailableError(
+                f"{what}: not cached here, and the model hub cannot be reached; {advice}"
+            ) from exc
+    try:
+        return build()
+    except (ConfigError, ModelUnavailableError):
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise hub_failure(exc, what) from exc
+
+
+# -- names --------------------------------------------------------------------------------------------
+def check_architecture(arch: str, asked: str | None = None) -> None:
+    """Raise :class:`ConfigError` unless open_clip knows ``arch`` (the message names the closest ones)."""
+    import open_clip
+
+    names = open_clip.list_models()
+    if arch in names:
+        return
+    asked = asked or arch
+    hint = closest(arch, names)
+    whole = asked.replace("/", "-")
+    if whole in names:  # "ViT-B/32" as OpenAI writes it
+        hint = [f"{whole}/{t}" for t in open_clip.list_pretrained_tags_by_model(whole)[:3]] or [whole]
+    raise ConfigError(
+        f"unknown open_clip architecture {arch!r} in {asked!r}; closest: {', '.join(hint) or 'none'} "
+        "(all: open_clip.list_models(); a hub repo is hf-hub:org/name)"
+    )
+
+
+def is_path_like(value: str) -> bool:
+    """True when ``value`` reads as a file path rather than a pretrained tag or hub id."""
+    value = str(value)
+    return (
+        os.path.exists(value) or value.startswith(("/", ".", "~")) or os.sep in value or "/" in value
+        or value.lower().endswith(CHECKPOINT_SUFFIXES)
+    )
+
+
+def check_pretrained_tag(arch: str, tag: str) -> None:
+    """Raise :class:`ConfigError` unless ``tag`` is one of open_clip's pretrained tags for ``arch``."""
+    import open_clip
+
+    tags = open_clip.list_pretrained_tags_by_model(arch)
+    if tag.lower().replace("-", "_") in tags:
+        return
+    if not tags:
+        raise ConfigError(
+            f"open_clip has no pretrained weights for {arch!r} (asked for {arch}/{tag}); "
+            f"pass a checkpoint file: openclip:{arch}:/path/to/ckpt.pt"
+        )
+    hint = closest(tag, tags)
+    raise ConfigError(
+        f"open_clip has no pretrained tag {tag!r} for {arch}; closest: "
+        f"{', '.join(f'{arch}/{t}' for t in hint) if hint else 'none'} (its tags: {', '.join(tags[:8])}"
+        f"{', …' if len(tags) > 8 else ''})"
+    )
+
+
+def missing_path_error(path: str, what: str = "checkpoint file") -> ConfigError:
+    """A :class:`ConfigError` for a path that does not exist, naming near files in its folder."""
+    p = Path(os.path.expanduser(str(path)))
+    parent = p.parent
+    near: list[str] = []
+    if parent.is_dir():
+        try:
+            entries = sorted(e.name for e in parent.iterdir())[:5000]
+        except OSError:
+            entries = []
+        near = [str(parent / n) for n in closest(p.name, entries)]
+        where = f"closest in {parent}: {', '.join(near)}" if near else f"nothing like it in {parent}"
+    else:
+        where = f"its folder {parent} does not exist either"
+    return ConfigError(f"{what} {str(path)!r} does not exist; {where}")
+
+
+def find_dir_weights(directory: str | Path) -> Path:
+    """The weights file of an open_clip model directory (see :data:`DIR_WEIGHTS`).
+
+    Raises:
+        ConfigError: no ``open_clip_config.json`` or no weights file in it.
+    """
+    d = Path(directory)
+    if not (d / "open_clip_config.json").is_file():
+        raise ConfigError(
+            f"{str(d)!r} is not an open_clip model directory: it has no open_clip_config.json "
+            "(or name the architecture: openclip:ARCH:/path/to/ckpt.pt)"
+        )
+    for name in DIR_WEIGHTS:
+        if (d / name).is_file():
+            return d / name
+    found = sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in CHECKPOINT_SUFFIXES)
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise ConfigError(f"model directory {str(d)!r} has open_clip_config.json but no weights file "
+                          f"({', '.join(CHECKPOINT_SUFFIXES)})")
+    raise ConfigError(
+        f"model directory {str(d)!r} holds several weights files ({', '.join(p.name for p in found[:5])}); "
+        f"name one: {os.path.join(str(d), found[0].name)}"
+    )
+
+
+def guess_architecture(path: str | Path, default: str = "ViT-B-32") -> str:
+    """The open_clip architecture a checkpoint's file name starts with (longest match), else ``default``."""
+    import open_clip
+
+    stem = Path(path).name.lower()
+    hits = [a for a in open_clip.list_models() if stem.startswith(a.lower())]
+    return max(hits, key=len) if hits else default
+
+
+# -- content identity ---------------------------------------------------------------------------------
+def _hasher():
+    try:
+        import blake3
+    except ImportError:
+        return "b2", hashlib.blake2b(digest_size=16)
+    return "b3", blake3.blake3(max_threads=blake3.blake3.AUTO)
+
+
+def file_digest(path: str | Path, *, memo_dir: str | Path | None = None) -> str:
+    """``"b3-<32 hex>"``: the content hash of a file (blake3; ``b2-`` = hashlib's blake2b where blake3 is missing).
+
+    Remembered by (real path, size, mtime_ns) in this process and, with ``memo_dir``, in
+    ``memo_dir/checkpoint-digests.json``, so a 600 MB checkpoint is read once, not at every load.
+    A changed file (size or modification time) is hashed again.
+    """
+    real = os.path.realpath(path)
+    st = os.stat(real)
+    key = (real, st.st_size, st.st_mtime_ns)
+    algo, h = _hasher()
+    memo_key = f"{algo}|{real}|{st.st_size}|{st.st_mtime_ns}"
+    with _digest_lock:
+        if (*key, algo) in _digests:
+            return _digests[(*key, algo)]
+    memo_path = Path(memo_dir) / DIGEST_FILE if memo_dir is not None else None
+    memo = _read_memo(memo_path)
+    digest = memo.get(memo_key)
+    if not (isinstance(digest, str) and digest.startswith(f"{algo}-")):
+        with open(real, "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                h.update(block)
+        digest = f"{algo}-{h.hexdigest()[:32]}"
+        if memo_path is not None:
+            memo[memo_key] = digest
+            _write_memo(memo_path, memo)
+    with _digest_lock:
+        _digests[(*key, algo)] = digest
+    return digest
+
+
+def _read_memo(path: Path | None) -> dict:
+    if path is None:
+        return {}
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_memo(path: Path, memo: dict) -> None:
+    items = list(memo.items())[-DIGEST_MEMO_MAX:]
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps(dict(items)), "utf-8")
+        os.replace(tmp, path)
+    except OSError:  # a read-only cache only costs a re-hash next time
+        pass
+
+
+def _hub_file_identity(path: str, memo_dir) -> str:
+    """A downloaded hub file's identity: its blob name in the hub cache (the content's sha256), else its hash."""
+    blob = os.path.basename(os.path.realpath(path))
+    if re.fullmatch(r"[0-9a-f]{40,64}", blob):
+        return f"hub-{blob[:32]}"
+    return file_digest(path, memo_dir=memo_dir)
+
+
 class OpenClipEncoder:
     """A CLIP-style encoder from open_clip. Views: ``image`` (which is also ``joint``).
 
     Args:
-        arch: open_clip architecture name (``ViT-B-32``…).
+        arch: open_clip architecture name (``ViT-B-32``…), ``hf-hub:org/name`` or ``local-dir:/path``.
         pretrained: open_clip pretrained tag (``openai``, ``laion2b_s34b_b79k``…) or a local checkpoint
-            path. ``None`` only together with ``random_init=True`` (tests).
-        device: ``auto``, ``cpu``, ``cuda``…
+            path; for ``local-dir:`` the weights file (``None`` = the directory's own); ``None`` for
+            ``hf-hub:``, or together with ``random_init=True`` (tests).
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``.
         random_init: build the architecture with random weights (mechanics tests, never a default).
         cache_dir: where hub weights are kept (open_clip's own default when ``None``).
+        digest_dir: where checkpoint content hashes are remembered (see :func:`file_digest`).
+        guess_arch: ``arch`` was assumed, not named: a checkpoint file named after an architecture
+            (``ViT-L-14-….pt``) gets that one.
+
+    Raises:
+        ConfigError: unknown architecture or tag, missing file, a checkpoint that does not load, no such device.
+        ModelUnavailableError: a valid hub model that is not cached while the hub cannot be reached.
     """
 
     views = ("image", "joint")
@@ -75,84 +382,191 @@ class OpenClipEncoder:
         device: str = "auto",
         random_init: bool = False,
         cache_dir: str | None = None,
+        digest_dir: str | Path | None = None,
+        guess_arch: bool = False,
     ) -> None:
-        if pretrained is None and not random_init:
-            raise ModelUnavailableError(f"open_clip model {arch!r} needs a pretrained tag or a checkpoint path")
+        self.schema = ("hf-hub" if arch.startswith(HF_HUB_PREFIX)
+                       else "local-dir" if arch.startswith(LOCAL_DIR_PREFIX) else None)
+        if self.schema is None and pretrained is None and not random_init:
+            raise ConfigError(
+                f"open_clip model {arch!r} needs a pretrained tag or a checkpoint path "
+                f"(e.g. {arch}/openai or openclip:{arch}:/path/to/ckpt.pt)"
+            )
         self.arch = arch
         self.pretrained = pretrained
-        self.device = resolve_device(device)
         self.cache_dir = cache_dir
-        tag = "random" if pretrained is None else os.path.basename(str(pretrained))
-        self.model_id = f"open_clip:{arch}:{tag}"
-        self.description = f"CLIP {arch} ({tag})"
+        self.digest_dir = digest_dir
+        self.checkpoint: str | None = None  # the local weights file, when there is one
+        self.device = resolve_device(device)
         self._model = None
         self._preprocess = None
         self._tokenizer = None
+        self._guess_arch = guess_arch
         self._load()
 
-    def _create(self, pretrained):
-        import open_clip
-
-        return open_clip.create_model_and_transforms(
-            self.arch, pretrained=pretrained, device=self.device, cache_dir=self.cache_dir
-        )
-
+    # -- loading ----------------------------------------------------------------------------------------
     def _load(self) -> None:
         try:
             import open_clip
         except ImportError as exc:  # pragma: no cover
             raise ModelUnavailableError("open_clip is not installed: pip install open-clip-torch") from exc
-        if self.arch not in open_clip.list_models():
-            raise ModelUnavailableError(
-                f"open_clip has no architecture {self.arch!r}; see open_clip.list_models()"
+        if self.schema == "hf-hub":
+            model, preprocess, tag = self._load_hub_repo(open_clip)
+        elif self.schema == "local-dir":
+            model, preprocess, tag = self._load_local_dir(open_clip)
+        elif self.pretrained is None:
+            check_architecture(self.arch)
+            model, preprocess = self._create(open_clip, self.arch, None, pretrained_text=False)
+            tag = "random"
+        elif is_path_like(self.pretrained):
+            model, preprocess, tag = self._load_checkpoint_file(open_clip)
+        else:
+            check_architecture(self.arch, f"{self.arch}/{self.pretrained}")
+            check_pretrained_tag(self.arch, self.pretrained)
+            model, preprocess = offline_first(
+                lambda: self._create(open_clip, self.arch, self.pretrained, hub=True),
+                f"weights {self.arch}/{self.pretrained}",
+                "pass a local checkpoint (--model openclip:ARCH:/path/to/ckpt.pt) or use --model bundled",
             )
-        pretrained = self.pretrained
-        local = pretrained is not None and os.path.exists(pretrained)
-        with _lock:
-            try:
-                if pretrained is None or local:
-                    model, _, preprocess = self._create(pretrained)
-                else:
-                    try:  # already in the local cache? then no network at all
-                        with _offline_hub():
-                            model, _, preprocess = self._create(pretrained)
-                    except Exception as cached_exc:  # noqa: BLE001 - open_clip raises many kinds here
-                        if not hub_reachable():
-                            raise ModelUnavailableError(
-                                f"weights {self.arch}/{pretrained} are not cached and the model hub cannot be "
-                                "reached; pass a local checkpoint (--model openclip:ARCH:/path/to/ckpt.pt) "
-                                "or use --model bundled"
-                            ) from cached_exc
-                        model, _, preprocess = self._create(pretrained)
-            except ModelUnavailableError:
-                raise
-            except (RuntimeError, OSError, ValueError, KeyError) as exc:
-                raise ModelUnavailableError(
-                    f"could not load open_clip {self.arch} with {pretrained!r}: {exc}"
-                ) from exc
+            tag = self.pretrained
+        self._tokenizer = offline_first(
+            lambda: open_clip.get_tokenizer(self.arch, cache_dir=self.cache_dir),
+            f"the tokenizer of {self.arch}",
+            "use a model whose tokenizer is cached, or --model bundled",
+        )
         model.eval()
         self._model = model
         self._preprocess = preprocess
-        self._tokenizer = open_clip.get_tokenizer(self.arch)
+        # the id names the weights by content for local files, never by where they are
+        id_name = "local-dir" if self.schema == "local-dir" else self.arch
+        self.model_id = f"open_clip:{id_name}:{tag}"
+        if self.schema == "hf-hub":
+            self.description = f"CLIP {self.arch[len(HF_HUB_PREFIX):]} (model hub)"
+        elif self.checkpoint is not None:
+            shown = Path(self.checkpoint).parent.name if self.schema == "local-dir" else self.arch
+            self.description = f"CLIP {shown} ({Path(self.checkpoint).name}, {tag.split('+')[0]})"
+        else:
+            self.description = f"CLIP {self.arch} ({'random weights' if tag == 'random' else tag})"
 
+    def _create(self, open_clip, name: str, pretrained: str | None, *, hub: bool = False, **kwargs):
+        with _lock:
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                name, pretrained=pretrained, device=self.device, cache_dir=self.cache_dir,
+                require_pretrained=pretrained is not None or hub, **kwargs,
+            )
+        return model, preprocess
+
+    def _load_checkpoint_file(self, open_clip):
+        path = os.path.expanduser(self.pretrained)
+        if not os.path.exists(path):
+            raise missing_path_error(self.pretrained)
+        if os.path.isdir(path):
+            raise ConfigError(
+                f"{self.pretrained!r} is a directory; name the checkpoint file in it, or pass the directory "
+                "alone when it holds open_clip_config.json"
+            )
+        if self._guess_arch:
+            self.arch = guess_architecture(path, self.arch)
+        check_architecture(self.arch, f"{self.arch} with {self.pretrained}")
+        self.checkpoint = os.path.abspath(path)
+        digest = self._digest(path)
+
+        def build():
+            try:
+                return self._create(open_clip, self.arch, path)
+            except Exception as exc:  # noqa: BLE001 - torch/safetensors/open_clip raise many kinds
+                if is_not_cached(exc):
+                    raise
+                assumed = " (assumed; name it: openclip:ARCH:/path/to/ckpt.pt)" if self._guess_arch else ""
+                raise ConfigError(
+                    f"checkpoint {self.pretrained!r} could not be loaded into open_clip {self.arch}{assumed}: "
+                    f"{first_line(exc)}"
+                ) from exc
+
+        model, preprocess = offline_first(build, f"parts of {self.arch}", "use a checkpoint of a model "
+                                          "that needs nothing from the hub, or --model bundled")
+        return model, preprocess, f"file-{digest}"
+
+    def _load_local_dir(self, open_clip):
+        directory = os.path.expanduser(self.arch[len(LOCAL_DIR_PREFIX):])
+        if not os.path.isdir(directory):
+            raise missing_path_error(directory, "model directory")
+        if self.pretrained is not None:
+            weights = Path(os.path.expanduser(self.pretrained))
+            if not weights.is_file():
+                raise missing_path_error(self.pretrained)
+            if not (Path(directory) / "open_clip_config.json").is_file():
+                raise ConfigError(f"{directory!r} has no open_clip_config.json")
+        else:
+            weights = find_dir_weights(directory)
+        self.arch = f"{LOCAL_DIR_PREFIX}{os.path.abspath(directory)}"
+        self.checkpoint = str(weights.resolve())
+        config_digest = self._digest(Path(directory) / "open_clip_config.json")
+        digest = self._digest(weights)
+
+        def build():
+            try:
+                # weights loaded here, not by open_clip, which knows fewer file names (not .pt) and, finding
+                # none, would build the model with random weights
+                model, preprocess = self._create(open_clip, self.arch, None, load_weights=False,
+                                                 pretrained_text=False)
+                open_clip.load_checkpoint(model, str(weights), strict=True)
+            except Exception as exc:  # noqa: BLE001
+                if is_not_cached(exc):
+                    raise
+                raise ConfigError(
+                    f"model directory {directory!r} could not be loaded ({weights.name}): {first_line(exc)}"
+                ) from exc
+            return model, preprocess
+
+        model, preprocess = offline_first(build, f"parts of the model in {directory}", "use --model bundled")
+        # the id does not name the directory: the same files elsewhere are the same model
+        return model, preprocess, f"file-{digest}+cfg-{config_digest}"
+
+    def _load_hub_repo(self, open_clip):
+        from open_clip.pretrained import download_pretrained_from_hf
+
+        repo = self.arch[len(HF_HUB_PREFIX):]
+        if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo):
+            raise ConfigError(f"expected hf-hub:ORG/NAME, got {self.arch!r}")
+        what = f"hub model {repo}"
+
+        def build():
+            # config and weights first, so a missing file is "not cached" and not a random model
+            download_pretrained_from_hf(repo, filename="open_clip_config.json", cache_dir=self.cache_dir)
+            weights = download_pretrained_from_hf(repo, cache_dir=self.cache_dir)
+            model, preprocess = self._create(open_clip, self.arch, None, hub=True)
+            return model, preprocess, weights
+
+        model, preprocess, weights = offline_first(
+            build, what, "pass a local model directory or checkpoint, or use --model bundled"
+        )
+        return model, preprocess, _hub_file_identity(weights, self.digest_dir)
+
+    def _digest(self, path) -> str:
+        try:
+            return file_digest(path, memo_dir=self.digest_dir)
+        except OSError as exc:
+            raise ConfigError(f"cannot read {str(path)!r}: {first_line(exc)}") from exc
+
+    # -- inference --------------------------------------------------------------------------------------
     def preprocess(self, image):
         """RGB PIL image → ``(3, H, W)`` tensor with the model's own transform."""
         return self._preprocess(image)
 
     def _autocast(self):
-        import torch
-
-        if self.device.startswith("cuda"):
-            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-            return torch.autocast("cuda", dtype=dtype)
-        return contextlib.nullcontext()
+        return cuda_autocast(self.device)
 
     def encode_image_batch(self, batch) -> dict[str, np.ndarray]:
-        """``(b, 3, H, W)`` → ``{"image": (b, d), "joint": same array}``, float32, L2-normalised."""
+        """``(b, 3, H, W)`` → ``{"image": (b, d), "joint": same array}``, float32, L2-normalised.
+
+        On CUDA the batch goes from pinned memory without blocking and the forward runs in bf16/fp16
+        autocast; on the CPU it runs in float32 as it is.
+        """
         import torch
 
         with torch.inference_mode(), self._autocast():
-            x = batch.to(self.device, non_blocking=True)
+            x = to_device(batch, self.device)
             feats = self._model.encode_image(x)
             feats = torch.nn.functional.normalize(feats.float(), dim=-1)
         out = feats.cpu().numpy().astype(np.float32, copy=False)
@@ -166,7 +580,7 @@ class OpenClipEncoder:
         chunks = []
         with torch.inference_mode(), self._autocast():
             for start in range(0, len(texts), batch_size):
-                tokens = self._tokenizer(texts[start:start + batch_size]).to(self.device)
+                tokens = to_device(self._tokenizer(texts[start:start + batch_size]), self.device)
                 feats = self._model.encode_text(tokens)
                 chunks.append(torch.nn.functional.normalize(feats.float(), dim=-1).cpu().numpy())
         if not chunks:

@@ -9,6 +9,7 @@ local checkpoint file / model directory (``openclip:ViT-B-32:/path/to/ckpt.pt``,
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,50 +92,165 @@ def captioner_names() -> list[str]:
     return [k for k, v in MODELS.items() if v.kind == "captioner"]
 
 
+#: Short names of registry entries (``blip2`` is BLIP-2 with OPT-2.7b).
+ALIASES = {"blip2": "blip2-opt-2.7b"}
+
+
+def _path_like(name: str) -> bool:
+    return name.startswith(("/", "./", "../", "~", ".\\")) or os.sep in name.strip(os.sep) and name.count("/") != 1
+
+
+def _unknown(name: str, kind: str) -> ConfigError:
+    from .base import closest
+
+    if kind == "captioner":
+        hint = closest(name, [*captioner_names(), *ALIASES])
+        return ConfigError(
+            f"unknown captioner {name!r}; closest: {', '.join(hint) or 'none'} "
+            f"(choose one of {', '.join(captioner_names())}, a hub id org/name or a local model directory)"
+        )
+    names = list(MODELS) if kind != "encoder" else encoder_names()
+    try:
+        import open_clip
+
+        archs = open_clip.list_models()
+    except ImportError:  # pragma: no cover
+        archs = []
+    if name in archs:
+        tags = open_clip.list_pretrained_tags_by_model(name)
+        shown = ", ".join(f"{name}/{t}" for t in tags[:4]) or f"openclip:{name}:/path/to/ckpt.pt"
+        return ConfigError(f"open_clip architecture {name!r} needs weights: a pretrained tag ({shown}) "
+                           f"or a checkpoint file (openclip:{name}:/path/to/ckpt.pt)")
+    hint = closest(name, [*names, *archs])
+    return ConfigError(
+        f"unknown model {name!r}; closest: {', '.join(hint) or 'none'} (use 'bundled', an open_clip "
+        "'ARCH/TAG' such as 'ViT-B-32/openai', 'hf-hub:org/name', or a local checkpoint file or model directory)"
+    )
+
+
+def _existing(path: str, what: str) -> str:
+    from .openclip import missing_path_error
+
+    expanded = os.path.expanduser(path)
+    if not os.path.exists(expanded):
+        raise missing_path_error(path, what)
+    return expanded
+
+
+def _checkpoint_spec(arch: str, path: str) -> ModelSpec:
+    if not arch:
+        raise ConfigError(f"expected openclip:ARCH:CHECKPOINT, got an empty architecture for {path!r}")
+    path = _existing(path, "checkpoint file")
+    return ModelSpec("open_clip", arch, path, description=f"open_clip {arch} from {path}")
+
+
+def _dir_spec(directory: str, weights: str | None = None) -> ModelSpec:
+    from .openclip import LOCAL_DIR_PREFIX, find_dir_weights
+
+    directory = os.path.abspath(_existing(directory, "model directory"))
+    if not os.path.isdir(directory):
+        raise ConfigError(f"{directory!r} is a file; local-dir: takes a model directory")
+    if weights is None:
+        find_dir_weights(directory)  # a ConfigError now rather than after a slow import
+    return ModelSpec("open_clip", f"{LOCAL_DIR_PREFIX}{directory}", weights,
+                     description=f"open_clip model from {directory}")
+
+
+def _captioner_spec(name: str) -> ModelSpec:
+    target = name[3:] if name.startswith("hf:") else name
+    expanded = os.path.expanduser(target)
+    if os.path.isdir(expanded):
+        if not os.path.isfile(os.path.join(expanded, "config.json")):
+            raise ConfigError(
+                f"{target!r} is not a transformers model directory: it has no config.json "
+                "(save one with model.save_pretrained(DIR) and processor.save_pretrained(DIR))"
+            )
+        return ModelSpec("transformers", expanded, kind="captioner", description=f"transformers {target}")
+    if os.path.exists(expanded):
+        raise ConfigError(f"{target!r} is a file; a local captioner is a model directory (config.json + weights)")
+    if _path_like(target) or target.startswith(("/", ".", "~")):
+        from .openclip import missing_path_error
+
+        raise missing_path_error(target, "captioner directory")
+    if re.fullmatch(r"[\w.-]+/[\w.-]+", target):
+        return ModelSpec("transformers", target, kind="captioner", description=f"transformers {target}")
+    raise _unknown(name, "captioner")
+
+
 def resolve_spec(name: str, *, kind: str = "encoder") -> ModelSpec:
     """Turn a model name or path into a :class:`ModelSpec`.
 
-    Accepted: a registry key; ``ARCH/TAG`` (open_clip); ``openclip:ARCH:/path/ckpt``;
-    a local ``.pt``/``.bin``/``.safetensors`` file (``ViT-B-32`` architecture assumed,
-    or named as ``ARCH@/path``); ``hf:NAME_OR_DIR`` or an existing directory (transformers captioner).
+    Encoders: a registry key (``bundled``, ``ViT-B-32/openai``…); ``ARCH/TAG`` for any open_clip
+    architecture and pretrained tag; ``hf-hub:org/name`` (an open_clip repo on the hub: SigLIP and most
+    newer models); ``openclip:ARCH:/path/ckpt.pt`` or ``ARCH@/path/ckpt.pt`` (a local checkpoint of a
+    named architecture); a model directory holding ``open_clip_config.json`` and its weights (or
+    ``local-dir:/path``); a checkpoint file (the config beside it when there is one, else the
+    architecture its file name starts with, else ``ViT-B-32``).
+
+    Captioners: a registry key (``blip-base``, ``blip-large``, ``blip2``, ``git-base``…), a hub id
+    ``org/name``, ``hf:NAME_OR_DIR`` or a local model directory.
+
+    Architectures and tags are checked against open_clip when the model is loaded.
+
+    Raises:
+        ConfigError: an unknown name or a path that does not exist (the message names the closest ones).
     """
+    from .openclip import HF_HUB_PREFIX, LOCAL_DIR_PREFIX
+
     name = (name or "").strip()
     if not name:
         raise ConfigError("no model name given; use 'bundled' or e.g. 'ViT-B-32/openai'")
-    if name in MODELS:
-        spec = MODELS[name]
+    key = ALIASES.get(name, name)
+    if key in MODELS:
+        spec = MODELS[key]
         if spec.kind != kind:
-            raise ConfigError(f"{name!r} is a {spec.kind}, not a {kind}")
+            article = "an" if kind[0] in "aeiou" else "a"
+            raise ConfigError(f"{name!r} is a {spec.kind}, not {article} {kind}")
         return spec
     if kind == "captioner":
-        target = name[3:] if name.startswith("hf:") else name
-        if name.startswith("hf:") or Path(target).is_dir() or "/" in target:
-            return ModelSpec("transformers", target, kind="captioner", description=f"transformers {target}")
-        raise ConfigError(f"unknown captioner {name!r}; choose one of {', '.join(captioner_names())}")
+        return _captioner_spec(name)
+    if name.startswith(HF_HUB_PREFIX):
+        repo = name[len(HF_HUB_PREFIX):].strip()
+        if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo):
+            raise ConfigError(f"expected hf-hub:ORG/NAME (e.g. hf-hub:timm/ViT-B-16-SigLIP), got {name!r}")
+        return ModelSpec("open_clip", f"{HF_HUB_PREFIX}{repo}", None, description=f"open_clip {repo} (model hub)")
+    if name.startswith(LOCAL_DIR_PREFIX):
+        return _dir_spec(name[len(LOCAL_DIR_PREFIX):])
     if name.startswith("openclip:"):
         parts = name.split(":", 2)
         if len(parts) != 3 or not parts[1] or not parts[2]:
             raise ConfigError(f"expected openclip:ARCH:CHECKPOINT, got {name!r}")
-        return ModelSpec("open_clip", parts[1], parts[2], description=f"open_clip {parts[1]} from {parts[2]}")
-    if "@" in name and os.path.exists(name.split("@", 1)[1]):
+        return _checkpoint_spec(parts[1], parts[2])
+    if "@" in name and not os.path.exists(os.path.expanduser(name)):
         arch, path = name.split("@", 1)
-        return ModelSpec("open_clip", arch, path, description=f"open_clip {arch} from {path}")
-    if os.path.isfile(name):
-        return ModelSpec("open_clip", "ViT-B-32", name, description=f"open_clip ViT-B-32 from {name}")
-    if name.count("/") == 1 and not os.path.exists(name):
+        return _checkpoint_spec(arch, path)
+    expanded = os.path.expanduser(name)
+    if os.path.isdir(expanded):
+        return _dir_spec(expanded)
+    if os.path.isfile(expanded):
+        parent = os.path.dirname(os.path.abspath(expanded))
+        if os.path.isfile(os.path.join(parent, "open_clip_config.json")):
+            return _dir_spec(parent, os.path.abspath(expanded))
+        return ModelSpec("open_clip", "ViT-B-32", expanded, description=f"open_clip checkpoint {expanded}",
+                         options={"guess_arch": True})
+    from .openclip import CHECKPOINT_SUFFIXES, missing_path_error
+
+    if _path_like(name) or name.lower().endswith(CHECKPOINT_SUFFIXES):
+        raise missing_path_error(name, "checkpoint file or model directory")
+    if name.count("/") == 1 and all(name.split("/")):
         arch, tag = name.split("/")
         return ModelSpec("open_clip", arch, tag, description=f"open_clip {arch} ({tag})")
-    raise ConfigError(
-        f"unknown model {name!r}: use 'bundled', an open_clip 'ARCH/TAG' such as 'ViT-B-32/openai', "
-        "or a local checkpoint path"
-    )
+    raise _unknown(name, kind)
 
 
 def load_encoder(name: str = DEFAULT_MODEL, *, device: str = "auto", cache_dir: Path | None = None):
-    """Build the encoder a name stands for (see :func:`resolve_spec`). Weights load lazily or here.
+    """Build the encoder a name stands for (see :func:`resolve_spec`). Weights load here.
+
+    ``cache_dir`` (the vlexplore cache) also remembers local checkpoints' content hashes.
 
     Raises:
-        ModelUnavailableError: the weights cannot be had; the message says what to do.
+        ConfigError: an unknown name, architecture or tag; a missing or unloadable file; no such device.
+        ModelUnavailableError: a valid hub model that cannot be fetched; the message says what to do.
     """
     spec = resolve_spec(name, kind="encoder")
     if spec.backend == "bundled":
@@ -143,7 +259,7 @@ def load_encoder(name: str = DEFAULT_MODEL, *, device: str = "auto", cache_dir: 
         return BundledEncoder(device=device, cache_dir=cache_dir)
     from .openclip import OpenClipEncoder
 
-    return OpenClipEncoder(spec.name, spec.pretrained, device=device, **spec.options)
+    return OpenClipEncoder(spec.name, spec.pretrained, device=device, digest_dir=cache_dir, **spec.options)
 
 
 def load_captioner(name: str = DEFAULT_CAPTIONER, *, device: str = "auto", encoder=None):
