@@ -12,9 +12,11 @@ caching: the coordinates are computed in memory, numba compiles into a private t
 
 from __future__ import annotations
 
+import atexit
 import contextvars
 import os
 import re
+import shutil
 import tempfile
 import warnings
 from collections.abc import Callable
@@ -75,6 +77,7 @@ def _set_numba_cache(cache_dir: str | Path | None, on_cache_error: CacheErrorHan
         except OSError:  # nowhere to write: numba falls back to its own locations or to memory
             fallback = None
         if fallback is not None:
+            atexit.register(shutil.rmtree, fallback, ignore_errors=True)  # of use to this process only
             os.environ["NUMBA_CACHE_DIR"] = fallback
         _tell(on_cache_error, f"cannot write to the cache folder {path} ({_why(exc)}); UMAP's compiled "
               "code is not kept between runs")
