@@ -35,7 +35,7 @@ def load_folder(state: AppState, folder: Path, *, model: str = "bundled", device
     with error_banner("Could not load the folder"):
         t0 = time.perf_counter()
         bar = ProgressBar(f"Scanning {folder.name or folder}", unit="files")
-        collection = vx.scan(folder, on_progress=bar)
+        collection = vx.scan(folder, cache_dir=cache_dir, on_progress=bar)
         bar.clear()
         timings["scan"] = time.perf_counter() - t0
 

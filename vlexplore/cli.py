@@ -107,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("scan", help="list readable images and the files that will be skipped (and why)")
     p.add_argument("folder", type=Path, help="image folder (scanned recursively)")
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help="the cache that remembers unchanged files (default: the user cache dir, or $VLEXPLORE_CACHE_DIR)")
 
     p = sub.add_parser(
         "embed", help="compute and cache image embeddings (resumable), here or on a Ray cluster",
@@ -220,7 +222,7 @@ def _print_prompt_ranking(info: dict) -> None:
 def cmd_scan(a: argparse.Namespace) -> int:
     from .pipeline import scan
 
-    col = scan(a.folder)
+    col = scan(a.folder, cache_dir=a.cache_dir)
     labels = col.labels
     _out(f"{len(col)} readable image(s) in {a.folder}")
     if labels is not None:
@@ -235,7 +237,7 @@ def cmd_embed(a: argparse.Namespace) -> int:
     if a.export is not None and a.export.exists() and not a.overwrite:
         _err(f"error: {a.export} exists; pass --overwrite to replace it")
         return 2
-    col = scan(a.folder)
+    col = scan(a.folder, cache_dir=a.cache_dir)
     if a.engine == "ray":
         from .distributed import embed_images_ray
 
@@ -287,7 +289,7 @@ def cmd_cluster(a: argparse.Namespace) -> int:
     if a.out is not None and a.out.exists() and not a.overwrite:
         _err(f"error: {a.out} exists; pass --overwrite to replace it")
         return 2
-    col = scan(a.folder)
+    col = scan(a.folder, cache_dir=a.cache_dir)
     emb = embed(col, enc, on_progress=_tqdm_progress("embedding"))
     if emb.fallback_note:
         _err(f"note: {emb.fallback_note}")

@@ -193,37 +193,39 @@ def scan_folder(
 
     files, skipped = _list_files(str(root_path), recursive)
     index = _StatIndex(cache_dir)
-    workers = min(8, (os.cpu_count() or 1) + 4)
-    stats = list(_map_in_blocks(lambda f: _stat(f[1]), files, workers))
-    known = index.lookup([_stat_key(path, st) for (_, path), st in zip(files, stats) if st is not None])
-    rows: list[dict] = []
-    learned: dict[str, tuple[str, str, str, str]] = {}
-
-    def check(job: tuple[tuple[str, str], os.stat_result | None]) -> tuple[dict | None, str | None]:
-        (_, path), st = job
+    stats = [_stat(path) for _, path in files]  # cheap: no thread pool (its overhead was most of a warm scan)
+    stat_keys = [None if st is None else _stat_key(path, st) for (_, path), st in zip(files, stats)]
+    known = index.lookup([k for k in stat_keys if k is not None])
+    results: list[tuple[dict | None, str | None]] = [(None, None)] * len(files)
+    todo: list[int] = []
+    for i, (st, key) in enumerate(zip(stats, stat_keys)):
         if st is None:
-            return None, "file cannot be read (it disappeared or cannot be reached)"
-        entry = known.get(_stat_key(path, st))
-        if entry is not None:
-            return _from_index(st, entry, max_pixels)
-        info, reason, trusted = _probe(path, max_pixels)
+            results[i] = (None, "file cannot be read (it disappeared or cannot be reached)")
+        elif key in known:
+            results[i] = _from_index(st, known[key], max_pixels)
+        else:
+            todo.append(i)
+    learned: dict[str, tuple[str, str, str, str]] = {}
+    done = len(files) - len(todo)
+    probes = _map_in_blocks(lambda i: _probe(files[i][1], max_pixels), todo, min(8, (os.cpu_count() or 1) + 4))
+    for n, (i, (info, reason, trusted)) in enumerate(zip(todo, probes), start=1):
+        results[i] = (info, reason)
         if info is not None and trusted is not None:
-            learned[_stat_key(path, trusted)] = (
+            learned[_stat_key(files[i][1], trusted)] = (
                 info["fingerprint"], str(info["width"]), str(info["height"]), info["format"])
-        return info, reason
+        if on_progress is not None and n % _SCAN_BLOCK == 0:
+            on_progress(done + n, len(files))
+    if on_progress is not None:
+        on_progress(len(files), len(files))
 
-    results = _map_in_blocks(check, list(zip(files, stats)), workers)
-    for i, ((relpath, path), (info, reason)) in enumerate(zip(files, results), start=1):
+    rows: list[dict] = []
+    for (relpath, path), (info, reason) in zip(files, results):
         if reason is not None:
             skipped.append((relpath, reason))
         else:
             relpath = _printable(relpath)  # shown and exported; ``path`` keeps the name the OS needs
             label = relpath.split("/", 1)[0] if "/" in relpath else ""
             rows.append({"relpath": relpath, "path": path, "folder_label": label, **info})
-        if on_progress is not None and (i % _SCAN_BLOCK == 0 or i == len(files)):
-            on_progress(i, len(files))
-    if on_progress is not None and not files:
-        on_progress(0, 0)
     index.remember(learned)
     rows.sort(key=lambda r: r["relpath"])
     skipped = sorted((_printable(r), _printable(why)) for r, why in skipped)

@@ -97,11 +97,11 @@ def load_encoder_or_fallback(cfg: EncodeConfig):
         return load_encoder("bundled", device=cfg.device, cache_dir=cache_dir), note
 
 
-def scan(folder: str | Path, *, on_progress: Progress = None):
-    """Scan ``folder`` recursively (see :func:`vlexplore.images.scan_folder`)."""
-    from .images import scan_folder
+def scan(folder: str | Path, *, cache_dir: str | Path | None = None, on_progress: Progress = None):
+    """Scan ``folder`` recursively (see :func:`vlexplore.collection.scan_folder`; ``cache_dir`` holds its stat index)."""
+    from .collection import scan_folder
 
-    return scan_folder(folder, on_progress=on_progress)
+    return scan_folder(folder, cache_dir=cache_dir, on_progress=on_progress)
 
 
 def embed(
@@ -258,6 +258,6 @@ def explore(
     on_progress: Progress = None,
 ) -> tuple[Embedded, Clustered]:
     """Folder → embeddings → clusters → names → map, in one call."""
-    collection = scan(folder)
+    collection = scan(folder, cache_dir=encode.resolved_cache_dir)
     emb = embed(collection, encode, on_progress=on_progress)
     return emb, cluster_embedded(emb, cluster, cache_dir=encode.resolved_cache_dir)
