@@ -79,10 +79,15 @@ class Clustered:
 
 
 def load_encoder_or_fallback(cfg: EncodeConfig):
-    """Load ``cfg.model``; when its weights cannot be had, load the bundled model and say so.
+    """Load ``cfg.model``; when a valid model's weights cannot be had, load the bundled model and say so.
+
+    Only :class:`ModelUnavailableError` (a real hub model that is not cached while the hub cannot be
+    reached) falls back. A mistake — an unknown architecture or tag, a missing or broken checkpoint, a
+    device this machine lacks — is a :class:`ConfigError` and is raised as it is: falling back then
+    would hide it behind results from another model.
 
     Returns:
-        ``(encoder, note)`` where ``note`` is ``None`` or a sentence for the user.
+        ``(encoder, note)`` where ``note`` is ``None`` or a sentence for the user (the caller shows it).
     """
     from .models.registry import load_encoder
 
@@ -93,7 +98,7 @@ def load_encoder_or_fallback(cfg: EncodeConfig):
         if cfg.model == "bundled":
             raise
         note = f"{exc} — using the bundled offline model instead."
-        log.warning(note)
+        log.info(note)  # the caller shows the note; a warning here printed it twice on the console
         return load_encoder("bundled", device=cfg.device, cache_dir=cache_dir), note
 
 
