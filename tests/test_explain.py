@@ -27,16 +27,43 @@ def test_cluster_keywords_of_a_known_example():
     kw = cluster_keywords(TEXTS, LABELS, top_n=3)
     assert kw == {
         -1: [],
-        0: ["dog", "park"],  # "dog" is in 2/2 texts here, 1/2 in cluster 1; "photo" is boilerplate
+        0: ["dog", "park", "t-shirt"],  # "dog" is in 2/2 texts here, 1/2 in cluster 1; "photo" is boilerplate
         1: ["cat", "sofa"],
-        2: ["red", "red t-shirt", "t-shirt"],  # "t-shirt": 1/1 here beats 1/2 in cluster 0
+        2: ["red t-shirt"],  # the phrase is kept whole: its words "red" and "t-shirt" leave this list
     }
 
 
 def test_phrases_end_at_punctuation_stop_words_and_numbers():
     texts = ["a photo of a letter opener, or a bulletproof vest", "letter opener - 3 bulletproof vest"]
     kw = cluster_keywords(texts, [0, 0], top_n=10)
-    assert kw == {0: ["bulletproof", "bulletproof vest", "letter", "letter opener", "opener", "vest"]}
+    assert kw == {0: ["bulletproof vest", "letter opener"]}
+    kw = cluster_keywords(texts, [0, 0], top_n=10, ngram_range=(1, 1))
+    assert kw == {0: ["bulletproof", "letter", "opener", "vest"]}
+
+
+def test_phrases_are_kept_whole_and_preferred_to_their_words():
+    # before: "pin · safety · site" (ties sorted the words before the phrase)
+    kw = cluster_keywords(["a photo of a safety pin, or a web site"] * 2, [0, 0])
+    assert kw == {0: ["safety pin", "web site"]}
+    assert cluster_names(kw) == {0: "safety pin · web site"}
+    # a phrase replaces its more frequent words, in the place of the first of them
+    texts = ["a bolo tie, or a windsor tie", "a bolo tie, or a bow tie", "a windsor tie", "a closed circuit"]
+    kw = cluster_keywords(texts, [0, 0, 0, 1], top_n=3)
+    assert kw == {0: ["bolo tie", "windsor tie", "bow tie"], 1: ["closed circuit"]}
+    assert "tie" not in kw[0] and "circuit" not in kw[1]
+
+
+def test_a_word_much_more_frequent_than_its_phrase_stays_beside_it():
+    texts = ["a dog", "a dog", "a dog", "a brown dog"]
+    assert cluster_keywords(texts, [0, 0, 0, 0], top_n=3) == {0: ["dog", "brown dog"]}
+    # the phrase holds half of the word's count: it replaces the word
+    texts = ["a dog", "a brown dog"]
+    assert cluster_keywords(texts, [0, 0], top_n=3) == {0: ["brown dog"]}
+
+
+def test_noise_keywords_keep_phrases_whole_too():
+    kw = cluster_keywords(["a safety pin", "a safety pin", "dog"], [-1, -1, 0], top_n=3)
+    assert kw == {-1: ["safety pin"], 0: ["dog"]}
 
 
 def test_extra_stop_words_can_be_changed():

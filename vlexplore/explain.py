@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from itertools import islice
 
 import numpy as np
 
@@ -31,6 +30,9 @@ CAPTION_STOP_WORDS = frozenset({"photo", "photograph", "image", "picture"})
 _TERM = re.compile(TERM_PATTERN)
 _WORD = re.compile(r"[^\W_]+(?:-[^\W_]+)*")
 _PHRASE_END = re.compile(r"[^\w\s-]+|(?<!\w)-+|-+(?!\w)")
+#: A phrase replaces a word it contains in a keyword list when it holds at least this share of the
+#: word's count ("bolo tie" for "tie"); a word much more frequent than its phrases stays ("dog").
+PHRASE_SHARE = 0.5
 #: Separator of keywords in a cluster name.
 NAME_SEPARATOR = " · "
 
@@ -88,13 +90,47 @@ def _vectorizer(ngram_range: tuple[int, int], extra_stop_words: Iterable[str], *
     return CountVectorizer(analyzer=_PhraseAnalyzer((lo, hi), stop), binary=binary)
 
 
-def _ranked(row) -> tuple[np.ndarray, np.ndarray]:
-    """Column ids of a sparse row with positive values, best first; ties by column id (= alphabetical)."""
+def _ranked(row, lengths: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Column ids of a sparse row with positive values, best first; ties by column id (= alphabetical),
+    or, given the terms' ``lengths`` in words, first the longer term (a phrase before its words)."""
     cols, vals = row.indices, row.data
     keep = vals > 0
     cols, vals = cols[keep], vals[keep]
-    order = np.lexsort((cols, -vals))
+    keys = (cols, -vals) if lengths is None else (cols, -lengths[cols], -vals)
+    order = np.lexsort(keys)
     return cols[order], vals[order]
+
+
+def _contains(phrase: str, term: str) -> bool:
+    """Whether ``term`` is a run of whole words inside the longer ``phrase``."""
+    return len(term) < len(phrase) and f" {term} " in f" {phrase} "
+
+
+def _take_whole(cols, counts, banned: set[int], vocab, top_n: int) -> list[int]:
+    """The first ``top_n`` allowed terms (``cols`` best first, ``counts`` their counts), phrases kept whole.
+
+    A term inside a phrase already taken is skipped (it came later, so it only occurs in that phrase). A
+    phrase replaces the shorter terms it contains that were taken before it, in the place of the first of
+    them, when it covers at least :data:`PHRASE_SHARE` of each one's count: "bolo tie" (2) replaces
+    "tie" (3), while "brown dog" (1) is listed after "dog" (6), which stays.
+    """
+    count = dict(zip((int(j) for j in cols), counts))
+    chosen: list[int] = []
+    for j in (int(j) for j in cols):
+        if j in banned:
+            continue
+        term = str(vocab[j])
+        if any(_contains(str(vocab[i]), term) for i in chosen):
+            continue
+        parts = [i for i in chosen if _contains(term, str(vocab[i]))]
+        if parts and all(count[j] >= PHRASE_SHARE * count[i] for i in parts):
+            at = chosen.index(parts[0])
+            chosen = [i for i in chosen[:at] if i not in parts] + [j] + [i for i in chosen[at:] if i not in parts]
+        else:
+            chosen.append(j)
+        if len(chosen) == top_n:
+            break
+    return chosen
 
 
 def _per_cluster(docs, labels: np.ndarray, ids: np.ndarray):
@@ -119,11 +155,14 @@ def cluster_keywords(
     """Counting-based, cluster-unique keywords (Stephan et al. 2024).
 
     Per cluster, each term (word or n-gram) is counted once per member text (its document
-    frequency inside the cluster) and the ``top_n`` most frequent are taken (ties:
-    alphabetical). A term in the top list of more than one cluster stays only with the
-    cluster where its share (count / cluster size) is highest (then the higher count, then
-    the lower id) and is removed from the others, which refill from their next terms; this
-    repeats until no term is in two lists. Noise (``-1``) gets its plain top list and does
+    frequency inside the cluster) and the ``top_n`` most frequent are taken (ties: the
+    phrase first, then alphabetical). Phrases are kept whole: a word or shorter phrase inside
+    a phrase that is kept is dropped from that cluster's list, so "safety pin, web site" gives
+    "safety pin", "web site" and not "pin", "safety", "site" (a word counted more than twice as
+    often as the phrase stays beside it: "dog", "brown dog"; see :data:`PHRASE_SHARE`). A term in the top list of more
+    than one cluster stays only with the cluster where its share (count / cluster size) is
+    highest (then the higher count, then the lower id) and is removed from the others, which
+    refill from their next terms; this repeats until no term is in two lists. Noise (``-1``) gets its plain top list and does
     not compete.
 
     Args:
@@ -148,15 +187,16 @@ def cluster_keywords(
     except ValueError:  # empty vocabulary: no texts, or only stop words / one-letter words
         return out
     vocab = vec.get_feature_names_out()
+    lengths = np.array([t.count(" ") + 1 for t in vocab])
     counts = _per_cluster(docs, labels, ids)
     sizes = np.bincount(np.searchsorted(ids, labels), minlength=len(ids))
 
     candidates: dict[int, list[int]] = {}
     count_of: dict[int, dict[int, float]] = {}
     for row, c in enumerate(ids):
-        cols, vals = _ranked(counts.getrow(row))
+        cols, vals = _ranked(counts.getrow(row), lengths)
         if c == -1:
-            out[-1] = [str(vocab[j]) for j in cols[:top_n]]
+            out[-1] = [str(vocab[j]) for j in _take_whole(cols, vals, set(), vocab, top_n)]
             continue
         candidates[int(c)] = cols.tolist()
         count_of[int(c)] = dict(zip(cols.tolist(), vals.tolist()))
@@ -165,7 +205,7 @@ def cluster_keywords(
 
     while True:
         tops = {
-            c: list(islice((j for j in cols if j not in banned[c]), top_n))
+            c: _take_whole(cols, list(count_of[c].values()), banned[c], vocab, top_n)
             for c, cols in candidates.items()
         }
         holders: dict[int, list[int]] = defaultdict(list)
