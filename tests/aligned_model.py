@@ -161,7 +161,7 @@ def save_model(model, out: Path, config_path: Path, name: str = "aligned.pt") ->
 
 
 def train_aligned(out: Path, *, seed: int = 0, steps: int = 300, batch_size: int = 108,
-                  pool_size: int = 2700) -> TrainedModel:
+                  pool_size: int = 2700, base_lr: float = 2e-3) -> TrainedModel:
     """Train the tiny model for ``steps`` steps (about 12 s on one core) and save it under ``out``."""
     import torch
     import torch.nn.functional as F
@@ -188,7 +188,7 @@ def train_aligned(out: Path, *, seed: int = 0, steps: int = 300, batch_size: int
     start = time.perf_counter()
     step, loss_value, acc = 0, float("nan"), 0.0
     while step < steps:
-        lr = 2e-3 * min(1.0, (step + 1) / 20)
+        lr = base_lr * min(1.0, (step + 1) / 20)
         for g in opt.param_groups:
             g["lr"] = lr
         idx = rng.choice(len(images), batch_size, replace=False)

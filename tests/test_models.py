@@ -751,3 +751,53 @@ def test_captioner_generate_on_cuda_uses_autocast_and_half_inputs(tiny_blip_part
     out = cap.caption_batch([Image.new("RGB", (40, 30), "red")] * 2)
     assert len(out) == 2 and seen == {"to": "cuda", "dtype": torch.bfloat16, "inside": True}
     assert moved and set(moved) == {"cuda"}
+
+
+def _hub_error(name: str, message: str) -> Exception:
+    """A huggingface_hub error without an HTTP response (their constructors want one)."""
+    from huggingface_hub import errors
+
+    cls = getattr(errors, name)
+    exc = cls.__new__(cls, message)
+    Exception.__init__(exc, message)
+    return exc
+
+
+def test_offline_first_tells_a_misspelt_hub_model_from_an_unavailable_one(monkeypatch):
+    from huggingface_hub import errors
+
+    from vlexplore.models import openclip as oc
+
+    def failing(second):
+        calls = []
+
+        def build():
+            calls.append(1)
+            if len(calls) == 1:
+                raise RuntimeError("Failed to download") from errors.LocalEntryNotFoundError("not in the cache")
+            raise RuntimeError("Failed initial config load") from second
+
+        return build
+
+    monkeypatch.setattr(oc, "hub_reachable", lambda: False)
+    with pytest.raises(ModelUnavailableError, match="x: not cached here, and the model hub cannot be reached; do y"):
+        oc.offline_first(failing(None), "x", "do y")
+    monkeypatch.setattr(oc, "hub_reachable", lambda: True)
+    with pytest.raises(ConfigError, match="does not exist on the model hub"):
+        oc.offline_first(failing(_hub_error("RepositoryNotFoundError", "404")), "hub model org/nope", "")
+    with pytest.raises(ModelUnavailableError, match="gated"):
+        oc.offline_first(failing(_hub_error("GatedRepoError", "401")), "hub model org/gated", "")
+    with pytest.raises(ModelUnavailableError, match="could not fetch"):
+        oc.offline_first(failing(OSError("connection reset")), "hub model org/flaky", "")
+    with pytest.raises(ValueError, match="broken"):  # not a cache miss: no second try, no hub
+        oc.offline_first(lambda: (_ for _ in ()).throw(ValueError("broken")), "x", "")
+
+
+def test_captioner_hub_models_offline_are_unavailable(monkeypatch, tmp_path):
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    for name in ("blip-large", "blip2", "git-base"):
+        with pytest.raises(ModelUnavailableError, match="not cached here, and the model hub cannot be reached"):
+            registry.load_captioner(name, device="cpu")
