@@ -66,8 +66,13 @@ class ClusterConfig:
         k: number of clusters (k-means, agglomerative; for prototypes with
             ``discover_rest`` the number of extra clusters). ``None`` = suggested from the data.
         linkage: agglomerative linkage: ``ward`` (euclidean) or ``average`` (cosine).
+        n_init: k-means restarts (the lowest loss wins); ``None`` = more for small folders, fewer
+            for large ones (see :func:`vlexplore.cluster.default_n_init`).
         min_cluster_size: HDBSCAN's smallest cluster; ``None`` = about n/100, at least 5.
-        reduce_dims: HDBSCAN runs on a PCA reduction to this many dimensions.
+        reduce_dims: HDBSCAN runs on a reduction to this many dimensions.
+        reducer: HDBSCAN's reduction: ``umap`` (cosine, cached; as BERTopic) or ``pca``.
+        min_samples: HDBSCAN's density smoothing; ``None`` = ``min_cluster_size``.
+        assign_noise: HDBSCAN: give each noise point the cluster of its nearest clustered point.
         prototypes: text prompts used as centroids (``method="prototypes"``) or as k-means seeds.
         threshold: prototypes: images whose best cosine similarity is below it go to "other" (-1).
             ``None`` = no threshold.
@@ -84,6 +89,10 @@ class ClusterConfig:
     linkage: str = "ward"
     min_cluster_size: int | None = None
     reduce_dims: int = 10
+    reducer: str = "umap"
+    min_samples: int | None = None
+    assign_noise: bool = False
+    n_init: int | None = None
     prototypes: tuple[str, ...] = field(default_factory=tuple)
     threshold: float | None = None
     discover_rest: bool = False
@@ -106,6 +115,12 @@ class ClusterConfig:
             raise ConfigError(f"min_cluster_size must be >= 2, got {self.min_cluster_size}")
         if self.reduce_dims < 2:
             raise ConfigError(f"reduce_dims must be >= 2, got {self.reduce_dims}")
+        if self.reducer not in ("umap", "pca"):
+            raise ConfigError(f"reducer must be 'umap' or 'pca', got {self.reducer!r}")
+        if self.min_samples is not None and self.min_samples < 1:
+            raise ConfigError(f"min_samples must be >= 1, got {self.min_samples}")
+        if self.n_init is not None and self.n_init < 1:
+            raise ConfigError(f"n_init must be a positive number of restarts, got {self.n_init}")
         if self.threshold is not None and not -1.0 <= self.threshold <= 1.0:
             raise ConfigError(f"threshold is a cosine similarity in [-1, 1], got {self.threshold}")
         if not isinstance(self.prototypes, tuple):

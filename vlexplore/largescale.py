@@ -2,10 +2,10 @@
 
 Chosen automatically by :mod:`vlexplore.cluster` and :mod:`vlexplore.nouns` from the number of rows:
 
-* **k-means** above :data:`vlexplore.cluster.MINIBATCH_THRESHOLD` rows: faiss k-means when ``faiss`` is
-  installed (``pip install faiss-cpu``, or ``faiss-gpu``), else sklearn's ``MiniBatchKMeans``. Both fit
-  on a seeded sample of at most :data:`KMEANS_SAMPLE` rows and then assign every row in blocks of
-  :data:`ASSIGN_BLOCK`, so the cost beyond the sample grows linearly and memory stays ``block × k``.
+* **k-means** (:func:`vlexplore.cluster.kmeans.kmeans`, faiss when installed, else sklearn's
+  ``MiniBatchKMeans`` above :data:`vlexplore.cluster.MINIBATCH_THRESHOLD` rows) fits on a seeded sample of
+  at most :data:`KMEANS_SAMPLE` rows and then assigns every row in blocks of :data:`ASSIGN_BLOCK`, so the
+  cost beyond the sample grows linearly and memory stays ``block × k``.
 * **k nearest neighbours** above :data:`EXACT_KNN_MAX` rows: an HNSW graph (faiss) or NN-descent
   (pynndescent, which UMAP already needs); below it, exact blocked search.
 * **agglomerative** above :data:`vlexplore.cluster.AGGLOMERATIVE_MAX_N` rows: Ward linkage over
@@ -65,7 +65,9 @@ def assign(X: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, float]:
 
 def kmeans_at_scale(X: np.ndarray, k: int, *, seed: int = 0, n_init: int = 3,
                     backend: str | None = None) -> tuple[np.ndarray, float, str]:
-    """k-means for many rows: fit on a sample of :data:`KMEANS_SAMPLE`, assign all rows in blocks.
+    """k-means for many rows: fitted on a sample of at most :data:`KMEANS_SAMPLE`, all rows assigned in blocks.
+
+    The library's one k-means (:func:`vlexplore.cluster.kmeans.kmeans`) with a large-scale backend.
 
     Args:
         X: ``(n, d)`` float32 (a memory-mapped array works: it is read block by block).
@@ -75,31 +77,15 @@ def kmeans_at_scale(X: np.ndarray, k: int, *, seed: int = 0, n_init: int = 3,
     Returns:
         ``(labels int64 (n,), inertia over all rows, backend used)``.
     """
+    from .cluster.kmeans import kmeans
+
     backend = backend or kmeans_backend()
-    idx = _sample(len(X), KMEANS_SAMPLE, seed)
-    S = np.ascontiguousarray(X[idx], dtype=np.float32)
-    if backend == "faiss":
-        faiss = faiss_module()
-        if faiss is None:
-            from .errors import ConfigError
-
-            raise ConfigError("the faiss backend needs faiss: pip install faiss-cpu")
-        km = faiss.Kmeans(S.shape[1], int(k), niter=25, nredo=max(1, n_init), seed=int(seed) + 1,
-                          max_points_per_centroid=max(256, -(-len(S) // int(k))), min_points_per_centroid=1,
-                          verbose=False)  # micro-clusters are meant to be small: no "too few points" warning
-        km.train(S)
-        centres = km.centroids
-    elif backend == "minibatch":
-        from sklearn.cluster import MiniBatchKMeans
-
-        centres = MiniBatchKMeans(n_clusters=int(k), n_init=n_init, batch_size=4096, random_state=seed).fit(S)
-        centres = centres.cluster_centers_
-    else:
+    if backend not in ("faiss", "minibatch"):
         from .errors import ConfigError
 
         raise ConfigError(f"k-means backend must be 'faiss' or 'minibatch', got {backend!r}")
-    labels, inertia = assign(X, centres)
-    return labels, inertia, backend
+    fit = kmeans(X, k, seed=seed, n_init=n_init, backend=backend)
+    return fit.labels, fit.inertia, fit.backend
 
 
 def knn_approximate(X: np.ndarray, k: int, *, seed: int = 0) -> np.ndarray:

@@ -1,0 +1,256 @@
+"""The one k-means of the library, and the k-means estimator.
+
+:func:`kmeans` is what every k-means call in vlexplore goes through (the estimator here, prototype
+refinement, text-guided prompt ranking, TAC noun selection, micro-clusters at scale):
+
+* **faiss** when it is installed (``pip install faiss-cpu``): Lloyd iterations with
+  :func:`default_n_init` restarts, each fitted on a seeded sample of at most
+  :data:`POINTS_PER_CENTRE` rows per centre (faiss's own default); the best restart is then
+  refined with up to :data:`REFINE_ITER` Lloyd steps on every row and all rows are assigned.
+* **sklearn** otherwise: ``KMeans`` (k-means++, the same restarts) up to
+  :data:`MINIBATCH_THRESHOLD` rows, ``MiniBatchKMeans`` on a sample above.
+
+The objective is plain squared Euclidean distance on the rows as given; callers hand it unit rows, so
+it is k-means in cosine geometry (centres are means, not re-normalised, as sklearn's are).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import largescale
+from ..errors import ConfigError
+from ..models.base import l2_normalize
+from .checks import check_joint, check_k, check_matrix, check_prototypes, suggest_k
+
+#: Without faiss, above this many rows k-means switches to ``MiniBatchKMeans`` on a sample.
+MINIBATCH_THRESHOLD = 50_000
+#: Restarts (the lowest loss wins): about ``RESTART_ROWS / n``, clipped to ``MIN_N_INIT..MAX_N_INIT``,
+#: so small folders get many (a stable answer costs nothing there) and large ones a few.
+RESTART_ROWS = 100_000
+MIN_N_INIT = 5
+MAX_N_INIT = 50
+#: faiss: Lloyd iterations per restart, rows per centre a restart is fitted on (faiss's default),
+#: and the refinement steps on every row afterwards (stops early when no row changes centre).
+FAISS_NITER = 25
+POINTS_PER_CENTRE = 256
+REFINE_ITER = 10
+#: Restarts and batch size of the mini-batch fallback.
+MINIBATCH_N_INIT = 3
+MINIBATCH_BATCH_SIZE = 4096
+#: Kept for callers that imported it: the restarts of exact k-means at 10k rows.
+KMEANS_N_INIT = 10
+
+
+def default_n_init(n: int) -> int:
+    """Restarts for ``n`` rows: ``RESTART_ROWS // n`` clipped to 5..50 (80 rows: 50, 10k: 10, 20k+: 5)."""
+    return int(np.clip(RESTART_ROWS // max(1, n), MIN_N_INIT, MAX_N_INIT))
+
+
+def default_backend(n: int) -> str:
+    """``faiss`` when installed, else ``sklearn`` up to :data:`MINIBATCH_THRESHOLD` rows and ``minibatch`` above."""
+    if largescale.faiss_module() is not None:
+        return "faiss"
+    return "sklearn" if n <= MINIBATCH_THRESHOLD else "minibatch"
+
+
+@dataclass
+class KMeansFit:
+    """What :func:`kmeans` returns: ``labels int64 (n,)``, ``centres float32 (k, d)``, the loss
+    (weighted squared distance of every row to its centre), the backend and the restarts used."""
+
+    labels: np.ndarray
+    centres: np.ndarray
+    inertia: float
+    backend: str
+    n_init: int
+
+
+def _weighted_assign(X, C, w) -> tuple[np.ndarray, float]:
+    labels, inertia = largescale.assign(X, C)
+    if w is not None:
+        C64 = np.asarray(C, dtype=np.float64)
+        d = ((np.asarray(X, dtype=np.float64) - C64[labels]) ** 2).sum(axis=1)
+        inertia = float((np.asarray(w, dtype=np.float64) * d).sum())
+    return labels, inertia
+
+
+def _lloyd(X: np.ndarray, C: np.ndarray, w, iters: int) -> np.ndarray:
+    """Up to ``iters`` weighted Lloyd steps on every row from centres ``C`` (an empty centre stays put)."""
+    from scipy.sparse import csr_matrix
+
+    n, k = len(X), len(C)
+    wt = np.ones(n, dtype=np.float32) if w is None else np.asarray(w, dtype=np.float32)
+    prev = None
+    for _ in range(iters):
+        labels, _ = largescale.assign(X, C)
+        if prev is not None and np.array_equal(labels, prev):
+            break
+        member = csr_matrix((wt, (labels, np.arange(n))), shape=(k, n))
+        mass = np.asarray(member.sum(axis=1)).ravel()
+        sums = np.asarray(member @ X)
+        full = mass > 0
+        C = C.copy()
+        C[full] = (sums[full] / mass[full, None]).astype(np.float32)
+        prev = labels
+    return C
+
+
+def _faiss_centres(X, k, *, seed, n_init, init, w) -> np.ndarray:
+    faiss = largescale.faiss_module()
+    if faiss is None:
+        raise ConfigError("the faiss backend needs faiss: pip install faiss-cpu")
+    n, d = X.shape
+    idx = largescale._sample(n, min(largescale.KMEANS_SAMPLE, max(k, POINTS_PER_CENTRE * k)), seed)
+    S = np.ascontiguousarray(X[idx], dtype=np.float32)
+    ws = None if w is None else np.ascontiguousarray(np.asarray(w, dtype=np.float32)[idx])
+    km = faiss.Kmeans(d, int(k), niter=FAISS_NITER, nredo=1 if init is not None else max(1, n_init),
+                      seed=int(seed) + 1, max_points_per_centroid=len(S), min_points_per_centroid=1,
+                      spherical=False, verbose=False)
+    km.train(S, weights=ws, init_centroids=None if init is None else np.ascontiguousarray(init, np.float32))
+    C = np.asarray(km.centroids, dtype=np.float32)
+    if len(S) < n <= largescale.KMEANS_SAMPLE:  # refine on every row (at scale: the sample's centres stand)
+        C = _lloyd(np.asarray(X, dtype=np.float32), C, w, REFINE_ITER)
+    return C
+
+
+def kmeans(X, k: int, *, seed: int = 0, n_init: int | None = None, init=None, sample_weight=None,
+           backend: str | None = None) -> KMeansFit:
+    """k-means of the rows of ``X`` — the library's one entry point for it.
+
+    Args:
+        X: ``(n, d)`` float32 rows (a memory-mapped array works above :data:`largescale.KMEANS_SAMPLE`).
+        k: centres, ``1..n``. seed: sampling and initialisation.
+        n_init: restarts; ``None`` = :func:`default_n_init`. One when ``init`` is given.
+        init: ``(k, d)`` starting centres (e.g. text prototypes), kept in that order.
+        sample_weight: ``(n,)`` row weights (e.g. counts of repeated rows).
+        backend: ``faiss``, ``sklearn``, ``minibatch`` or ``None`` = :func:`default_backend`.
+
+    Returns:
+        A :class:`KMeansFit`.
+    """
+    n = len(X)
+    k = check_k(k, n)
+    backend = backend or default_backend(n)
+    n_init = 1 if init is not None else int(n_init or default_n_init(n))
+    w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    if backend == "faiss":
+        C = _faiss_centres(X, k, seed=seed, n_init=n_init, init=init, w=w)
+    elif backend == "sklearn":
+        from sklearn.cluster import KMeans
+
+        # float64: sklearn computes float32 distances through a slow up-casting path (about 3× slower)
+        km = KMeans(n_clusters=k, n_init=n_init, init="k-means++" if init is None else np.asarray(init, np.float64),
+                    random_state=seed).fit(np.asarray(X, dtype=np.float64), sample_weight=w)
+        return KMeansFit(km.labels_.astype(np.int64), km.cluster_centers_.astype(np.float32),
+                         float(km.inertia_), backend, n_init)
+    elif backend == "minibatch":
+        from sklearn.cluster import MiniBatchKMeans
+
+        idx = largescale._sample(n, largescale.KMEANS_SAMPLE, seed)
+        n_init = 1 if init is not None else min(n_init, MINIBATCH_N_INIT)
+        C = MiniBatchKMeans(n_clusters=k, n_init=n_init, batch_size=MINIBATCH_BATCH_SIZE, random_state=seed,
+                            init="k-means++" if init is None else np.asarray(init, np.float64)).fit(
+            np.ascontiguousarray(X[idx], dtype=np.float32), sample_weight=None if w is None else w[idx]
+        ).cluster_centers_
+    else:
+        raise ConfigError(f"k-means backend must be 'faiss', 'sklearn' or 'minibatch', got {backend!r}")
+    labels, inertia = _weighted_assign(X, C, w)
+    return KMeansFit(labels, np.asarray(C, dtype=np.float32), inertia, backend, n_init)
+
+
+def group_centres(Xn: np.ndarray, sim: np.ndarray) -> np.ndarray:
+    """Initial k-means centres in X's space from image–prototype similarities.
+
+    Args:
+        Xn: ``(n, d)`` L2-normalised rows. sim: ``(n, p)`` cosine of each image to each prototype.
+
+    Returns:
+        ``(p, d)`` normalised centres: centre ``i`` is the mean row of the images most similar
+        to prototype ``i``, or the single image most similar to it when there is none.
+    """
+    nearest = np.argmax(sim, axis=1)
+    centres = np.empty((sim.shape[1], Xn.shape[1]), dtype=np.float32)
+    for i in range(sim.shape[1]):
+        members = nearest == i
+        centres[i] = Xn[members].mean(axis=0) if members.any() else Xn[int(np.argmax(sim[:, i]))]
+    return l2_normalize(centres)
+
+
+class KMeansClusterer:
+    """k-means on L2-normalised rows (cosine geometry) through :func:`kmeans`, optionally seeded by prototypes.
+
+    With ``prototype_embeddings`` the centres start from the prototypes (one restart) and ``k``
+    must equal the number of prototypes: when X and the prototypes share a space (``joint`` is
+    ``None`` or equals ``X``) the prototype vectors themselves are the initial centres; otherwise
+    (e.g. the bundled model, whose ``image`` view is not text-comparable) each initial centre is
+    the mean X-row of the images whose ``joint`` vector is nearest to that prototype (the single
+    most similar image when none is).
+
+    Attributes:
+        labels_: ``int64 (n,)``. n_clusters_: k. inertia_: the k-means loss of the kept run.
+        backend_: ``faiss``, ``sklearn`` or ``minibatch``. n_init_: restarts used.
+
+    Args:
+        n_init: restarts; ``None`` = :func:`default_n_init` (more for small folders).
+        backend: force a backend (see :func:`kmeans`); ``None`` = automatic.
+    """
+
+    def __init__(self, *, k: int | None = None, seed: int = 0, prototype_embeddings=None,
+                 n_init: int | None = None, backend: str | None = None) -> None:
+        self.k = k
+        self.seed = seed
+        self.prototype_embeddings = prototype_embeddings
+        self.n_init = n_init
+        self.backend = backend
+
+    def _init_centres(self, Xn: np.ndarray, joint, same_space: bool) -> np.ndarray:
+        P = check_prototypes(self.prototype_embeddings)
+        if same_space:
+            if P.shape[1] != Xn.shape[1]:
+                raise ConfigError(
+                    f"prototype embeddings have {P.shape[1]} dimensions but X has {Xn.shape[1]}; "
+                    "they must come from the same model"
+                )
+            return P
+        J = check_joint(joint, len(Xn), P.shape[1])
+        return group_centres(Xn, J @ P.T)
+
+    def fit(self, X, joint=None) -> KMeansClusterer:
+        """Cluster ``X`` ``(n, d)``; ``joint`` ``(n, d_joint)`` is only used to place prototype seeds."""
+        if self.n_init is not None and (isinstance(self.n_init, bool) or int(self.n_init) < 1):
+            raise ConfigError(f"n_init must be a positive number of restarts, got {self.n_init!r}")
+        X_in = X
+        X = check_matrix(X)
+        n = len(X)
+        Xn = l2_normalize(X)
+        init = None
+        if self.prototype_embeddings is not None:
+            n_p = len(check_prototypes(self.prototype_embeddings))
+            if self.k is not None and self.k != n_p:
+                raise ConfigError(
+                    f"k={self.k} but {n_p} prototypes were given to seed k-means; "
+                    "leave k empty or give one prototype per cluster"
+                )
+            k = check_k(n_p, n)
+            same_space = (
+                joint is None
+                or joint is X_in
+                or (np.shape(joint) == X.shape and np.array_equal(np.asarray(joint, dtype=np.float32), X))
+            )
+            init = self._init_centres(Xn, joint, same_space)
+        else:
+            k = check_k(self.k if self.k is not None else suggest_k(Xn, seed=self.seed), n)
+        self.backend_ = "none"
+        self.n_init_ = 0
+        if k == 1:
+            self.labels_ = np.zeros(n, dtype=np.int64)
+            self.inertia_ = float(((Xn - Xn.mean(axis=0)) ** 2).sum())
+        else:
+            fit = kmeans(Xn, k, seed=self.seed, n_init=self.n_init, init=init, backend=self.backend)
+            self.labels_, self.inertia_ = fit.labels, fit.inertia
+            self.backend_, self.n_init_ = fit.backend, fit.n_init
+        self.n_clusters_ = k
+        return self

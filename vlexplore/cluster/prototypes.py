@@ -1,0 +1,84 @@
+"""Text prototypes as centroids (zero-shot, optionally refined by k-means in the image space)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..models.base import l2_normalize
+from .checks import check_joint, check_k, check_matrix, check_prototypes, suggest_k
+from .kmeans import KMeansClusterer, group_centres, kmeans
+
+
+class PrototypeClusterer:
+    """Text prototypes as centroids: each image goes to the cluster of its most similar prototype.
+
+    Zero-shot step: the cosine between the image's ``joint`` vector (``X`` when ``joint`` is
+    ``None``) and each prototype; label ``i`` = prototype ``i`` (the first on ties). Images
+    whose best similarity is below ``threshold`` get ``-1`` ("other").
+
+    ``refine`` (default): the zero-shot groups then seed k-means on ``X`` (one centre per
+    prototype, started at the mean ``X`` row of its group, see :func:`.kmeans.group_centres`), run on
+    the images that are not "other". Centre ``i`` stays prototype ``i``, so names are kept
+    while the boundaries follow the image space — text prototypes are a good start but a poor
+    boundary (they sit apart from the images: the modality gap). Skipped when fewer images
+    than prototypes remain.
+
+    With ``discover_rest`` the "other" images are k-means-clustered on ``X`` into ``k``
+    (or :func:`suggest_k`) clusters numbered from ``n_prototypes`` on (``k`` is capped at
+    the number of such images).
+
+    Attributes:
+        labels_: ``int64 (n,)``. similarity_: ``float32 (n,)`` cosine to the assigned prototype
+        (for "other" and discovered images: to the nearest one). n_clusters_: prototypes +
+        discovered clusters. n_prototypes_: number of prototypes.
+    """
+
+    def __init__(
+        self,
+        *,
+        prototype_embeddings=None,
+        threshold: float | None = None,
+        discover_rest: bool = False,
+        refine: bool = True,
+        k: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.prototype_embeddings = prototype_embeddings
+        self.threshold = threshold
+        self.discover_rest = discover_rest
+        self.refine = refine
+        self.k = k
+        self.seed = seed
+
+    def fit(self, X, joint=None) -> PrototypeClusterer:
+        """Assign ``X`` ``(n, d)`` (compared through ``joint`` ``(n, d_joint)`` when given) to prototypes."""
+        if self.threshold is not None and not -1.0 <= self.threshold <= 1.0:
+            raise ConfigError(f"threshold is a cosine similarity in [-1, 1], got {self.threshold}")
+        X = check_matrix(X)
+        P = check_prototypes(self.prototype_embeddings)
+        J = check_joint(X if joint is None else joint, len(X), P.shape[1])
+        sim = J @ P.T
+        labels = np.argmax(sim, axis=1).astype(np.int64)
+        best = sim[np.arange(len(X)), labels].astype(np.float32)
+        if self.threshold is not None:
+            labels[best < self.threshold] = -1
+        n_p = len(P)
+        kept = np.flatnonzero(labels >= 0)
+        if self.refine and len(kept) > n_p > 1:
+            Xk = l2_normalize(X[kept])
+            labels[kept] = kmeans(Xk, n_p, seed=self.seed, init=group_centres(Xk, sim[kept])).labels
+        similarity = np.where(labels >= 0, sim[np.arange(len(X)), np.maximum(labels, 0)], best)
+        n_extra = 0
+        rest = np.flatnonzero(labels == -1)
+        if self.discover_rest and len(rest):
+            k = self.k if self.k is not None else suggest_k(X[rest], seed=self.seed)
+            k = min(check_k(k, None), len(rest))
+            sub = KMeansClusterer(k=k, seed=self.seed).fit(X[rest])
+            labels[rest] = sub.labels_ + n_p
+            n_extra = k
+        self.labels_ = labels
+        self.similarity_ = similarity.astype(np.float32)
+        self.n_prototypes_ = n_p
+        self.n_clusters_ = n_p + n_extra
+        return self
