@@ -428,7 +428,7 @@ class OpenClipEncoder:
                 f"weights {self.arch}/{self.pretrained}",
                 "pass a local checkpoint (--model openclip:ARCH:/path/to/ckpt.pt) or use --model bundled",
             )
-            tag = self.pretrained
+            tag = self.pretrained.lower().replace("-", "_")  # open_clip's spelling: one id per set of weights
         self._tokenizer = offline_first(
             lambda: open_clip.get_tokenizer(self.arch, cache_dir=self.cache_dir),
             f"the tokenizer of {self.arch}",
