@@ -82,7 +82,8 @@ def test_prototype_clustering_through_the_pipeline(aligned_clip, held_out, tmp_p
 def test_hub_style_directory_is_the_same_model(aligned_clip, aligned_encoder):
     by_dir = load_encoder(str(aligned_clip.model_dir), device="cpu")
     by_schema = load_encoder(f"local-dir:{aligned_clip.model_dir}", device="cpu")
-    assert by_dir.model_id == by_schema.model_id
+    by_file = load_encoder(str(aligned_clip.model_dir / "open_clip_model.safetensors"), device="cpu")
+    assert by_dir.model_id == by_schema.model_id == by_file.model_id  # the file with its config beside it
     assert str(aligned_clip.model_dir) not in by_dir.model_id and by_dir.model_id.startswith("open_clip:local-dir:file-")
     probe = ["red", "a blue square"]
     np.testing.assert_allclose(by_dir.encode_texts(probe), aligned_encoder.encode_texts(probe), atol=1e-6)

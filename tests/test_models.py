@@ -218,6 +218,15 @@ def test_blip_loads_from_local_directory(tiny_blip_parts, tmp_path):
     assert len(cap.caption_batch([Image.new("RGB", (40, 30), "red")])) == 1
 
 
+def test_local_captioner_directory_by_path_alone(tiny_blip_parts, tmp_path):
+    model, proc = tiny_blip_parts
+    model.save_pretrained(tmp_path / "my-captioner")  # a name that says nothing: config.json tells the family
+    proc.save_pretrained(tmp_path / "my-captioner")
+    cap = registry.load_captioner(str(tmp_path / "my-captioner"), device="cpu")
+    assert cap.family == "blip" and cap.model_id.startswith("transformers:local-")
+    assert len(cap.caption_batch([Image.new("RGB", (40, 30), "red")])) == 1
+
+
 def test_captioner_missing_directory_is_a_clear_error(monkeypatch, tmp_path):
     from vlexplore.models.hf_caption import HFCaptioner
 
