@@ -38,6 +38,7 @@ import numpy as np
 
 from . import encode
 from .cache import store_for
+from .collection import Collection
 from .encode import (
     FAILURES_SUFFIX,
     EmbedResult,
@@ -49,7 +50,6 @@ from .encode import (
 )
 from .errors import ConfigError, ImageReadError, VlexploreError
 from .imageio import content_key
-from .collection import Collection
 
 log = logging.getLogger(__name__)
 

@@ -22,10 +22,10 @@ import numpy as np
 from PIL import Image
 
 from .cache import store_for
+from .collection import Collection
 from .errors import CacheError, ConfigError, ImageReadError, VlexploreError
 from .imageio import CHANGED, open_image, read_image_bytes
 from .models.base import Encoder, l2_normalize
-from .collection import Collection
 
 PROMPT_TEMPLATES: tuple[str, ...] = (
     "a photo of a {}.",

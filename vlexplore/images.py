@@ -6,6 +6,7 @@ import from the three modules directly.
 
 from __future__ import annotations
 
+from .collection import ITEM_COLUMNS, SKIPPED_COLUMNS, Collection, scan_folder
 from .imageio import (
     DEFAULT_MAX_PIXELS,
     IMAGE_EXTENSIONS,
@@ -15,7 +16,6 @@ from .imageio import (
     open_image,
     read_image_bytes,
 )
-from .collection import ITEM_COLUMNS, SKIPPED_COLUMNS, Collection, scan_folder
 from .thumbs import make_thumbnails, thumbnail
 
 __all__ = [

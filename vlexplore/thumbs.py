@@ -14,10 +14,10 @@ from pathlib import Path
 
 from PIL import Image
 
+from .collection import Collection, Progress, _map_in_blocks
 from .config import default_cache_dir
 from .errors import CacheError, ConfigError, ImageReadError
 from .imageio import fingerprint_file, open_image, read_image_bytes
-from .collection import Collection, Progress, _map_in_blocks
 
 #: Thumbnails outside the collection's folder are refused even when their content matches.
 OUTSIDE = "the file now lies outside the scanned folder (a link was changed); load the folder again"
