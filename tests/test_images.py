@@ -355,3 +355,22 @@ def test_open_image_from_bytes_equals_from_file(image_folder):
             open_image((image_folder.root / relpath).read_bytes())
     with pytest.raises(ImageReadError, match="empty file"):
         open_image(b"")
+
+
+def test_heic_and_avif_photos_are_read(tmp_path, cache_dir):
+    from PIL import Image
+
+    for ext in ("heic", "avif"):
+        Image.new("RGB", (64, 48), (200, 30, 30)).save(tmp_path / f"phone.{ext}")
+    c = scan_folder(tmp_path, cache_dir=cache_dir)
+    assert sorted(c.items["relpath"]) == ["phone.avif", "phone.heic"] and c.skipped.empty
+    assert open_image(tmp_path / "phone.heic").size == (64, 48)
+
+
+def test_heic_without_its_plugin_is_listed_as_skipped(tmp_path, cache_dir, monkeypatch):
+    from PIL import Image
+
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(tmp_path / "phone.heic")
+    monkeypatch.setattr(scan, "HEIF_SUPPORT", False)
+    c = scan_folder(tmp_path, cache_dir=cache_dir)
+    assert dict(zip(c.skipped["relpath"], c.skipped["reason"])) == {"phone.heic": scan.NO_HEIF}
