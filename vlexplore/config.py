@@ -82,6 +82,8 @@ class ClusterConfig:
             representation (see :mod:`vlexplore.represent`).
         questions: prompt-guided clustering: the questions put to the captioner, one clustering each.
         options: representation-specific settings (e.g. ``{"n_nouns": 5}``), as plain data.
+        naming: where cluster names come from: ``auto``, ``vocabulary`` (zero-shot words in the joint
+            space) or ``captions`` (counted caption keywords); see :mod:`vlexplore.naming`.
     """
 
     method: str = "kmeans"
@@ -101,6 +103,7 @@ class ClusterConfig:
     representation: str = "image"
     questions: tuple[str, ...] = field(default_factory=tuple)
     options: dict = field(default_factory=dict)
+    naming: str = "auto"
 
     def __post_init__(self) -> None:
         if self.method not in CLUSTER_METHODS:

@@ -227,6 +227,12 @@ def cluster_embedded(
         keywords, prototypes=protos if cfg.method == "prototypes" else None,
         noise_name="noise" if cfg.method == "hdbscan" else "other",
     )
+    from .naming import name_pipeline_clusters  # zero-shot vocabulary names wherever there is a text tower
+
+    names, keywords = name_pipeline_clusters(
+        emb, labels, cfg, caption_keywords=keywords, caption_names=names, own_texts=rep.texts is not None,
+        prototypes=protos if cfg.method == "prototypes" else None, prototype_emb=p_emb, info=rep.info,
+    )
     for c in np.unique(labels):
         noise = "noise" if cfg.method == "hdbscan" else "other"
         names.setdefault(int(c), f"cluster {int(c)}" if c >= 0 else noise)
