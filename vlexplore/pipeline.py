@@ -116,8 +116,14 @@ def embed(
     encoder=None,
     captioner=None,
     on_progress: Progress = None,
+    on_caption_progress: Progress = None,
 ) -> Embedded:
-    """Embed (and caption) every image of ``collection``, reading and filling the disk cache."""
+    """Embed (and caption) every image of ``collection``, reading and filling the disk cache.
+
+    With a ``captioner`` (BLIP, BLIP-2, GIT…), every image is captioned in batches (cached, resumable;
+    ``on_caption_progress`` reports it) and the captions name clusters, fill hover text and the export's
+    ``caption`` column with any representation; without one, the bundled model's label captions are used.
+    """
     from .encode import embed_images
 
     note = None
@@ -127,7 +133,8 @@ def embed(
         collection, encoder, cache_dir=cfg.resolved_cache_dir, batch_size=cfg.batch_size,
         num_workers=cfg.num_workers, on_progress=on_progress,
     )
-    captions = caption_texts(res, encoder, captioner=captioner, cache_dir=cfg.resolved_cache_dir)
+    captions = caption_texts(res, encoder, captioner=captioner, cache_dir=cfg.resolved_cache_dir,
+                             on_progress=on_caption_progress)
     return Embedded(
         collection=res.collection, views=res.views, captions=captions, model_id=res.model_id,
         model_description=getattr(encoder, "description", res.model_id), encoder=encoder,
@@ -135,7 +142,9 @@ def embed(
     )
 
 
-def caption_texts(res, encoder, *, captioner=None, cache_dir=None, prompt: str | None = None) -> list[str]:
+def caption_texts(
+    res, encoder, *, captioner=None, cache_dir=None, prompt: str | None = None, on_progress: Progress = None
+) -> list[str]:
     """Captions for an embedding result: label captions from the bundled model's joint view, or a real captioner."""
     if captioner is None:
         if hasattr(encoder, "label_captions") and "joint" in res.views and len(res.collection):
@@ -143,7 +152,7 @@ def caption_texts(res, encoder, *, captioner=None, cache_dir=None, prompt: str |
         return [""] * len(res.collection)
     from .caption import caption_images
 
-    return caption_images(res.collection, captioner, prompt=prompt, cache_dir=cache_dir)
+    return caption_images(res.collection, captioner, prompt=prompt, cache_dir=cache_dir, on_progress=on_progress)
 
 
 def prototype_embeddings(encoder, prototypes: Sequence[str]) -> np.ndarray:
