@@ -12,8 +12,9 @@ import os
 
 import streamlit as st
 
-from ui import actions, cached, hosts, roots, state
-from ui.widgets import error_banner, md_code, md_escape
+from ui import actions, cached, hosts, state
+from ui.feedback import error_banner, md_code, md_escape
+from vlexplore import paths
 
 st.set_page_config(
     page_title="vlexplore",
@@ -26,7 +27,7 @@ cached.start_background_imports()
 
 s = state.get()
 with error_banner():  # VLEXPLORE_FOLDER is not a usable path, or is the file-system root
-    start = roots.startup_folder()
+    start = paths.startup_folder()
 auto_start = start is not None and not s.auto_started and not s.has_data
 
 PAGES = {

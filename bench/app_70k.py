@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "docs"))
 from make_screenshots import box_select, goto, snap, wait_idle  # noqa: E402
 
-from ui.browser import CHROMIUM, CHROMIUM_ARGS, free_port, serve_command, wait_healthy  # noqa: E402
+from tools.browser import CHROMIUM, CHROMIUM_ARGS, free_port, serve_command, wait_healthy  # noqa: E402
 
 FIRST_IMG = '[data-testid="stMain"] [data-testid="stImage"] img'
 FIRST_THUMB = """() => {

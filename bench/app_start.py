@@ -42,8 +42,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "results" / "app.json"
 sys.path.insert(0, str(ROOT))
-from ui.browser import CHROMIUM, CHROMIUM_ARGS, free_port, serve_command  # noqa: E402,F401  (map_scale imports them from here)
-from ui.browser import wait_healthy as _wait_healthy  # noqa: E402
+from tools.browser import CHROMIUM, CHROMIUM_ARGS, free_port, serve_command  # noqa: E402,F401  (map_scale imports them from here)
+from tools.browser import wait_healthy as _wait_healthy  # noqa: E402
 
 CLUSTERS_ON_SCREEN = """() => {
     const h1 = [...document.querySelectorAll('h1')].some(h => h.textContent.trim().startsWith('Clusters'));

@@ -5,8 +5,8 @@
 
 For each size a synthetic UMAP-like layout (``n`` points in 10 Gaussian blobs, one per cluster,
 2 % noise; cluster names and ``relpath<br>caption`` hover texts as the Map view makes them) is
-turned into the figure by the Map view's own builder, ``ui.figures.scatter_map``. A throwaway
-Streamlit script in a temp dir (importing ``ui.figures`` from the repo) builds it once per server
+turned into the figure by the Map view's own builder, ``vlexplore.plots.scatter_map``. A throwaway
+Streamlit script in a temp dir (importing ``vlexplore.plots`` from the repo) builds it once per server
 (``st.cache_resource``, like the view's per-version memo) and draws it exactly as ``views/map.py``
 does: ``st.plotly_chart(fig, on_select="rerun", selection_mode=("lasso", "box"))``, followed by a
 line ``RUN <k> SELECTED <n>`` (``n`` = ``len(event.selection.points)``).
@@ -43,10 +43,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # the repo, for ui.figures
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # the repo, for vlexplore.plots and tools.browser
 from app_start import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, loadavg, merge_results, stop_server  # noqa: E402
 
-from ui.browser import serve_command  # noqa: E402
+from tools.browser import serve_command  # noqa: E402
 
 NAMES = ["sneaker, white sole", "ankle boot", "handbag", "t-shirt, print", "trousers, denim",
          "pullover, knit", "summer dress", "sandal, strap", "coat, long", "shirt, collar"]
@@ -103,17 +103,17 @@ def synthetic(n: int, seed: int = 0):
     coords = centres[labels] + rng.normal(scale=rng.uniform(0.6, 1.6, 10)[labels, None], size=(n, 2))
     labels[rng.random(n) < 0.02] = -1
     names = {i: NAMES[i] for i in range(10)} | {-1: "other"}
-    hover = [f"photos/{2015 + i % 9}/{NAMES[max(c, 0)].split(',')[0].replace(' ', '_')}_{i:06d}.jpg<br>"
-             + CAPTIONS[i % 3].format(NAMES[max(c, 0)].split(",")[0]) for i, c in enumerate(labels)]
+    hover = [(f"photos/{2015 + i % 9}/{NAMES[max(c, 0)].split(',')[0].replace(' ', '_')}_{i:06d}.jpg",
+              CAPTIONS[i % 3].format(NAMES[max(c, 0)].split(",")[0])) for i, c in enumerate(labels)]
     return coords.astype("float32"), labels, names, hover
 
 
 def make_figure(n: int, data=None):
-    from ui import edits, figures
+    from vlexplore import edit, plots
 
     coords, labels, names, hover = synthetic(n) if data is None else data
-    order = edits.cluster_order(labels)
-    return figures.scatter_map(coords, labels, names, order, figures.cluster_colours(order), hover=hover)
+    order = edit.cluster_order(labels)
+    return plots.scatter_map(coords, labels, names, order, plots.cluster_colours(order), hover=hover)
 
 
 def status(page) -> tuple[int, int]:
@@ -162,7 +162,7 @@ def select_once(page, trace: int, timeout_ms: float) -> dict:
 def bench_size(browser, n: int, repeats: int, timeout_s: float) -> dict:
     import subprocess
 
-    import ui.figures  # noqa: F401 - imports are not the builder's time
+    import vlexplore.plots  # noqa: F401 - imports are not the builder's time
 
     data = synthetic(n)
     t0 = time.perf_counter()
@@ -235,7 +235,7 @@ def main() -> None:
         finally:
             browser.close()
     merge_results("map", {
-        "what": "ui.figures.scatter_map figure in st.plotly_chart(on_select='rerun'), headless Debian chromium "
+        "what": "vlexplore.plots.scatter_map figure in st.plotly_chart(on_select='rerun'), headless Debian chromium "
                 "(--disable-gpu, software WebGL); first render = goto -> plot drawn; select = box mouse-up -> "
                 "selection count rerendered by the server",
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",

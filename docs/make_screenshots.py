@@ -17,7 +17,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from ui.browser import CHROMIUM, CHROMIUM_ARGS, free_port, serve_command, wait_healthy  # noqa: E402
+from tools.browser import CHROMIUM, CHROMIUM_ARGS, free_port, serve_command, wait_healthy  # noqa: E402
 
 
 def start_app(folder: str, port: int, env: dict | None = None) -> subprocess.Popen:

@@ -19,8 +19,9 @@ from conftest import CLASS_COLOURS, FakeEncoder, colour_image
 from streamlit.testing.v1 import AppTest
 
 import vlexplore as vx
-from ui import tables
 from ui.state import KEY, AppState
+from vlexplore import tables
+from vlexplore.export import csv_bytes, parquet_bytes
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 PER_CLASS = 6
@@ -381,10 +382,10 @@ def test_export_offers_csv_parquet_and_provenance(data):
     assert "=HYPERLINK(evil)" in set(preview["cluster_label"])
     # what the buttons serve
     df = tables.labelled_frame(s.emb, s.clustered, s.labels, s.names)
-    csv = pd.read_csv(io.BytesIO(tables.csv_bytes(df)))
+    csv = pd.read_csv(io.BytesIO(csv_bytes(df)))
     assert "'=HYPERLINK(evil)" in set(csv["cluster_label"])
     assert len(csv) == 18
-    pq = pd.read_parquet(io.BytesIO(tables.parquet_bytes(df)))
+    pq = pd.read_parquet(io.BytesIO(parquet_bytes(df)))
     assert "=HYPERLINK(evil)" in set(pq["cluster_label"])
     assert "renamed" in texts(at.json) or any("renamed" in str(j.proto.body) for j in at.json)
 

@@ -11,9 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ui import edits, figures, roots, tables
-from ui.widgets import ProgressBar, _eta
+from ui.feedback import ProgressBar
+from vlexplore import edit, paths, plots, tables
 from vlexplore.errors import ConfigError, PathNotAllowedError
+from vlexplore.export import csv_bytes, parquet_bytes
 
 # ----------------------------------------------------------------------------------- edits
 
@@ -22,23 +23,23 @@ NAMES = {0: "dogs", 1: "cats", 2: "cars", -1: "other"}
 
 
 def test_sizes_and_order_put_noise_last():
-    assert edits.cluster_sizes(LABELS) == {-1: 2, 0: 2, 1: 3, 2: 1}
-    assert edits.cluster_order(LABELS) == [1, 0, 2, -1]
+    assert edit.cluster_sizes(LABELS) == {-1: 2, 0: 2, 1: 3, 2: 1}
+    assert edit.cluster_order(LABELS) == [1, 0, 2, -1]
 
 
 def test_rename_tidies_whitespace_and_keeps_input():
-    out = edits.rename(NAMES, 1, "  house   cats ")
+    out = edit.rename(NAMES, 1, "  house   cats ")
     assert out[1] == "house cats" and NAMES[1] == "cats"
 
 
 @pytest.mark.parametrize("bad", ["", "   ", "\n\t"])
 def test_rename_refuses_empty_names(bad):
     with pytest.raises(ConfigError, match="cannot be empty"):
-        edits.rename(NAMES, 1, bad)
+        edit.rename(NAMES, 1, bad)
 
 
 def test_merge_into_smallest_id_and_drop_other_names():
-    labels, names, target = edits.merge(LABELS, NAMES, [2, 1])
+    labels, names, target = edit.merge(LABELS, NAMES, [2, 1])
     assert target == 1
     assert labels.tolist() == [0, 0, 1, 1, 1, 1, -1, -1]
     assert names == {0: "dogs", 1: "cats", -1: "other"}
@@ -46,7 +47,7 @@ def test_merge_into_smallest_id_and_drop_other_names():
 
 
 def test_merge_with_new_name_and_with_noise():
-    labels, names, target = edits.merge(LABELS, NAMES, [-1, 2], new_name="vehicles")
+    labels, names, target = edit.merge(LABELS, NAMES, [-1, 2], new_name="vehicles")
     assert target == 2 and names[2] == "vehicles"
     assert (labels == -1).sum() == 0 and (labels == 2).sum() == 3
 
@@ -54,14 +55,14 @@ def test_merge_with_new_name_and_with_noise():
 @pytest.mark.parametrize("ids, match", [([1], "at least two"), ([1, 7], "no such cluster")])
 def test_merge_refuses_bad_ids(ids, match):
     with pytest.raises(ConfigError, match=match):
-        edits.merge(LABELS, NAMES, ids)
+        edit.merge(LABELS, NAMES, ids)
 
 
 def test_move_and_prune_empty_cluster_names():
-    labels = edits.move(LABELS, [5], 0)
+    labels = edit.move(LABELS, [5], 0)
     assert labels[5] == 0
-    assert 2 not in edits.prune_names(labels, NAMES)
-    assert edits.move(LABELS, [0, 1], -1)[:2].tolist() == [-1, -1]
+    assert 2 not in edit.prune_names(labels, NAMES)
+    assert edit.move(LABELS, [0, 1], -1)[:2].tolist() == [-1, -1]
 
 
 @pytest.mark.parametrize(
@@ -69,11 +70,11 @@ def test_move_and_prune_empty_cluster_names():
 )
 def test_move_refuses_bad_input(indices, target, match):
     with pytest.raises(ConfigError, match=match):
-        edits.move(LABELS, indices, target)
+        edit.move(LABELS, indices, target)
 
 
 def test_new_cluster_gets_fresh_id_and_name():
-    labels, names, new_id = edits.new_cluster(LABELS, NAMES, [0, 5, 6], "mixed")
+    labels, names, new_id = edit.new_cluster(LABELS, NAMES, [0, 5, 6], "mixed")
     assert new_id == 3 and names[3] == "mixed"
     assert labels[[0, 5, 6]].tolist() == [3, 3, 3]
     assert 2 not in names  # cluster 2 lost its only image
@@ -81,16 +82,16 @@ def test_new_cluster_gets_fresh_id_and_name():
 
 def test_labels_must_be_integers():
     with pytest.raises(ConfigError, match="integer"):
-        edits.move(LABELS.astype(float), [0], 1)
+        edit.move(LABELS.astype(float), [0], 1)
 
 
 def test_paging():
     items = np.arange(10)
-    assert edits.pages(10, 4) == 3 and edits.pages(0, 4) == 1
-    assert edits.page_slice(items, 3, 4).tolist() == [8, 9]
-    assert edits.page_slice(items, 99, 4).tolist() == [8, 9]  # clamped
+    assert edit.pages(10, 4) == 3 and edit.pages(0, 4) == 1
+    assert edit.page_slice(items, 3, 4).tolist() == [8, 9]
+    assert edit.page_slice(items, 99, 4).tolist() == [8, 9]  # clamped
     with pytest.raises(ConfigError):
-        edits.pages(10, 0)
+        edit.pages(10, 0)
 
 
 # ----------------------------------------------------------------------------------- roots
@@ -111,21 +112,21 @@ def tree(tmp_path):
 
 def test_roots_from_env_and_secrets(tmp_path):
     env = {"VLEXPLORE_ROOTS": f"{tmp_path}{os.pathsep}{tmp_path / 'x'}"}
-    assert roots.allowed_roots(env) == [tmp_path.resolve(), (tmp_path / "x").resolve()]
-    assert roots.allowed_roots({}, secrets_roots=[str(tmp_path)]) == [tmp_path.resolve()]
-    default = roots.allowed_roots({})
-    assert roots.DEMO_DIR.resolve() in default and Path.home().resolve() in default
+    assert paths.allowed_roots(env) == [tmp_path.resolve(), (tmp_path / "x").resolve()]
+    assert paths.allowed_roots({}, secrets_roots=[str(tmp_path)]) == [tmp_path.resolve()]
+    default = paths.allowed_roots({})
+    assert paths.DEMO_DIR.resolve() in default and Path.home().resolve() in default
 
 
 def test_start_folder_is_always_allowed(tmp_path):
     env = {"VLEXPLORE_ROOTS": str(tmp_path / "r"), "VLEXPLORE_FOLDER": str(tmp_path / "start")}
-    assert (tmp_path / "start").resolve() in roots.allowed_roots(env)
+    assert (tmp_path / "start").resolve() in paths.allowed_roots(env)
 
 
 def test_check_folder_accepts_inside_and_symlink_that_stays_inside(tree):
     allowed, _ = tree
-    assert roots.check_folder(str(allowed / "a" / "b"), [allowed]) == allowed / "a" / "b"
-    assert roots.check_folder(str(allowed / "link_in"), [allowed]) == allowed / "a"
+    assert paths.check_folder(str(allowed / "a" / "b"), [allowed]) == allowed / "a" / "b"
+    assert paths.check_folder(str(allowed / "link_in"), [allowed]) == allowed / "a"
 
 
 @pytest.mark.parametrize("rel", ["../outside", "link_out", "a/../../outside", "/etc"])
@@ -133,7 +134,7 @@ def test_check_folder_refuses_escapes(tree, rel):
     allowed, _ = tree
     path = rel if rel.startswith("/") else str(allowed / rel)
     with pytest.raises(PathNotAllowedError, match="outside the folders this app may read"):
-        roots.check_folder(path, [allowed])
+        paths.check_folder(path, [allowed])
 
 
 @pytest.mark.parametrize(
@@ -142,14 +143,14 @@ def test_check_folder_refuses_escapes(tree, rel):
 def test_check_folder_other_errors(tree, rel, match):
     allowed, _ = tree
     with pytest.raises(ConfigError, match=match):
-        roots.check_folder(str(allowed / rel) if rel else "", [allowed])
+        paths.check_folder(str(allowed / rel) if rel else "", [allowed])
 
 
 def test_subfolders_hide_hidden_and_escaping_links(tree):
     allowed, _ = tree
-    assert roots.subfolders(allowed, [allowed]) == ["a", "link_in"]
-    assert roots.parent_within(allowed / "a", [allowed]) == allowed
-    assert roots.parent_within(allowed, [allowed]) is None
+    assert paths.subfolders(allowed, [allowed]) == ["a", "link_in"]
+    assert paths.parent_within(allowed / "a", [allowed]) == allowed
+    assert paths.parent_within(allowed, [allowed]) is None
 
 
 # ----------------------------------------------------------------------------------- figures
@@ -158,9 +159,9 @@ def test_subfolders_hide_hidden_and_escaping_links(tree):
 def test_map_has_one_trace_per_cluster_and_maps_selection_back():
     rng = np.random.default_rng(0)
     coords = rng.normal(size=(8, 2)).astype(np.float32)
-    order = edits.cluster_order(LABELS)
-    fig = figures.scatter_map(
-        coords, LABELS, NAMES, order, figures.cluster_colours(order), hover=[str(i) for i in range(8)]
+    order = edit.cluster_order(LABELS)
+    fig = plots.scatter_map(
+        coords, LABELS, NAMES, order, plots.cluster_colours(order), hover=[str(i) for i in range(8)]
     )
     assert [t.name.split(" (")[0] for t in fig.figure.data] == ["cats", "dogs", "cars", "other"]
     # point 1 of trace 0 (cats: images 2, 3, 4) and point 0 of trace 3 (other: 6, 7)
@@ -179,19 +180,19 @@ def test_map_has_one_trace_per_cluster_and_maps_selection_back():
 def test_map_samples_large_collections_and_lumps_small_clusters():
     n = 5000
     labels = np.arange(n) % 60
-    order = edits.cluster_order(labels)
-    fig = figures.scatter_map(
-        np.zeros((n, 2)), labels, {}, order, figures.cluster_colours(order), max_points=1000
+    order = edit.cluster_order(labels)
+    fig = plots.scatter_map(
+        np.zeros((n, 2)), labels, {}, order, plots.cluster_colours(order), max_points=1000
     )
     assert fig.n_shown == 1000
-    assert len(fig.figure.data) == figures.MAX_TRACES + 1
+    assert len(fig.figure.data) == plots.MAX_TRACES + 1
     assert fig.figure.data[-1].name.startswith("20 smaller clusters")
     assert sum(len(m) for m in fig.members) == 1000
 
 
 def test_confusion_heatmap_orders_clusters_diagonally():
     table = pd.DataFrame([[0, 9], [8, 1]], index=pd.Index(["a", "b"], name="class"), columns=[0, 1])
-    fig = figures.confusion_heatmap(table, {0: "bee", 1: "ant"})
+    fig = plots.confusion_heatmap(table, {0: "bee", 1: "ant"})
     assert list(fig.data[0].x) == ["ant", "bee"]
 
 
@@ -200,10 +201,10 @@ def test_confusion_heatmap_orders_clusters_diagonally():
 
 def test_csv_is_formula_safe_and_parquet_is_not_altered():
     df = pd.DataFrame({"path": ["=cmd|' /C calc'!A0", "ok.png"], "cluster_label": ["+1", "-x"], "n": [1, 2]})
-    csv = pd.read_csv(io.BytesIO(tables.csv_bytes(df)))
+    csv = pd.read_csv(io.BytesIO(csv_bytes(df)))
     assert csv["path"].tolist() == ["'=cmd|' /C calc'!A0", "ok.png"]
     assert csv["cluster_label"].tolist() == ["'+1", "'-x"]
-    assert pd.read_parquet(io.BytesIO(tables.parquet_bytes(df)))["cluster_label"].tolist() == ["+1", "-x"]
+    assert pd.read_parquet(io.BytesIO(parquet_bytes(df)))["cluster_label"].tolist() == ["+1", "-x"]
 
 
 def test_purity_tables():
@@ -222,8 +223,8 @@ def test_progress_text_has_rate_and_time_left():
     bar = object.__new__(ProgressBar)
     bar.what, bar.unit, bar._t0, bar._d0 = "Embedding", "images", 100.0, 0
     text = bar.text(500, 2000, 110.0)
-    assert text == "Embedding: 500 / 2,000 images · 50 images/s · 30 s left"
-    assert _eta(125) == "2 min left" and _eta(None) == "estimating time left"
+    assert text == "Embedding: 500 / 2,000 images · 50 images/s · 00:30 left"  # rate and time left: tqdm's
+    assert bar.text(400, 2000, 100.2) == "Embedding: 400 / 2,000 images · starting…"
 
 
 def test_no_pages_directory_beside_app():
@@ -231,7 +232,7 @@ def test_no_pages_directory_beside_app():
     ``st.navigation`` call of the process: a session that opens (or reconnects to) /map on a fresh
     server then runs views/map.py alone — no app.py, no sidebar, no start-up folder. The pages live
     in ``views/``."""
-    assert not (Path(roots.REPO_DIR) / "pages").exists()
+    assert not (Path(paths.REPO_DIR) / "pages").exists()
 
 
 # ----------------------------------------------------------------------------------- map layout

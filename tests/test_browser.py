@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ui.browser import CHROMIUM, CHROMIUM_ARGS, free_port, serve_command, wait_healthy
+from tools.browser import CHROMIUM, CHROMIUM_ARGS, free_port, serve_command, wait_healthy
 
 pytestmark = pytest.mark.browser
 

@@ -47,7 +47,7 @@ def test_cluster_writes_csv_and_reports_broken_files(image_folder, env_cache, tm
     for relpath in [*image_folder.broken_at_scan, *image_folder.broken_at_decode]:
         assert relpath in captured.err
     assert "acc" in captured.out and "nmi" in captured.out and "ari" in captured.out
-    assert (tmp_path / "labelled.csv.json").is_file()
+    assert (tmp_path / "labelled.provenance.json").is_file()
 
 
 def test_three_colour_classes_are_recovered(image_folder, env_cache, tmp_path):
@@ -324,5 +324,5 @@ def test_cluster_csv_has_no_formula_cell_when_split_on_semicolons(tmp_path, env_
         assert not [c for c in cells if c.startswith(("=", "+", "-", "@"))], (sep, raw)
     df = pd.read_csv(out, keep_default_na=False)
     assert {"x;'=1+2.png", "semi;'@SUM(A1).png"} <= set(df["path"])
-    record = json.loads((tmp_path / "semi.csv.json").read_text(encoding="utf-8"))
+    record = json.loads((tmp_path / "semi.provenance.json").read_text(encoding="utf-8"))
     assert record["cluster"]["prototypes"] == ["red", "x;=1+2"]  # the provenance keeps the raw text

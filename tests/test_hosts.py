@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tools.browser import free_port, serve_command, wait_healthy
 from ui import hosts
-from ui.browser import free_port, serve_command, wait_healthy
 
 REPO = Path(__file__).resolve().parent.parent
 ALLOWED = hosts.allowed_hosts(env={})

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from ui import roots
+from vlexplore import paths
 from vlexplore.cache import store_for
 from vlexplore.errors import ConfigError, PathNotAllowedError
 from vlexplore.images import make_thumbnails, scan_folder, thumbnail
@@ -126,17 +126,17 @@ def test_cache_namespaces_stay_inside_the_cache_folder(tmp_path, namespace):
     assert store.directory.parent == tmp_path and store.directory.name not in ("", ".", "..")
 
 
-# --------------------------------------------------------------------------- the app's allowed roots (ui/roots.py)
+# --------------------------------------------------------------------------- the allowed roots (vlexplore/paths.py)
 
 
 @pytest.fixture
 def allowed(tree) -> list[Path]:
-    return [roots.resolve_path(tree["root"])]
+    return [paths.resolve_path(tree["root"])]
 
 
 @pytest.mark.parametrize("path", ["", "a", "b/deep", "a/../b", "b/up", "./a/./", "b/loop/a"])
 def test_check_folder_accepts_folders_inside_the_roots(tree, allowed, path):
-    got = roots.check_folder(str(tree["root"] / path), allowed)
+    got = paths.check_folder(str(tree["root"] / path), allowed)
     assert got.is_relative_to(allowed[0]) and got == Path(os.path.realpath(tree["root"] / path))
 
 
@@ -145,33 +145,33 @@ def test_check_folder_accepts_folders_inside_the_roots(tree, allowed, path):
 )
 def test_check_folder_refuses_anything_resolving_outside(tree, allowed, path):
     with pytest.raises(PathNotAllowedError, match="outside the folders this app may read"):
-        roots.check_folder(str(tree["root"] / path) if path != "/" else "/", allowed)
+        paths.check_folder(str(tree["root"] / path) if path != "/" else "/", allowed)
 
 
 def test_prefix_tricks_do_not_pass(tree):
-    assert not roots.is_within(roots.resolve_path(tree["root2"]), [roots.resolve_path(tree["root"])])
-    assert not roots.is_within(Path("/home/user2"), [Path("/home/user")])
-    assert roots.is_within(Path("/home/user/x"), [Path("/home/user")])
+    assert not paths.is_within(paths.resolve_path(tree["root2"]), [paths.resolve_path(tree["root"])])
+    assert not paths.is_within(Path("/home/user2"), [Path("/home/user")])
+    assert paths.is_within(Path("/home/user/x"), [Path("/home/user")])
 
 
 def test_relative_paths_resolve_against_the_given_base(tree, allowed):
-    assert roots.check_folder("a", allowed, base=tree["root"]) == allowed[0] / "a"
+    assert paths.check_folder("a", allowed, base=tree["root"]) == allowed[0] / "a"
     with pytest.raises(PathNotAllowedError):
-        roots.check_folder("../secret", allowed, base=tree["root"])
+        paths.check_folder("../secret", allowed, base=tree["root"])
 
 
 def test_a_root_given_through_a_symlink_is_resolved(tree):
     (tree["base"] / "alias").symlink_to(tree["root"], target_is_directory=True)
-    allowed = roots.allowed_roots(env={roots.ROOTS_ENV: str(tree["base"] / "alias")})
-    assert allowed[0] == roots.resolve_path(tree["root"])
-    assert roots.check_folder(str(tree["root"] / "a"), allowed)
+    allowed = paths.allowed_roots(env={paths.ROOTS_ENV: str(tree["base"] / "alias")})
+    assert allowed[0] == paths.resolve_path(tree["root"])
+    assert paths.check_folder(str(tree["root"] / "a"), allowed)
 
 
 def test_browsing_shows_no_link_out_and_no_parent_above_the_root(tree, allowed):
-    assert roots.subfolders(allowed[0] / "a", allowed) == []  # dir_out leads outside: hidden
-    assert roots.subfolders(allowed[0] / "b", allowed) == ["deep", "loop", "up"]
-    assert roots.parent_within(allowed[0], allowed) is None
-    assert roots.parent_within(allowed[0] / "a", allowed) == allowed[0]
+    assert paths.subfolders(allowed[0] / "a", allowed) == []  # dir_out leads outside: hidden
+    assert paths.subfolders(allowed[0] / "b", allowed) == ["deep", "loop", "up"]
+    assert paths.parent_within(allowed[0], allowed) is None
+    assert paths.parent_within(allowed[0] / "a", allowed) == allowed[0]
 
 
 @pytest.mark.parametrize(
@@ -181,7 +181,7 @@ def test_browsing_shows_no_link_out_and_no_parent_above_the_root(tree, allowed):
 )
 def test_unusable_folder_text_is_a_config_error_not_a_traceback(allowed, text):
     with pytest.raises(ConfigError):
-        roots.check_folder(str(allowed[0] / text), allowed)
+        paths.check_folder(str(allowed[0] / text), allowed)
 
 
 @pytest.mark.parametrize("text", ["bad\x00byte", "x" * 300, "/".join(["y" * 200] * 30), "", "   "])
@@ -193,7 +193,7 @@ def test_scan_folder_turns_unusable_paths_into_config_errors(tmp_path, text):
 def test_outside_message_names_neither_the_resolved_path_nor_the_roots(tree, allowed):
     for text in ("a/dir_out", "../secret", "b/../../secret"):
         with pytest.raises(PathNotAllowedError) as info:
-            roots.check_folder(text, allowed, base=tree["root"])
+            paths.check_folder(text, allowed, base=tree["root"])
         message = str(info.value)
         assert "outside the folders this app may read" in message and repr(text) in message
         assert str(tree["secret"]) not in message and str(tree["base"]) not in message, message
@@ -208,63 +208,63 @@ def test_a_home_that_is_slash_empty_or_not_a_folder_is_no_default_root(tmp_path,
     (tmp_path / "a-file").write_text("x")
     value = str(tmp_path / home) if home in ("missing", "a-file") else home
     env = {"HOME": value}
-    assert roots.allowed_roots(env) == [roots.DEMO_DIR.resolve()]
-    path, note = roots.home_root(env)
+    assert paths.allowed_roots(env) == [paths.DEMO_DIR.resolve()]
+    path, note = paths.home_root(env)
     assert path is None and "not an allowed root" in note
 
 
 def test_a_home_folder_is_a_default_root(tmp_path):
-    assert roots.allowed_roots({"HOME": str(tmp_path)}) == [roots.DEMO_DIR.resolve(), tmp_path.resolve()]
-    assert roots.home_root({"HOME": str(tmp_path)}) == (tmp_path.resolve(), None)
+    assert paths.allowed_roots({"HOME": str(tmp_path)}) == [paths.DEMO_DIR.resolve(), tmp_path.resolve()]
+    assert paths.home_root({"HOME": str(tmp_path)}) == (tmp_path.resolve(), None)
 
 
 @pytest.mark.parametrize(
     "env",
     [
-        {roots.ROOTS_ENV: "/"},
-        {roots.ROOTS_ENV: "/tmp/.."},
-        {roots.ROOTS_ENV: f"{{tmp}}{os.pathsep}/"},
-        {roots.ROOTS_ENV: "{tmp}", roots.FOLDER_ENV: "/"},
-        {roots.FOLDER_ENV: "//", "HOME": "{tmp}"},
+        {paths.ROOTS_ENV: "/"},
+        {paths.ROOTS_ENV: "/tmp/.."},
+        {paths.ROOTS_ENV: f"{{tmp}}{os.pathsep}/"},
+        {paths.ROOTS_ENV: "{tmp}", paths.FOLDER_ENV: "/"},
+        {paths.FOLDER_ENV: "//", "HOME": "{tmp}"},
     ],
     ids=["slash", "dotdot-to-slash", "one-of-two", "start-folder", "start-folder-alone"],
 )
 def test_the_file_system_root_is_refused_as_a_root(tmp_path, env):
     env = {k: v.replace("{tmp}", str(tmp_path)) for k, v in env.items()}
     with pytest.raises(ConfigError, match="file-system root"):
-        roots.allowed_roots(env)
+        paths.allowed_roots(env)
 
 
 @pytest.mark.parametrize("secret", ["/", ["/"], [".", "/"]])
 def test_the_file_system_root_is_refused_in_the_roots_secret(secret, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match="file-system root"):
-        roots.allowed_roots({}, secrets_roots=secret)
+        paths.allowed_roots({}, secrets_roots=secret)
 
 
 def test_a_start_folder_that_is_slash_is_refused():
     with pytest.raises(ConfigError, match="file-system root"):
-        roots.startup_folder({roots.FOLDER_ENV: "/"})
+        paths.startup_folder({paths.FOLDER_ENV: "/"})
 
 
 @pytest.mark.parametrize("value", [":", "::", "", "  ", f" {os.pathsep} "])
 def test_roots_variable_set_without_a_folder_is_an_error(value, tmp_path):
     with pytest.raises(ConfigError, match="names no folder"):
-        roots.allowed_roots({roots.ROOTS_ENV: value, "HOME": str(tmp_path)}, secrets_roots=[str(tmp_path)])
+        paths.allowed_roots({paths.ROOTS_ENV: value, "HOME": str(tmp_path)}, secrets_roots=[str(tmp_path)])
 
 
 @pytest.mark.parametrize("secret", [5, 1.5, True, [1, 2], ["ok", 3], {"a": "b"}])
 def test_roots_secret_of_the_wrong_type_is_an_error(secret):
     with pytest.raises(ConfigError, match="must be a folder path or a list of folder paths"):
-        roots.secret_roots({"roots": secret})
+        paths.secret_roots({"roots": secret})
     with pytest.raises(ConfigError):
-        roots.allowed_roots({}, secrets_roots=secret)
+        paths.allowed_roots({}, secrets_roots=secret)
 
 
 @pytest.mark.parametrize("secret", ["", [], [" "]])
 def test_roots_secret_without_a_folder_is_an_error(secret):
     with pytest.raises(ConfigError, match="names no folder"):
-        roots.allowed_roots({}, secrets_roots=roots.secret_roots({"roots": secret}))
+        paths.allowed_roots({}, secrets_roots=paths.secret_roots({"roots": secret}))
 
 
 @pytest.fixture
@@ -284,7 +284,7 @@ def secrets_file(tmp_path):
 
 def test_secrets_file_missing_means_no_secret(secrets_file):
     _path, Secrets = secrets_file
-    assert roots.secret_roots(Secrets()) is None
+    assert paths.secret_roots(Secrets()) is None
 
 
 @pytest.mark.parametrize(
@@ -296,16 +296,16 @@ def test_an_invalid_or_unreadable_secrets_file_is_an_error(secrets_file, content
     path, Secrets = secrets_file
     path.write_bytes(content)
     with pytest.raises(ConfigError, match="secrets file cannot be"):
-        roots.allowed_roots({"HOME": str(tmp_path)}, secrets=Secrets())
+        paths.allowed_roots({"HOME": str(tmp_path)}, secrets=Secrets())
 
 
 def test_secrets_file_roots(secrets_file, tmp_path):
     path, Secrets = secrets_file
     path.write_text(f"roots = [{str(tmp_path)!r}]\n")
-    assert roots.allowed_roots({}, secrets=Secrets()) == [tmp_path.resolve()]
+    assert paths.allowed_roots({}, secrets=Secrets()) == [tmp_path.resolve()]
     path.write_text("roots = 5\n")
     with pytest.raises(ConfigError, match="must be a folder path"):
-        roots.allowed_roots({}, secrets=Secrets())
+        paths.allowed_roots({}, secrets=Secrets())
 
 # --------------------------------------------------------------------------- no shell
 

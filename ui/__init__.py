@@ -1,7 +1,9 @@
-"""Streamlit-only helpers of the vlexplore app.
+"""Streamlit code of the vlexplore app, and nothing else (tests/test_architecture.py checks it).
 
-``state`` (typed session state), ``cached`` (the only ``st.cache_*`` wrappers),
-``widgets`` (thumbnail grid, progress, error banner) and ``actions`` (the facade calls
-a page makes, with progress) import Streamlit. ``roots``, ``edits``, ``figures`` and
-``tables`` do not: they are pure functions the tests call directly.
+``state`` (typed session state), ``cached`` (the only ``st.cache_*`` wrappers), ``feedback``
+(progress bars, error banners, flash messages, Markdown-safe user text), ``widgets`` (thumbnail
+grid, pager, selection actions, chips), ``actions`` (the library calls a page makes, with progress)
+and ``hosts`` (the Host allow-list). The logic they show lives in the library: the user's edits in
+:mod:`vlexplore.edit`, the figures in :mod:`vlexplore.plots`, the tables in :mod:`vlexplore.tables`
+and :mod:`vlexplore.export`, the allowed roots in :mod:`vlexplore.paths`.
 """

@@ -17,9 +17,10 @@ import streamlit as st
 from threadpoolctl import threadpool_limits
 
 import vlexplore as vx
-from ui import cached, edits
+from ui import cached
+from ui.feedback import ProgressBar, error_banner
 from ui.state import AppState
-from ui.widgets import ProgressBar, error_banner
+from vlexplore import edit
 from vlexplore.pipeline import project  # (``vx.project`` is shadowed by the module of that name)
 
 # Up to this many images, clustering runs BLAS/OpenMP on one thread: it takes well under a second
@@ -180,7 +181,7 @@ def rename(state: AppState, cid: int, key: str) -> None:
         return
 
     def go() -> str:
-        names = edits.rename(state.names, cid, new)
+        names = edit.rename(state.names, cid, new)
         state.apply(None, names, f"renamed cluster {cid} {old!r} → {names[cid]!r}")
         return f"Renamed “{old}” to “{names[cid]}”."
 
@@ -193,7 +194,7 @@ def merge(state: AppState, ids_key: str, name_key: str) -> None:
 
     def go() -> str:
         before = [state.name(c) for c in ids]
-        labels, names, target = edits.merge(state.labels, state.names, ids, new_name=name)
+        labels, names, target = edit.merge(state.labels, state.names, ids, new_name=name)
         state.apply(labels, names, f"merged clusters {sorted(ids)} into {target} ({names[target]!r})")
         return f"Merged {', '.join(f'“{b}”' for b in before)} into “{names[target]}”."
 
@@ -204,8 +205,8 @@ def move_selection(state: AppState, target: int) -> None:
     sel = state.selection
 
     def go() -> str:
-        labels = edits.move(state.labels, sel, target)
-        names = edits.prune_names(labels, state.names)
+        labels = edit.move(state.labels, sel, target)
+        names = edit.prune_names(labels, state.names)
         state.apply(labels, names, f"moved {len(sel)} images to cluster {target}")
         state.set_selection([])
         return f"Moved {len(sel):,} images to “{state.name(target)}”."
@@ -217,7 +218,7 @@ def new_cluster_from_selection(state: AppState, name: str) -> None:
     sel = state.selection
 
     def go() -> str:
-        labels, names, new_id = edits.new_cluster(state.labels, state.names, sel, name)
+        labels, names, new_id = edit.new_cluster(state.labels, state.names, sel, name)
         state.apply(labels, names, f"new cluster {new_id} {names[new_id]!r} from {len(sel)} selected images")
         state.set_selection([])
         return f"Created cluster “{names[new_id]}” with {len(sel):,} images."

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import numpy as np
 import streamlit as st
 
-from ui import edits, roots
+from vlexplore import edit, paths
 
 KEY = "vx"
 T = TypeVar("T")
@@ -90,21 +90,21 @@ class AppState:
 
     @property
     def noise_name(self) -> str:
-        return self.names.get(edits.NOISE, "other")
+        return self.names.get(edit.NOISE, "other")
 
     def name(self, cid: int) -> str:
-        return edits.display_name(self.names, int(cid))
+        return edit.display_name(self.names, int(cid))
 
     def order(self) -> list[int]:
         """Cluster ids as shown: largest first, noise / other last."""
-        return [] if self.labels is None else self.cached("order", lambda: edits.cluster_order(self.labels))
+        return [] if self.labels is None else self.cached("order", lambda: edit.cluster_order(self.labels))
 
     def sizes(self) -> dict[int, int]:
-        return {} if self.labels is None else self.cached("sizes", lambda: edits.cluster_sizes(self.labels))
+        return {} if self.labels is None else self.cached("sizes", lambda: edit.cluster_sizes(self.labels))
 
     @property
     def n_clusters(self) -> int:
-        return len([c for c in self.sizes() if c != edits.NOISE])
+        return len([c for c in self.sizes() if c != edit.NOISE])
 
     def cached(self, name: str, compute: Callable[[], T]) -> T:
         """``compute()`` once per (name, version); older entries of the same name are dropped."""
@@ -133,7 +133,7 @@ class AppState:
         self._reset_edits()
 
     def apply(self, labels: np.ndarray | None, names: dict[int, str], log: str) -> None:
-        """Store the result of an edit from :mod:`ui.edits`."""
+        """Store the result of an edit from :mod:`vlexplore.edit`."""
         if labels is not None:
             self.labels = labels
         self.names = names
@@ -161,11 +161,9 @@ def get() -> AppState:
 
 
 def allowed_roots() -> list[Path]:
-    """Roots from ``VLEXPLORE_ROOTS``, else the ``roots`` secret, else demo + home (+ the start-up folder)."""
-    secret = None
-    if not os.environ.get(roots.ROOTS_ENV):
-        try:
-            secret = st.secrets.get("roots")
-        except FileNotFoundError:  # no secrets.toml (Streamlit's StreamlitSecretNotFoundError)
-            secret = None
-    return roots.allowed_roots(secrets_roots=secret)
+    """Roots from ``VLEXPLORE_ROOTS``, else the ``roots`` secret, else demo + home (+ the start-up folder).
+
+    Fails closed like :func:`vlexplore.paths.allowed_roots`: bad configuration raises ``ConfigError``.
+    """
+    secret = None if paths.ROOTS_ENV in os.environ else paths.secret_roots(st.secrets)
+    return paths.allowed_roots(secrets_roots=secret)

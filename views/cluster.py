@@ -8,8 +8,9 @@ import streamlit as st
 
 import vlexplore as vx
 from ui import actions, state
-from ui.figures import ami_figure
-from ui.widgets import METHODS, chip, cluster_colours, error_banner, md_escape, method_summary, show_flash
+from ui.feedback import error_banner, md_escape, show_flash
+from ui.widgets import METHODS, chip, cluster_colours, method_summary
+from vlexplore.plots import ami_figure
 
 s = state.get()
 st.title("Cluster")

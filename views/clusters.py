@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import actions, edits, state
+from ui import actions, state
+from ui.feedback import md_escape, show_flash
 from ui.widgets import (
     chip,
     cluster_colours,
-    md_escape,
     method_summary,
     pager,
     require_clusters,
     selection_actions,
-    show_flash,
     thumbnail_grid,
 )
+from vlexplore import edit
 
 CARDS_PER_PAGE = 12
 
@@ -30,7 +30,7 @@ cfg = s.clustered.config
 
 st.title("Clusters")
 show_flash(s)
-noise_n = sizes.get(edits.NOISE, 0)
+noise_n = sizes.get(edit.NOISE, 0)
 summary = f"**{s.n_clusters} clusters** of {s.n_images:,} images"
 if noise_n:
     summary += f" · {noise_n:,} in “{md_escape(s.noise_name)}” (not in any cluster)"
@@ -68,12 +68,12 @@ actions_box = st.container()
 
 card_page = pager(len(order), CARDS_PER_PAGE, key="card-page")
 
-for cid in edits.page_slice(order, card_page, CARDS_PER_PAGE):
+for cid in edit.page_slice(order, card_page, CARDS_PER_PAGE):
     cid = int(cid)
     members = reps.get(cid)
     with st.container(border=True):
         head, tools = st.columns([5, 1], vertical_alignment="center")
-        title = s.name(cid) if cid != edits.NOISE else f"{s.noise_name} — not in any cluster"
+        title = s.name(cid) if cid != edit.NOISE else f"{s.noise_name} — not in any cluster"
         keywords = ", ".join(k for k in s.clustered.keywords.get(cid, [])[:6] if k not in title)
         head.markdown(
             chip(colours.get(cid, "#888"), title)
@@ -95,7 +95,7 @@ for cid in edits.page_slice(order, card_page, CARDS_PER_PAGE):
         page = pager(len(members), per_card, key=f"cardpage-{cid}")
         with grid:
             thumbnail_grid(
-                s, edits.page_slice(members, page, per_card), columns=8, selectable=select_mode, key=f"c{cid}"
+                s, edit.page_slice(members, page, per_card), columns=8, selectable=select_mode, key=f"c{cid}"
             )
 
 with actions_box:

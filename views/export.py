@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import actions, state, tables
-from ui.widgets import require_clusters, show_flash
-from vlexplore.export import sanitize_filename
+from ui import actions, state
+from ui.feedback import show_flash
+from ui.widgets import require_clusters
+from vlexplore import tables
+from vlexplore.export import (
+    build_provenance,
+    csv_bytes,
+    json_text,
+    parquet_bytes,
+    provenance_path,
+    sanitize_filename,
+)
 
 s = state.get()
 require_clusters(s)
@@ -24,8 +33,8 @@ st.markdown(
 c1, c2, c3 = st.columns(3)
 c1.download_button(
     "Download CSV",
-    data=lambda: tables.csv_bytes(df),
-    file_name=f"{stem}-clusters.csv",
+    data=lambda: csv_bytes(df),
+    file_name=f"{stem}-clusters.csv",  # the provenance is named after it (provenance_path)
     mime="text/csv",
     type="primary",
     icon=":material/download:",
@@ -34,27 +43,26 @@ c1.download_button(
 )
 c2.download_button(
     "Download Parquet",
-    data=lambda: tables.parquet_bytes(df),
+    data=lambda: parquet_bytes(df),
     file_name=f"{stem}-clusters.parquet",
     mime="application/vnd.apache.parquet",
     icon=":material/download:",
     width="stretch",
 )
-record = tables.provenance(
+record = build_provenance(  # the same record as `vlexplore cluster --out` writes beside its table
     s.emb,
     s.clustered,
-    s.labels,
-    s.names,
-    folder=s.folder,
+    labels=s.labels,
+    names=s.names,
+    edits=s.edit_log,
+    metrics=actions.scores(s),
     requested_model=s.model,
     device=s.device,
-    edit_log=s.edit_log,
-    metrics=actions.scores(s),
 )
 c3.download_button(
     "Download provenance (JSON)",
-    data=tables.provenance_bytes(record),
-    file_name=f"{stem}-provenance.json",
+    data=json_text(record).encode("utf-8"),
+    file_name=provenance_path(f"{stem}-clusters.csv").name,
     mime="application/json",
     icon=":material/download:",
     width="stretch",

@@ -9,8 +9,9 @@ import pandas as pd
 import streamlit as st
 
 import vlexplore as vx
-from ui import actions, roots, state
-from ui.widgets import error_banner, md_code, md_escape, show_flash
+from ui import actions, state
+from ui.feedback import error_banner, md_code, md_escape, show_flash
+from vlexplore import paths
 from vlexplore.models.registry import MODELS, encoder_names
 
 s = state.get()
@@ -18,8 +19,8 @@ st.title("Load a folder")
 # Bad configuration (an unparsable secrets.toml, a `roots` secret of the wrong type, a VLEXPLORE_ROOTS
 # without a folder, `/` as a root) stops the page with one line; it never falls back to wider roots.
 with error_banner("Allowed folders misconfigured"):
-    secret = roots.secret_roots(st.secrets)
-    allowed = roots.allowed_roots(secrets_roots=secret)
+    secret = paths.secret_roots(st.secrets)
+    allowed = paths.allowed_roots(secrets_roots=secret)
 show_flash(s)
 
 MODEL_LABELS = {
@@ -37,7 +38,7 @@ def _open(path: str) -> None:
 
 # The folder box starts on the loaded folder, else the start-up folder, else the first root.
 if "folder_input" not in st.session_state:
-    start = s.folder or roots.startup_folder() or allowed[0]
+    start = s.folder or paths.startup_folder() or allowed[0]
     st.session_state["folder_input"] = str(start)
 
 left, right = st.columns([3, 2], gap="large")
@@ -48,13 +49,13 @@ with left:
         help="Every image below this folder is included; sub-folder names are used as labels for evaluation.",
     )
     try:
-        here: Path | None = roots.check_folder(folder_text, allowed)
+        here: Path | None = paths.check_folder(folder_text, allowed)
     except vx.VlexploreError as exc:
         here = None
         st.error(md_escape(exc), icon=":material/block:")
     st.caption("Allowed roots: " + " · ".join(md_code(r) for r in allowed))
-    if roots.ROOTS_ENV not in os.environ and secret is None:
-        _, home_note = roots.home_root()
+    if paths.ROOTS_ENV not in os.environ and secret is None:
+        _, home_note = paths.home_root()
         if home_note:
             st.caption(md_escape(home_note))
 
@@ -64,8 +65,8 @@ with left:
             for i, r in enumerate(allowed):
                 st.button(md_escape(r), key=f"root-{i}", on_click=_open, args=(str(r),))
         else:
-            up = roots.parent_within(here, allowed)
-            subs = roots.subfolders(here, allowed)
+            up = paths.parent_within(here, allowed)
+            subs = paths.subfolders(here, allowed)
             c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
             c1.button("⬆ Up", disabled=up is None, on_click=_open, args=(str(up),), width="stretch")
             if subs:

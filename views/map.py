@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import html
-
 import numpy as np
 import streamlit as st
 
-from ui import actions, edits, figures, state
+from ui import actions, state
+from ui.feedback import md_escape, show_flash
 from ui.widgets import (
     cluster_colours,
-    md_escape,
     pager,
     require_clusters,
     selection_actions,
-    show_flash,
     thumbnail_grid,
 )
+from vlexplore import edit, plots
 
 GRID_PAGE = 48
 
@@ -27,17 +25,12 @@ st.title("Map")
 show_flash(s)
 
 
-def build() -> figures.MapFigure:
-    items = s.emb.collection.items
-    captions = s.emb.captions
+def build() -> plots.MapFigure:
     hover = None
-    if s.n_images <= figures.MAX_HOVER_POINTS:
-        relpaths = items["relpath"].tolist()
-        hover = [  # plotly renders a subset of HTML (links too): the names and captions are text
-            f"{html.escape(p)}<br>{html.escape(c)}" if c else html.escape(p) for p, c in zip(relpaths, captions)
-        ]
+    if s.n_images <= plots.MAX_HOVER_POINTS:  # (escaped by plots: plotly renders a subset of HTML, links too)
+        hover = plots.hover_texts(s.emb.collection.items["relpath"].tolist(), s.emb.captions)
     names = {c: s.name(c) for c in s.order()}
-    return figures.scatter_map(
+    return plots.scatter_map(
         s.clustered.coords, s.labels, names, s.order(), cluster_colours(s), hover=hover
     )
 
@@ -72,12 +65,12 @@ st.session_state["map_signature"] = signature
 selection_actions(s, where="map")
 sel = s.selection
 if len(sel):
-    sizes = edits.cluster_sizes(s.labels[sel])
+    sizes = edit.cluster_sizes(s.labels[sel])
     st.caption(
         "Selected images by cluster: "
         + ", ".join(f"{md_escape(s.name(c))} ({n:,})" for c, n in sorted(sizes.items(), key=lambda kv: -kv[1]))
     )
     page = pager(len(sel), GRID_PAGE, key="map-grid-page")
-    thumbnail_grid(s, edits.page_slice(np.asarray(sel), page, GRID_PAGE), columns=8, key="map")
+    thumbnail_grid(s, edit.page_slice(np.asarray(sel), page, GRID_PAGE), columns=8, key="map")
 else:
     st.info("Select points on the map (lasso or box) to see those images here and name them as a cluster.")

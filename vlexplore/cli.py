@@ -310,16 +310,13 @@ def cmd_cluster(a: argparse.Namespace) -> int:
         _out(f"  round {r['round']}: {r['confident']:.0%} confident, {r['changed']} images changed cluster, "
               f"objective {r['objective_first']:.3f} → {r['objective_last']:.3f}")
     if a.out is not None:
-        from .export import provenance, write_provenance, write_table
+        from .export import build_provenance, write_provenance, write_table
 
         df = to_dataframe(emb, cl)
         write_table(df, a.out, overwrite=a.overwrite)
-        info = provenance(
-            folder=str(a.folder), model=emb.model_id, model_description=emb.model_description,
-            cluster=ccfg.to_dict(), n_images=emb.n, n_skipped=len(emb.collection.skipped), metrics=cl.metrics,
-        )
-        write_provenance(a.out.with_suffix(a.out.suffix + ".json"), info)
-        _out(f"wrote {len(df)} rows to {a.out}")
+        record = build_provenance(emb, cl, requested_model=enc.model, device=enc.device)
+        prov = write_provenance(a.out, record)  # <name>.provenance.json beside the table, as the app names it
+        _out(f"wrote {len(df)} rows to {a.out} (provenance: {prov.name})")
     return 0
 
 

@@ -3,25 +3,34 @@
 :func:`to_dataframe` builds the table with stable columns; :func:`write_table` writes
 CSV or Parquet atomically, never overwrites unless asked, and neutralises spreadsheet
 formula injection in every text cell of a CSV (captions and file names are untrusted; Parquet
-and the provenance JSON keep the text as it is).
-:func:`write_provenance` records how the table was made, beside it.
+and the provenance JSON keep the text as it is); :func:`csv_bytes` and :func:`parquet_bytes`
+make the same files in memory (the app's downloads).
+
+Provenance: :func:`build_provenance` is the one record of how a table was made (model, fallback
+note, clustering config, counts, hand edits, versions, timestamp), for the CLI and the app alike;
+:func:`provenance_path` the one naming rule (``<name>.provenance.json`` beside the table) and
+:func:`write_provenance` writes it there.
 """
 
 from __future__ import annotations
 
+import io
 import json
-import os
+import math
 import re
 import sys
-import tempfile
 import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .errors import ConfigError
+from .fsutil import atomic_path, atomic_write_text
+from .labels import default_name
 
 #: Column order of :func:`to_dataframe` (``similarity`` only when given).
 COLUMNS = (
@@ -91,9 +100,7 @@ def to_dataframe(collection, labels, names, coords, captions=None, similarity=No
     )
 
     def name_of(c: int) -> str:
-        if c in names:
-            return str(names[c])
-        return "other" if c == -1 else f"cluster {c}"
+        return str(names[c]) if c in names else default_name(c)
 
     cols: dict[str, object] = {
         "path": items["relpath"].astype(str).to_numpy(),
@@ -133,33 +140,8 @@ def _formula_safe(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _atomic_write(path: Path, write, *, overwrite: bool = True) -> None:
-    """Call ``write(tmp_path)`` on a temp file beside ``path``, fsync it, then rename it over ``path``.
-
-    With ``overwrite=False`` the finished file is hard-linked into place instead, which fails when
-    ``path`` appeared meanwhile (no check-then-write race); file systems without hard links fall back
-    to a last check and a rename.
-    """
-    # the temp name must fit NAME_MAX (255 bytes) even when ``path.name`` nearly does
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:64]}-", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-            return
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            raise ConfigError(f"{path} exists; pass overwrite=True (CLI: --overwrite) to replace it") from None
-        except OSError:  # no hard links here (FAT, some network shares)
-            if path.exists():
-                raise ConfigError(f"{path} exists; pass overwrite=True (CLI: --overwrite) to replace it") from None
-            os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+def _exists_error(path: Path) -> ConfigError:
+    return ConfigError(f"{path} exists; pass overwrite=True (CLI: --overwrite) to replace it")
 
 
 def write_table(
@@ -190,18 +172,38 @@ def write_table(
     if path.is_dir():
         raise ConfigError(f"{path} is a directory; give a file name ending in .csv or .parquet")
     if path.exists() and not overwrite:
-        raise ConfigError(f"{path} exists; pass overwrite=True (CLI: --overwrite) to replace it")
+        raise _exists_error(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".csv":
         out = _formula_safe(df) if formula_safe else df
         # RFC 4180 line ends: with "\n" alone a cell holding a bare "\r" (a file name can) is left
         # unquoted, and spreadsheets split the row there — the rest of the cell becomes a new row whose
         # first cell escapes safe_cell ("x\r=HYPERLINK(...)").
-        _atomic_write(path, lambda tmp: out.to_csv(tmp, index=False, encoding="utf-8", lineterminator="\r\n"),
-                      overwrite=overwrite)
+        try:
+            with atomic_path(path, overwrite=overwrite) as tmp:
+                out.to_csv(tmp, index=False, encoding="utf-8", lineterminator="\r\n")
+        except FileExistsError:
+            raise _exists_error(path) from None
     else:
-        _atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False), overwrite=overwrite)
+        try:
+            with atomic_path(path, overwrite=overwrite) as tmp:
+                df.to_parquet(tmp, index=False)
+        except FileExistsError:
+            raise _exists_error(path) from None
     return path
+
+
+def csv_bytes(df: pd.DataFrame, *, formula_safe: bool = True) -> bytes:
+    """The CSV :func:`write_table` writes, in memory: UTF-8, RFC 4180 line ends, text cells formula-safe."""
+    out = _formula_safe(df) if formula_safe else df
+    return out.to_csv(index=False, lineterminator="\r\n").encode("utf-8")
+
+
+def parquet_bytes(df: pd.DataFrame) -> bytes:
+    """The Parquet file :func:`write_table` writes, in memory (typed, so no formula escaping needed)."""
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    return buf.getvalue()
 
 
 def sanitize_filename(name: str, *, max_length: int = 120) -> str:
@@ -223,9 +225,19 @@ def sanitize_filename(name: str, *, max_length: int = 120) -> str:
     return text
 
 
-def _version(dist: str, module: str) -> str | None:
-    from importlib import metadata
+#: Packages whose versions a provenance record lists besides vlexplore, Python, numpy, scikit-learn, pandas.
+OPTIONAL_PACKAGES = (
+    ("torch", "torch"),
+    ("umap-learn", "umap"),
+    ("open-clip-torch", "open_clip"),
+    ("timm", "timm"),
+    ("sentence-transformers", "sentence_transformers"),
+    ("plotly", "plotly"),
+    ("streamlit", "streamlit"),
+)
 
+
+def _version(dist: str, module: str) -> str | None:
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
@@ -233,42 +245,121 @@ def _version(dist: str, module: str) -> str | None:
         return getattr(mod, "__version__", None) if mod is not None else None
 
 
-def provenance(**info) -> dict:
-    """``info`` plus what a reader needs to reproduce it: library versions and a UTC timestamp.
-
-    Returns:
-        ``{**info, "versions": {"vlexplore", "python", "numpy", "scikit-learn", "pandas",
-        ["torch", "umap-learn" when imported]}, "created_utc": ISO 8601}``.
-    """
+def versions(optional: Iterable[tuple[str, str]] = OPTIONAL_PACKAGES) -> dict[str, str]:
+    """Python's and the packages' versions: vlexplore, numpy, scikit-learn, pandas, then each
+    ``(distribution, module)`` of ``optional`` (``"not installed"`` when it is not)."""
     import sklearn
 
-    versions = {
-        "vlexplore": _version("vlexplore", "vlexplore") or "unknown",
+    from . import __version__
+
+    out = {
+        "vlexplore": _version("vlexplore", "vlexplore") or __version__,
         "python": sys.version.split()[0],
         "numpy": np.__version__,
         "scikit-learn": sklearn.__version__,
         "pandas": pd.__version__,
     }
-    for dist, module in (("torch", "torch"), ("umap-learn", "umap"), ("open-clip-torch", "open_clip")):
-        if module in sys.modules:
-            versions[dist] = _version(dist, module) or "unknown"
+    for dist, module in optional:
+        out[dist] = _version(dist, module) or "not installed"
+    return out
+
+
+def to_jsonable(value):
+    """``value`` made of what JSON holds: dict keys as text, tuples/sets/arrays as lists, numpy scalars as
+    numbers, non-finite floats as ``None``, paths as text, configs (``to_dict``) as dicts, else ``str``."""
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if hasattr(value, "to_dict") and not isinstance(value, type):
+        return to_jsonable(value.to_dict())
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, set | frozenset):
+        return [to_jsonable(v) for v in sorted(value, key=str)]
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, str | int | bool):
+        return value
+    return str(value)
+
+
+def json_text(record) -> str:
+    """``record`` as indented JSON (UTF-8 text as it is), through :func:`to_jsonable`; ends with a newline."""
+    return json.dumps(to_jsonable(record), indent=2, ensure_ascii=False) + "\n"
+
+
+def provenance(**info) -> dict:
+    """``info`` plus what a reader needs to reproduce it: versions (:func:`versions`) and a UTC timestamp.
+
+    Returns:
+        ``{**info, "versions": {"vlexplore", "python", "numpy", "scikit-learn", "pandas", "torch",
+        "umap-learn", …}, "created_utc": ISO 8601}``.
+    """
     return {
         **info,
-        "versions": versions,
+        "versions": versions(),
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
 
-def _json_default(obj):
-    if hasattr(obj, "to_dict"):
-        return obj.to_dict()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, set | frozenset):
-        return sorted(obj, key=str)
-    return str(obj)
+def build_provenance(
+    emb,
+    clustered,
+    *,
+    labels: np.ndarray | None = None,
+    names: Mapping[int, str] | None = None,
+    edits: Sequence[str] = (),
+    metrics: Mapping | None = None,
+    requested_model: str | None = None,
+    device: str | None = None,
+) -> dict:
+    """The record of how a labelled table was made, the same from the CLI, the app and a notebook.
+
+    Args:
+        emb: the :class:`vlexplore.Embedded` the table came from; clustered: its :class:`vlexplore.Clustered`.
+        labels, names: the clustering as edited by hand (default: ``clustered``'s own).
+        edits: one line per hand edit, in order.
+        metrics: the scores to record (default: ``clustered.metrics``; after edits, the edited ones).
+        requested_model: the model asked for, when it may differ from the one used (fallback).
+        device: where the model ran, when the encoder does not say.
+
+    Returns:
+        ``{"folder", "model": {"id", "description", "requested", "device", "fallback_note"},
+        "cluster": <ClusterConfig as dict>, "prototypes", "counts": {"images", "skipped", "clusters"},
+        "clusters": {id: {"name", "size"}}, "edits", "metrics", "versions", "created_utc"}``, JSON-ready.
+    """
+    labels = np.asarray(clustered.labels if labels is None else labels, dtype=np.int64)
+    names = dict(clustered.names if names is None else names)
+    ids, sizes = np.unique(labels, return_counts=True)
+    collection = emb.collection
+    root = getattr(collection, "root", None)
+    record = provenance(
+        folder=str(root) if root is not None else None,
+        model={
+            "id": emb.model_id,
+            "description": emb.model_description,
+            "requested": requested_model if requested_model is not None else emb.model_id,
+            "device": getattr(emb.encoder, "device", None) or device,
+            "fallback_note": emb.fallback_note,
+        },
+        cluster=clustered.config.to_dict(),
+        prototypes=list(clustered.prototypes),
+        counts={
+            "images": int(emb.n),
+            "skipped": int(len(getattr(collection, "skipped", ()))),
+            "clusters": int(sum(1 for c in ids if c != -1)),
+        },
+        clusters={
+            str(int(c)): {"name": str(names[int(c)]) if int(c) in names else default_name(int(c)), "size": int(n)}
+            for c, n in zip(ids, sizes)
+        },
+        edits=list(edits),
+        metrics=dict(clustered.metrics if metrics is None else metrics),
+    )
+    return to_jsonable(record)
 
 
 def provenance_path(table_path: str | Path) -> Path:
@@ -282,8 +373,8 @@ def write_provenance(path: str | Path, info: dict) -> Path:
 
     Args:
         path: the table's path (or a ``.json`` path to write to directly).
-        info: what to record (folder, model id, cluster config, counts…); configs with
-            ``to_dict``, numpy values and paths are converted.
+        info: what to record (e.g. :func:`build_provenance`); configs with ``to_dict``, numpy values
+            and paths are converted (:func:`to_jsonable`).
 
     Returns:
         The JSON file written (atomically; replaces an earlier one).
@@ -291,12 +382,7 @@ def write_provenance(path: str | Path, info: dict) -> Path:
     record = dict(info) if "created_utc" in info else provenance(**info)
     target = provenance_path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(record, indent=2, ensure_ascii=False, default=_json_default)
-
-    def write(tmp: str) -> None:
-        Path(tmp).write_text(text + "\n", encoding="utf-8")
-
-    _atomic_write(target, write)
+    atomic_write_text(target, json_text(record), durable=True)
     return target
 
 
@@ -321,7 +407,7 @@ def write_embeddings(
     if path.suffix.lower() != ".parquet":
         raise ConfigError(f"cannot write embeddings to {path.name!r}: the file name must end in .parquet")
     if path.exists() and not overwrite:
-        raise ConfigError(f"{path} exists; pass overwrite=True (CLI: --overwrite) to replace it")
+        raise _exists_error(path)
     n = len(collection)
     items = collection.items
     columns = {
@@ -339,5 +425,9 @@ def write_embeddings(
         columns[f"emb_{view}"] = pa.FixedSizeListArray.from_arrays(flat, array.shape[1])
     table = pa.table(columns).replace_schema_metadata({"vlexplore.model_id": model_id})
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"), overwrite=overwrite)
+    try:
+        with atomic_path(path, overwrite=overwrite) as tmp:
+            pq.write_table(table, tmp, compression="zstd")
+    except FileExistsError:
+        raise _exists_error(path) from None
     return path

@@ -1,18 +1,99 @@
-"""Small file-system helpers every writer shares: atomic replacement, an advisory lock, durable renames."""
+"""Small file-system helpers every writer shares: atomic writes, an advisory lock, durable renames."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 
-def atomic_write_text(target: Path, text: str) -> None:
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike, *, overwrite: bool = True, durable: bool = True) -> Iterator[str]:
+    """Write ``target`` in one step, for writers that want a file name (pandas, pyarrow): yield the name of
+    a new, empty temp file beside it; when the block ends it is (fsynced and) renamed into place.
+
+    A reader sees the old file or the finished new one, never half a file; when the block raises,
+    the temp file is removed and ``target`` is untouched. The temp name (``.<name>-<random>.tmp``)
+    fits the 255-byte name limit even when ``target``'s name nearly does.
+
+    Args:
+        overwrite: replace an existing ``target``. With ``False`` the finished file is hard-linked into
+            place, which fails when ``target`` appeared meanwhile (no check-then-write race); file systems
+            without hard links fall back to a last check and a rename.
+        durable: ``fsync`` the file before the rename (off for caches that can be rebuilt).
+
+    Raises:
+        FileExistsError: ``overwrite`` is false and ``target`` exists.
+    """
+    target = Path(target)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name[:64]}-", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        yield tmp
+        if durable:
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+        _place(tmp, target, overwrite=overwrite)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_writer(
+    target: str | os.PathLike,
+    mode: str = "wb",
+    *,
+    overwrite: bool = True,
+    durable: bool = True,
+    encoding: str | None = None,
+    newline: str | None = None,
+) -> Iterator[IO]:
+    """Write ``target`` in one step (see :func:`atomic_path`): yield an open temp file beside it.
+
+    Args:
+        mode: ``"wb"`` or ``"w"`` (text; give ``encoding``, and ``newline=""`` to write line ends as they are).
+        overwrite, durable: as for :func:`atomic_path`.
+
+    Raises:
+        FileExistsError: ``overwrite`` is false and ``target`` exists.
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_writer writes new files: mode 'w' or 'wb', not {mode!r}")
+    with atomic_path(target, overwrite=overwrite, durable=False) as tmp:
+        with open(tmp, mode, encoding=encoding, newline=newline) as fh:
+            yield fh
+            fh.flush()
+            if durable:
+                os.fsync(fh.fileno())
+
+
+def _place(tmp: str, target: Path, *, overwrite: bool) -> None:
+    if overwrite:
+        os.replace(tmp, target)
+        return
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links here (FAT, some network shares)
+        if target.exists():
+            raise FileExistsError(f"{target} exists") from None
+        os.replace(tmp, target)
+
+
+def atomic_write_bytes(target: str | os.PathLike, data: bytes, *, overwrite: bool = True, durable: bool = True) -> None:
+    """Replace ``target`` with ``data`` in one step (see :func:`atomic_writer`)."""
+    with atomic_writer(target, "wb", overwrite=overwrite, durable=durable) as fh:
+        fh.write(data)
+
+
+def atomic_write_text(target: Path, text: str, *, encoding: str = "utf-8", durable: bool = False) -> None:
     """Replace ``target`` with ``text`` in one step (a temp file in the same folder, then a rename)."""
-    with tempfile.NamedTemporaryFile("w", dir=target.parent, prefix=".", suffix=".tmp", delete=False) as fh:
+    with atomic_writer(target, "w", durable=durable, encoding=encoding, newline="") as fh:
         fh.write(text)
-    os.replace(fh.name, target)
 
 
 @contextlib.contextmanager

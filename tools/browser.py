@@ -1,5 +1,5 @@
-"""Serving the app and driving Debian's chromium: shared by the browser test, the screenshot script
-and the app benchmarks. Standard library only (no Streamlit, no playwright import)."""
+"""Serving the app headless and driving Debian's chromium: shared by the browser and host tests, the
+screenshot script and the app benchmarks. Standard library only (no Streamlit, no playwright import)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Which folders the app may read: allowed roots, and paths resolved against them.
+"""Which folders may be read: allowed roots, and paths resolved against them.
 
-Pure functions (no Streamlit). Paths are resolved (``~``, ``..``, symlinks) before the
+Pure functions; the app passes its environment and ``st.secrets`` in. Paths are resolved (``~``, ``..``, symlinks) before the
 check, so neither a ``..`` nor a symlink can lead outside the roots.
 """
 
@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from vlexplore.errors import ConfigError, PathNotAllowedError
+from .errors import ConfigError, PathNotAllowedError
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 DEMO_DIR = REPO_DIR / "demo"

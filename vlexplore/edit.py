@@ -1,9 +1,9 @@
-"""Hand edits of a clustering: rename, merge, move, new cluster from a selection.
+"""The user's edits of a clustering, as data: rename, merge, move, new cluster from a selection.
 
 Pure functions on a label array ``int64 (n,)`` (``-1`` = noise / other) and a names dict
 (cluster id → display name). They never modify their inputs: each returns new objects,
 so the app can keep the library's result untouched and undo is a matter of keeping the old
-ones. No Streamlit here; bad input raises :class:`vlexplore.errors.ConfigError`.
+ones; a notebook can replay the same edits. Bad input raises :class:`vlexplore.errors.ConfigError`.
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from vlexplore.errors import ConfigError
-
-NOISE = -1
+from .errors import ConfigError
+from .labels import NOISE, default_name
 
 
 def _labels(labels: np.ndarray) -> np.ndarray:
@@ -57,7 +56,7 @@ def display_name(names: Mapping[int, str], cid: int, *, noise_name: str = "other
     """The name shown for ``cid``: its edited name, else ``cluster <id>`` / the noise name."""
     if cid in names:
         return names[cid]
-    return noise_name if cid == NOISE else f"cluster {cid}"
+    return default_name(cid, noise=noise_name)
 
 
 def prune_names(labels: np.ndarray, names: Mapping[int, str]) -> dict[int, str]:
