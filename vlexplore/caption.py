@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import warnings
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .config import default_cache_dir
 from .errors import CacheError, ImageReadError
-
-Progress = Callable[[int, int], None] | None
+from .types import Progress
 
 
 def _namespace(captioner, prompt: str | None) -> str:

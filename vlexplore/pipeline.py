@@ -18,9 +18,9 @@ import pandas as pd
 
 from .config import ClusterConfig, EncodeConfig
 from .errors import ConfigError, ModelUnavailableError
+from .types import Progress
 
 log = logging.getLogger(__name__)
-Progress = Callable[[int, int], None] | None
 
 
 @dataclass

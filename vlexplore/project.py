@@ -26,6 +26,7 @@ import numpy as np
 
 from .cluster import check_matrix
 from .errors import ConfigError
+from .fsutil import atomic_writer
 
 #: Below this many points UMAP's neighbour graph means little; PCA is used instead.
 UMAP_MIN_POINTS = 30
@@ -197,16 +198,8 @@ def _load(path: Path, n: int) -> np.ndarray | None:
 
 def _save(path: Path, arr: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".npy.tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, arr, allow_pickle=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_writer(path, "wb") as fh:
+        np.save(fh, arr, allow_pickle=False)
 
 
 def project_2d(

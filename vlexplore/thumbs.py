@@ -8,16 +8,16 @@ the cache can only ever hold a picture of the content its name says; a file chan
 from __future__ import annotations
 
 import os
-import tempfile
-import uuid
 from pathlib import Path
 
 from PIL import Image
 
-from .collection import Collection, Progress, _map_in_blocks
+from .collection import Collection, _map_in_blocks
 from .config import default_cache_dir
 from .errors import CacheError, ConfigError, ImageReadError
+from .fsutil import atomic_writer
 from .imageio import fingerprint_file, open_image, read_image_bytes
+from .types import Progress
 
 #: Thumbnails outside the collection's folder are refused even when their content matches.
 OUTSIDE = "the file now lies outside the scanned folder (a link was changed); load the folder again"
@@ -71,17 +71,11 @@ def thumbnail(
 
 
 def _save_jpeg_atomic(img: Image.Image, target: Path) -> None:
-    tmp_name = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{uuid.uuid4().hex[:8]}-",
-                                         suffix=".tmp", delete=False) as fh:
-            tmp_name = fh.name
+        with atomic_writer(target, "wb", durable=False) as fh:  # a cache: rebuilt if a crash loses it
             img.save(fh, "JPEG", quality=85)
-        os.replace(tmp_name, target)
     except OSError as exc:
-        if tmp_name is not None:
-            Path(tmp_name).unlink(missing_ok=True)
         raise CacheError(f"cannot write thumbnail {target}: {exc}") from exc
 
 
