@@ -1,0 +1,184 @@
+"""The Map page's WebGL scatter plot: a Streamlit custom component (v2) over regl-scatterplot.
+
+Every point is drawn (no sampling): the points go to the browser as one binary payload
+(:func:`vlexplore.mapdata.encode`: float32 x, y, uint16 cluster code, uint32 selection), sent once
+per map version; later reruns send the selection only, while the browser says (state ``have``) it
+still holds those points.
+
+Hover shows the point's thumbnail beside the cursor. Thumbnails are the cached JPEGs of
+:func:`vlexplore.thumbnail` (never the full-size file), sent as ``data:`` URLs through a second,
+tiny component mounted in an ``st.fragment``: the browser asks for a few indices (trigger
+``want``), a callback reads those thumbnails from the cache and the fragment (only it) reruns with
+them. Nothing is served from disk by URL, so this works with ``enableStaticServing = false`` and
+only files the caller's ``thumb`` function returns are ever read.
+
+The bundle ``ui/scatter_frontend/dist/scatter.js`` is committed (users need no node);
+``npm ci && npm run build`` in ``ui/scatter_frontend`` rebuilds it from ``src/``.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from vlexplore import mapdata
+
+BUNDLE = Path(__file__).resolve().parent / "scatter_frontend" / "dist" / "scatter.js"
+NAME = "vlexplore.scatter"
+THUMBS_NAME = "vlexplore.scatter_thumbs"
+MAX_THUMBS_PER_ASK = 6
+MAX_THUMB_BYTES = 512 * 1024  # a cached thumbnail is ~10 kB; anything larger is not a thumbnail
+
+_components: dict[str, Callable] = {}
+
+
+def available() -> bool:
+    """Whether the component can be used: the bundle is there and Streamlit has components v2."""
+    if not BUNDLE.is_file():
+        return False
+    try:
+        from streamlit.components.v2 import component  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _component(name: str) -> Callable:
+    if name not in _components:
+        from streamlit.components.v2 import component
+
+        _components[name] = component(name, js=BUNDLE.read_text(encoding="utf-8"), isolate_styles=False)
+    return _components[name]
+
+
+@dataclass
+class MapEvent:
+    """What the user did on the map in the run that caused this rerun.
+
+    Attributes:
+        selection: indices of a new lasso/box selection (empty when cleared), ``None`` when unchanged.
+        clicked: the index of the point clicked last (kept until another click), ``None`` before any.
+    """
+
+    selection: np.ndarray | None
+    clicked: int | None
+
+
+def _noop() -> None:
+    return None
+
+
+def _k(key: str, what: str) -> str:
+    return f"_vx_scatter:{key}:{what}"
+
+
+def _on_selection(key: str, n: int, on_select: Callable[[np.ndarray], object] | None) -> None:
+    value = st.session_state[key].get("selection")
+    if value is None:
+        return
+    indices = mapdata.decode_indices(value, n)
+    st.session_state[_k(key, "selection")] = indices
+    if on_select is not None:
+        on_select(indices)
+
+
+def _on_click(key: str, n: int, on_click: Callable[[int], object] | None) -> None:
+    value = st.session_state[key].get("click")
+    if isinstance(value, (int, float)) and 0 <= int(value) < n:
+        st.session_state[_k(key, "clicked")] = int(value)
+        if on_click is not None:
+            on_click(int(value))
+
+
+def _on_have(key: str) -> None:
+    st.session_state[_k(key, "have")] = st.session_state[key].get("have")
+
+
+def thumb_data_url(path: str | Path) -> str:
+    """A cached JPEG thumbnail as a ``data:image/jpeg;base64,…`` URL (refused when it is not a small JPEG)."""
+    p = Path(path)
+    if p.suffix.lower() not in (".jpg", ".jpeg"):
+        raise ValueError(f"{p.name} is not a cached JPEG thumbnail")
+    data = p.read_bytes()
+    if len(data) > MAX_THUMB_BYTES:
+        raise ValueError(f"{p.name} is too large for a thumbnail")
+    return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
+
+
+def _on_want(key: str, n: int, thumb: Callable[[int], str | Path], caption: Callable[[int], str] | None) -> None:
+    want = st.session_state[key].get("want") or []
+    out: dict[str, dict] = {}
+    for v in list(want)[-MAX_THUMBS_PER_ASK:]:
+        if not isinstance(v, (int, float)) or not 0 <= int(v) < n:
+            continue
+        i = int(v)
+        try:
+            src = thumb_data_url(thumb(i))
+        except Exception:  # an unreadable image: say so in the tooltip rather than fail the page
+            src = ""
+        out[str(i)] = {"src": src, "caption": caption(i) if caption is not None else ""}
+    st.session_state[_k(key, "answer")] = out
+
+
+def _thumb_channel(key: str, channel: str, n: int, thumb, caption) -> None:
+    answer = st.session_state.get(_k(key, "answer"), {})
+    _component(THUMBS_NAME)(
+        key=key,
+        data={"channel": channel, "thumbs": answer},
+        height="content",
+        on_want_change=lambda: _on_want(key, n, thumb, caption),
+    )
+
+
+_thumb_fragment = st.fragment(_thumb_channel)
+
+
+def scatter_map(
+    points: mapdata.MapPoints,
+    *,
+    selection: Sequence[int] | np.ndarray = (),
+    thumb: Callable[[int], str | Path],
+    caption: Callable[[int], str] | None = None,
+    on_select: Callable[[np.ndarray], object] | None = None,
+    on_click: Callable[[int], object] | None = None,
+    height: int = 640,
+    mode: str = "lasso",
+    key: str = "map",
+) -> MapEvent:
+    """Draw ``points`` (from :func:`vlexplore.mapdata.map_points`) with WebGL; lasso, box, click, hover.
+
+    Args:
+        selection: the indices shown selected (e.g. the app's current selection).
+        thumb: index → path of its cached thumbnail JPEG (called on hover, a few at a time).
+        caption: index → a short text shown under the hover thumbnail (e.g. the file name).
+        on_select, on_click: called (before the rerun's script) with a new selection / a clicked index.
+        mode: the initial drag mode, ``"lasso"``, ``"rectangle"`` (box) or ``"pan"``.
+        key: the component's key; change it to start a fresh map.
+
+    Returns:
+        A :class:`MapEvent`: the new selection of this rerun, if any, and the last clicked point.
+    """
+    n = points.n
+    have = st.session_state.get(_k(key, "have"))
+    payload = mapdata.encode(
+        points,
+        selection,
+        with_points=have != points.version,
+        extra={"height": height, "channel": key, "mode": mode},
+    )
+    _component(NAME)(
+        key=key,
+        data=payload,
+        height=height + 44,
+        on_selection_change=lambda: _on_selection(key, n, on_select),
+        on_click_change=lambda: _on_click(key, n, on_click),
+        on_have_change=lambda: _on_have(key),
+    )
+    _thumb_fragment(f"{key}-thumbs", key, n, thumb, caption)
+    new_selection = st.session_state.pop(_k(key, "selection"), None)
+    return MapEvent(new_selection, st.session_state.get(_k(key, "clicked")))
