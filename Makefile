@@ -68,12 +68,12 @@ $(STAMP): requirements.txt requirements-dev.txt
 	@touch $@
 
 run: venv
-	@test -d demo/ankle_boot || $(MAKE) demo
+	@test -d demo/bird || $(MAKE) demo
 	VLEXPLORE_FOLDER=$(FOLDER) $(VENV)/bin/streamlit run app.py \
 	  --server.headless true --browser.gatherUsageStats false
 
 demo: venv
-	$(call apt_install,dataset-fashion-mnist,$(FASHION_MNIST))
+	$(call apt_install,tuxpaint-stamps-default,/usr/share/tuxpaint/stamps/animals/birds/owl.png)
 	$(PY) bench/make_demo.py
 
 test: venv

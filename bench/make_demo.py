@@ -1,225 +1,211 @@
 """Rebuild the committed demo folder ``demo/`` (deterministic; safe to re-run).
 
-Contents:
+The demo is what a new user sees first, so it holds real colour photos of everyday things that the
+bundled ImageNet model recognises: ten class folders (folder name = label) of photographs cut out
+on a plain background, taken from the Tux Paint stamp collection as Debian packages it::
 
-- ``demo/<class>/test_<index:05d>.png``: the first 25 images of each of the ten classes in the
-  Fashion-MNIST *test* split (28x28 grayscale PNG, unchanged pixels). Needs the Debian package::
+    sudo apt-get install --no-install-recommends tuxpaint-stamps-default
 
-      sudo apt-get install dataset-fashion-mnist
+(``tuxpaint-stamps-default``, GPL-2+, about 160 MB to download; only its PNG files are read).
 
-- ``demo/photos/<name>.jpg``: a deliberately mixed eleventh folder of colour photos that ship
-  inside scikit-image (public domain / CC0 only), resized to at most 512 px on the longest side,
-  JPEG quality 85. scikit-image is *not* a project dependency; install it once for this script::
+Each stamp's PNG (RGBA) is flattened onto white, resized to at most 256 px on its longest side
+(Lanczos, never enlarged) and saved as JPEG quality 85: ``demo/<class>/<stamp path>.jpg``.
+Cartoon drawings, line-art, mirrored duplicates (``*_mirror.png``) and the few drawings or
+non-members that sit in photo folders (listed in ``EXCLUDE``) are left out; nothing is augmented.
+``demo/LICENSE.md`` lists the source, version, licence and every file with its stamp description.
 
-      pip install scikit-image
-
-  (the script only reads the image files from the installed package; it does not import skimage).
-
-- ``demo/LICENSE.md``: the source and licence of every file.
+Fashion-MNIST is not part of the demo: it stays the benchmark (``bench/fashion_mnist.py``).
 
 Usage::
 
-    python bench/make_demo.py [--out demo]
+    python bench/make_demo.py [--out demo] [--stamps /usr/share/tuxpaint/stamps]
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
-try:
-    from fashion_mnist import CLASS_NAMES, DatasetMissingError, load_fashion_mnist, save_png
-except ImportError:  # imported as bench.make_demo
-    from bench.fashion_mnist import CLASS_NAMES, DatasetMissingError, load_fashion_mnist, save_png
-
 REPO = Path(__file__).resolve().parent.parent
-PER_CLASS = 25
-PHOTO_DIR = "photos"
-MAX_SIDE = 512
+STAMPS = Path("/usr/share/tuxpaint/stamps")
+PACKAGE = "tuxpaint-stamps-default"
+MAX_SIDE = 256
 JPEG_QUALITY = 85
 
-# (output name, file in skimage/data, description, licence as stated in skimage/data/_fetchers.py)
-# Only images whose scikit-image docstring states CC0 or public domain. Left out on purpose:
-# immunohistochemistry (ihc.png: "No known copyright restrictions" only) and motorcycle_left
-# (Middlebury 2014 stereo data: no licence stated).
-PHOTOS: tuple[tuple[str, str, str, str], ...] = (
-    (
-        "astronaut",
-        "astronaut.png",
-        "Eileen Collins, NASA astronaut; NASA Great Images database (https://flic.kr/p/r9qvLn)",
-        'Public domain (NASA): "No known copyright restrictions, released into the public domain."',
-    ),
-    (
-        "chelsea_cat",
-        "chelsea.png",
-        "Chelsea the cat; photograph by Stefan van der Walt",
-        'CC0 1.0 ("No copyright restrictions. CC0 by the photographer (Stefan van der Walt).")',
-    ),
-    (
-        "coffee",
-        "coffee.png",
-        "Coffee cup, courtesy of Pikolo Espresso Bar; photograph by Rachel Michetti",
-        'CC0 1.0 ("No copyright restrictions. CC0 by the photographer (Rachel Michetti).")',
-    ),
-    (
-        "rocket",
-        "rocket.jpg",
-        "Launch of DSCOVR on Falcon 9, SpaceX (https://www.flickr.com/photos/spacexphotos/16511594820/)",
-        'Public domain ("captured by SpaceX and released in the public domain")',
-    ),
-    (
-        "hubble_deep_field",
-        "hubble_deep_field.jpg",
-        "Hubble eXtreme Deep Field, NASA "
-        "(http://hubblesite.org/newscenter/archive/releases/2012/37/image/a/)",
-        'Public domain (NASA: "may be freely used in the public domain")',
-    ),
-    (
-        "retina",
-        "retina.jpg",
-        "Fundus photograph of a normal left eye, Mikael Häggström "
-        "(https://commons.wikimedia.org/wiki/File:Fundus_photograph_of_normal_left_eye.jpg)",
-        "CC0 1.0 Universal Public Domain Dedication",
-    ),
+# class folder -> stamp folders (relative to STAMPS, searched recursively). Every folder is one
+# the Tux Paint authors sorted the stamps into; the class name is the everyday word for it.
+CLASSES: dict[str, tuple[str, ...]] = {
+    "bird": ("animals/birds",),
+    "mammal": ("animals/mammals", "animals/marsupials"),
+    "sea_animal": ("animals/fish", "animals/shellfish", "animals/mammals/aquatic"),
+    "flower": ("plants/flowers",),
+    "fruit": ("food/fruit",),
+    "vegetable": ("food/vegetables",),
+    "coin": ("symbols/money/canadian", "symbols/money/euro", "symbols/money/japanese", "symbols/money/us"),
+    "musical_instrument": ("hobbies/music",),
+    "tool": ("household/tools",),
+    "vehicle": ("vehicles", "military/vehicles"),
+}
+
+# Stamps (paths relative to STAMPS, without .png) that are not photos of their folder's class.
+EXCLUDE = frozenset(
+    {
+        "animals/mammals/bears/toys/edward_bear",  # a teddy bear
+        "animals/mammals/echidna",  # black silhouette
+        "animals/mammals/hedgehog",  # cartoon drawing
+        "household/tools/cementmixer",  # a machine rather than a hand tool
+        "military/vehicles/ww2_german_gun",  # a field gun
+        "vehicles/7spoke256",  # a wheel rim
+        "vehicles/wheel_tractor",  # a tyre
+    }
 )
 
 
-def skimage_data_dir() -> Path:
-    """The ``skimage/data`` folder of the installed scikit-image, found without importing it."""
-    spec = importlib.util.find_spec("skimage")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit(
-            "scikit-image is not installed; the demo photos come from its bundled data.\n"
-            "Install it once (it is not a project dependency):  pip install scikit-image"
-        )
-    directory = Path(next(iter(spec.submodule_search_locations))) / "data"
-    missing = [file for _, file, _, _ in PHOTOS if not (directory / file).is_file()]
-    if missing:
-        raise SystemExit(f"{directory} lacks {', '.join(missing)}; reinstall scikit-image.")
-    return directory
+def stamp_paths(stamps: Path, folders: tuple[str, ...], skip: set[Path]) -> list[Path]:
+    """The photo stamps below ``folders`` (sorted, deterministic), minus ``skip`` and exclusions."""
+    found: set[Path] = set()
+    for folder in folders:
+        for png in (stamps / folder).rglob("*.png"):
+            rel = png.relative_to(stamps)
+            key = rel.with_suffix("").as_posix()
+            if "cartoon" in rel.parts or png.stem.endswith("_mirror") or key in EXCLUDE or png in skip:
+                continue
+            found.add(png)
+    return sorted(found)
 
 
-def skimage_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("scikit-image")
-    except PackageNotFoundError:
-        return "unknown"
-
-
-def first_per_class(labels: np.ndarray, per_class: int) -> list[int]:
-    """Indices of the first ``per_class`` items of each label, sorted (deterministic)."""
-    chosen = [int(i) for c in range(len(CLASS_NAMES)) for i in np.flatnonzero(labels == c)[:per_class]]
-    return sorted(chosen)
+def description(png: Path) -> str:
+    """The stamp's English description: the first line of its ``.txt`` file (or the file name)."""
+    txt = png.with_suffix(".txt")
+    if txt.is_file():
+        first = txt.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        if first and "=" not in first[0]:
+            return first[0].strip()
+    return png.stem.replace("_", " ")
 
 
 def save_photo(source: Path, target: Path) -> tuple[int, int]:
+    """Flatten ``source`` onto white, fit it into MAX_SIDE and write a JPEG atomically."""
     with Image.open(source) as im:
-        im = im.convert("RGB")
-        im.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)  # keeps aspect; never enlarges
-        tmp = target.with_name(f".{target.name}.tmp")
-        im.save(tmp, format="JPEG", quality=JPEG_QUALITY, optimize=True)
-        tmp.replace(target)
-        return im.size
+        im = im.convert("RGBA")
+        flat = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        flat.alpha_composite(im)
+        out = flat.convert("RGB")
+    out.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)  # keeps aspect; never enlarges
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    out.save(tmp, format="JPEG", quality=JPEG_QUALITY, optimize=True)
+    tmp.replace(target)
+    return out.size
 
 
-def license_text(
-    n_per_class: int, photos: list[tuple[str, str, str, str, tuple[int, int]]], sk_version: str
-) -> str:
+def package_version() -> str:
+    try:
+        out = subprocess.run(
+            ["dpkg-query", "-W", "-f=${Version}", PACKAGE], capture_output=True, text=True, check=False
+        )
+    except OSError:
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+def license_text(rows: dict[str, list[tuple[str, str, str, tuple[int, int]]]], version: str) -> str:
+    total = sum(len(r) for r in rows.values())
     lines = [
         "# Demo images: sources and licences",
         "",
-        "Generated by `bench/make_demo.py` (deterministic; re-run it to rebuild this folder).",
+        "Generated by `bench/make_demo.py` (deterministic; `make demo` installs the package and re-runs it).",
         "",
-        "## Fashion-MNIST (10 folders, " + f"{n_per_class * len(CLASS_NAMES)} images)",
+        f"{total} real colour photographs in {len(rows)} class folders (folder name = label):",
+        ", ".join(f"`{name}` ({len(r)})" for name, r in rows.items()) + ".",
         "",
-        f"The first {n_per_class} images of each class in the Fashion-MNIST **test** split",
-        "(`t10k-images-idx3-ubyte.gz`), saved unchanged as 28×28 grayscale PNG; the file name is the",
-        "image's index in the test split (`test_00012.png` = test image 12). Folder = class:",
-        ", ".join(f"`{name}`" for name in CLASS_NAMES) + ".",
+        "## Source and licence (all files)",
         "",
-        "- Source: Zalando Research, <https://github.com/zalandoresearch/fashion-mnist>,",
-        "  via the Debian package `dataset-fashion-mnist` (`/usr/share/datasets/fashion-mnist/`).",
-        "- Licence: MIT. Copyright © 2017 Zalando SE, https://tech.zalando.com",
+        f"- Source: the Tux Paint stamp collection (tuxpaint-stamps {version.split('-')[0]}), as the Debian package",
+        f"  `{PACKAGE}` version {version} (`/usr/share/tuxpaint/stamps/`).",
+        "  Upstream: <https://tuxpaint.org/>, <http://sourceforge.net/projects/tuxpaint>.",
+        "- Copyright: 2002-2022 Bill Kendrick <bill@newbreedsoftware.com> and the Tux Paint contributors.",
+        "- Licence: GNU General Public License, version 2 or (at your option) any later version (GPL-2+),",
+        "  as stated for `Files: *` in the package's `/usr/share/doc/tuxpaint-stamps-default/copyright`.",
+        "  The full text is in `/usr/share/common-licenses/GPL-2` on Debian systems and at",
+        "  <https://www.gnu.org/licenses/old-licenses/gpl-2.0.html>. The preferred form for modification",
+        "  of these images is the original PNG stamps in the package named above.",
         "",
-        "  > Permission is hereby granted, free of charge, to any person obtaining a copy of this software and",
-        '  > associated documentation files (the "Software"), to deal in the Software without restriction,',
-        "  > including without limitation the rights to use, copy, modify, merge, publish, distribute,",
-        "  > sublicense, and/or sell copies of the Software, and to permit persons to whom the Software is",
-        "  > furnished to do so, subject to the following conditions:",
-        "  >",
-        "  > The above copyright notice and this permission notice shall be included in all copies or",
-        "  > substantial portions of the Software.",
-        "  >",
-        '  > THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR IMPLIED, INCLUDING BUT',
-        "  > NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY, FITNESS FOR A PARTICULAR PURPOSE AND",
-        "  > NONINFRINGEMENT. IN NO EVENT SHALL THE AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM,",
-        "  > DAMAGES OR OTHER LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM, OUT",
-        "  > OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE SOFTWARE.",
+        "## What was changed",
         "",
-        f"## `{PHOTO_DIR}/` ({len(photos)} images)",
+        "Each stamp (a photo cut out on a transparent background) was flattened onto white, resized to at",
+        f"most {MAX_SIDE} px on its longest side (Lanczos, never enlarged) and saved as JPEG quality",
+        f"{JPEG_QUALITY}. Cartoon drawings, line-art, mirrored duplicates and a few non-members were left",
+        "out (see `EXCLUDE` in `bench/make_demo.py`); nothing was augmented. A file's name is its stamp's",
+        "path below the stamp folder it came from (below that folder's parent when a class has several",
+        "folders), with `/` replaced by `-`.",
         "",
-        "A deliberately mixed folder: colour photos that are not fashion at all. They ship inside",
-        f"scikit-image {sk_version} (`skimage/data/`). The scikit-image package licence (BSD-3-Clause) covers",
-        "its code; each image's own licence is stated in the docstring of its loader in",
-        "`skimage/data/_fetchers.py`, quoted below. Only public-domain / CC0 images were taken",
-        "(`immunohistochemistry` and `motorcycle_left` were left out: no CC0/public-domain statement).",
-        f"Converted to RGB, resized to at most {MAX_SIDE} px on the longest side (Lanczos), JPEG quality {JPEG_QUALITY}.",
-        "",
-        "| File | Size | Source (skimage file) | Description | Licence |",
-        "| --- | --- | --- | --- | --- |",
     ]
-    for name, file, description, licence, (w, h) in photos:
-        lines.append(f"| `{PHOTO_DIR}/{name}.jpg` | {w}×{h} | `{file}` | {description} | {licence} |")
-    lines.append("")
+    for name, items in rows.items():
+        lines += [f"## `{name}/` ({len(items)} images)", "", "| File | Size | Stamp | Description |", "| --- | --- | --- | --- |"]
+        for file, stamp, text, (w, h) in items:
+            lines.append(f"| `{name}/{file}` | {w}×{h} | `{stamp}` | {text.replace('|', '/')} |")
+        lines.append("")
     return "\n".join(lines)
 
 
-def make_demo(out: Path) -> dict[str, int]:
-    """Write the demo folder; returns the number of images per sub-folder."""
-    images, labels = load_fashion_mnist("test")
-    sk_dir = skimage_data_dir()
+def make_demo(out: Path, stamps: Path = STAMPS) -> dict[str, int]:
+    """Write the demo folder; returns the number of images per class folder."""
+    if not (stamps / "animals" / "birds").is_dir():
+        raise FileNotFoundError(
+            f"{stamps} has no Tux Paint stamps; the demo photos come from the Debian package.\n"
+            f"Install it once:  sudo apt-get install --no-install-recommends {PACKAGE}   (or: make demo)"
+        )
+    # A folder may sit inside another class's folder (aquatic mammals): the more specific class wins.
+    claimed = {name: stamp_paths(stamps, folders, set()) for name, folders in CLASSES.items()}
+    owner: dict[Path, str] = {}
+    for name, folders in CLASSES.items():
+        depth = max(len(Path(f).parts) for f in folders)
+        for png in claimed[name]:
+            prev = owner.get(png)
+            if prev is None or depth > max(len(Path(f).parts) for f in CLASSES[prev]):
+                owner[png] = name
 
     out.mkdir(parents=True, exist_ok=True)
-    for folder in (*CLASS_NAMES, PHOTO_DIR):  # rebuild only the folders this script owns
-        shutil.rmtree(out / folder, ignore_errors=True)
-
-    counts = dict.fromkeys(CLASS_NAMES, 0)
-    for index in first_per_class(labels, PER_CLASS):
-        name = CLASS_NAMES[labels[index]]
-        save_png(images[index], out / name / f"test_{index:05d}.png")
-        counts[name] += 1
-
-    (out / PHOTO_DIR).mkdir()
-    written = []
-    for name, file, description, licence in PHOTOS:
-        size = save_photo(sk_dir / file, out / PHOTO_DIR / f"{name}.jpg")
-        written.append((name, file, description, licence, size))
-    counts[PHOTO_DIR] = len(written)
-
-    (out / "LICENSE.md").write_text(license_text(PER_CLASS, written, skimage_version()), encoding="utf-8")
-    return counts
+    for child in out.iterdir():  # the demo folder is fully generated: replace every sub-folder
+        if child.is_dir():
+            shutil.rmtree(child)
+    rows: dict[str, list[tuple[str, str, str, tuple[int, int]]]] = {}
+    for name, folders in CLASSES.items():
+        items = []
+        for png in claimed[name]:
+            if owner[png] != name:
+                continue
+            base = next(stamps / f for f in folders if png.is_relative_to(stamps / f))
+            rel = png.relative_to(base if len(folders) == 1 else base.parent)
+            file = rel.with_suffix(".jpg").as_posix().replace("/", "-")
+            if (out / name / file).exists():
+                raise RuntimeError(f"two stamps map to {name}/{file}")
+            size = save_photo(png, out / name / file)
+            items.append((file, png.relative_to(stamps).as_posix(), description(png), size))
+        rows[name] = items
+    (out / "LICENSE.md").write_text(license_text(rows, package_version()), encoding="utf-8")
+    return {name: len(items) for name, items in rows.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Rebuild the demo image folder.")
+    parser = argparse.ArgumentParser(description="Rebuild the demo image folder from the Tux Paint stamps.")
     parser.add_argument("--out", type=Path, default=REPO / "demo")
+    parser.add_argument("--stamps", type=Path, default=STAMPS, help="the installed stamp folder")
     args = parser.parse_args(argv)
     try:
-        counts = make_demo(args.out)
-    except DatasetMissingError as exc:
+        counts = make_demo(args.out, args.stamps)
+    except FileNotFoundError as exc:
         print(exc, file=sys.stderr)
         return 2
     total_bytes = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file())
     for folder, n in counts.items():
-        print(f"  {folder:<12} {n:4d}")
+        print(f"  {folder:<20} {n:4d}")
     print(f"{args.out}: {sum(counts.values())} images in {len(counts)} folders, {total_bytes / 1e6:.2f} MB")
     return 0
 
