@@ -173,3 +173,40 @@ def test_store_and_export_read_back_in_ray(ray_runtime, tmp_path, write_image):
     rows = ray_runtime.data.read_parquet(str(out)).take_all()
     assert sorted(r["path"] for r in rows) == sorted(res.collection.items["relpath"])
     assert len(rows[0]["emb_image"]) == res.views["image"].shape[1]
+
+
+def test_ray_captions_equal_local_ones_and_fill_the_same_cache(ray_runtime, tiny_blip_dir, image_folder, tmp_path):
+    from vlexplore.caption import caption_images
+    from vlexplore.models.registry import load_captioner
+    from vlexplore.raycaption import caption_images_ray
+
+    col = scan_folder(image_folder.root)
+    progress = []
+    ray_caps = caption_images_ray(col, str(tiny_blip_dir), device="cpu", cache_dir=tmp_path / "ray", batch_size=4,
+                                  on_progress=lambda d, t: progress.append((d, t)))
+    local = caption_images(col, load_captioner(str(tiny_blip_dir), device="cpu"), cache_dir=tmp_path / "local")
+    assert ray_caps == local and sum(bool(c) for c in ray_caps) >= len(image_folder.good)
+    assert progress[-1][0] == progress[-1][1]
+
+    class NoModel:  # the local engine reads the ray run's captions as its own
+        model_id = load_captioner(str(tiny_blip_dir), device="cpu").model_id
+
+        def preprocess(self, image):
+            raise AssertionError("an image was decoded although the ray run cached its caption")
+
+    good = [c for c in caption_images(col, NoModel(), cache_dir=tmp_path / "ray", num_workers=0)]
+    assert good == ray_caps
+
+
+def test_cli_engine_ray_captions_into_the_export(ray_runtime, tiny_blip_dir, tmp_path, write_image, capsys):
+    import pandas as pd
+
+    for i, colour in enumerate([(200, 30, 30), (30, 200, 30), (30, 30, 200)]):
+        write_image(tmp_path / "imgs" / f"{i}.png", colour=colour, seed=i)
+    out = tmp_path / "emb.parquet"
+    args = ["embed", str(tmp_path / "imgs"), "--engine", "ray", "--device", "cpu", "--cache-dir", str(tmp_path / "c"),
+            "--captioner", str(tiny_blip_dir), "--export", str(out)]
+    assert main(args) == 0, capsys.readouterr().err
+    assert "3 image(s) captioned on Ray" in capsys.readouterr().out
+    captions = pd.read_parquet(out)["caption"]
+    assert len(captions) == 3 and (captions.str.len() > 0).all()

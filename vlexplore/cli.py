@@ -131,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="encoder actors (default: one per GPU, else one per 4 CPUs)")
     g.add_argument("--gpus-per-actor", type=float, default=None,
                    help="GPUs per actor (default: 1 when the cluster has GPUs, else 0)")
+    p.add_argument("--captioner", default=None,
+                   help="also caption every image into the cache (blip-base, blip-large, blip2, git-base, a hub id "
+                   "or a local directory); with --engine ray the captioner runs in Ray actors too")
 
     p = sub.add_parser(
         "cluster", help="embed (cached), cluster, name clusters, project to 2-d and write a labelled CSV",
@@ -168,8 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--captioner", default=None,
-        help="captioner for text-guided representations: bundled-labels (offline default), blip-base, "
-        "blip-large, blip2-opt-2.7b, git-base, or a local model directory",
+        help="captions for names, the export's caption column and text-guided representations: "
+        "blip-base, blip-large, blip2 (BLIP-2 OPT-2.7b), git-base, a hub id or a local model directory "
+        "(default: none; the bundled model gives its label captions)",
     )
     g.add_argument(
         "--nouns", default=None, metavar="TEXT",
@@ -251,9 +255,21 @@ def cmd_embed(a: argparse.Namespace) -> int:
         dims = ", ".join(f"{k} {v.shape[1]}-d" for k, v in res.views.items() if v.ndim == 2)
         _out(f"{len(res.collection)} image(s) embedded with {res.model_id} ({dims}) on Ray; "
               f"{res.n_computed} computed, {len(res.collection) - res.n_computed} from cache")
-        _export_embeddings(a, res.collection, res.views, res.model_id, None)
+        captions = None
+        if (a.captioner or "").strip() not in ("", "none", "bundled", "bundled-labels"):
+            from .raycaption import caption_images_ray
+
+            captions = caption_images_ray(
+                res.collection, a.captioner, device=a.device, cache_dir=enc.resolved_cache_dir,
+                address=a.address, actors=a.actors, gpus_per_actor=a.gpus_per_actor,
+                on_progress=_tqdm_progress("captioning (ray)"),
+            )
+            _out(f"{sum(bool(c) for c in captions)} image(s) captioned on Ray")
+        _export_embeddings(a, res.collection, res.views, res.model_id, captions)
         return 0
-    emb = embed(col, _encode_config(a), on_progress=_tqdm_progress("embedding"))
+    captioner = _captioner(a)
+    emb = embed(col, _encode_config(a), captioner=captioner, on_progress=_tqdm_progress("embedding"),
+                on_caption_progress=_tqdm_progress("captioning") if captioner is not None else None)
     if emb.fallback_note:
         _err(f"note: {emb.fallback_note}")
     _print_skipped(emb.collection)
@@ -274,6 +290,16 @@ def _export_embeddings(a: argparse.Namespace, collection, views, model_id: str, 
     _out(f"wrote {len(collection)} rows to {path}")
 
 
+def _captioner(a: argparse.Namespace):
+    """The captioner ``--captioner`` names (loaded once, before any work), or ``None`` for none/bundled labels."""
+    name = (a.captioner or "").strip()
+    if not name or name in ("bundled", "bundled-labels", "none"):
+        return None
+    from .models.registry import load_captioner
+
+    return load_captioner(name, device=a.device)
+
+
 def cmd_cluster(a: argparse.Namespace) -> int:
     from .encode import parse_prompts
     from .pipeline import cluster_embedded, embed, scan, to_dataframe
@@ -290,7 +316,9 @@ def cmd_cluster(a: argparse.Namespace) -> int:
         _err(f"error: {a.out} exists; pass --overwrite to replace it")
         return 2
     col = scan(a.folder, cache_dir=a.cache_dir)
-    emb = embed(col, enc, on_progress=_tqdm_progress("embedding"))
+    captioner = _captioner(a)
+    emb = embed(col, enc, captioner=captioner, on_progress=_tqdm_progress("embedding"),
+                on_caption_progress=_tqdm_progress("captioning") if captioner is not None else None)
     if emb.fallback_note:
         _err(f"note: {emb.fallback_note}")
     _print_skipped(emb.collection)
