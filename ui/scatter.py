@@ -182,3 +182,67 @@ def scatter_map(
     _thumb_fragment(f"{key}-thumbs", key, n, thumb, caption)
     new_selection = st.session_state.pop(_k(key, "selection"), None)
     return MapEvent(new_selection, st.session_state.get(_k(key, "clicked")))
+
+
+# ---------------------------------------------------------------- the Map page's use of it
+
+
+def use_webgl() -> bool:
+    """Whether the Map page draws this map: the bundle is there and the page's toggle is on.
+
+    Off by default while the browser test, screenshots and app benchmarks still drive the plotly map."""
+    if not available():
+        return False
+    return st.toggle(
+        "WebGL map: every point, thumbnails on hover",
+        value=False,
+        key="map-use-webgl",
+        help="Every point drawn with WebGL (no sampling), the image beside the cursor on hover, click to open, "
+        "lasso or box selection. Off: the plotly map (a random sample above 200,000 points, text on hover).",
+    )
+
+
+def map_section(state) -> None:
+    """The Map page's map: every point of ``state``'s layout coloured by cluster; a lasso or box selection
+    becomes ``state.selection`` (the grid below shows it), a click shows that image under the map."""
+    from ui.widgets import cluster_colours, thumbnail_path
+
+    def build() -> mapdata.MapPoints:
+        order = state.order()
+        names = {c: state.name(c) for c in order}
+        return mapdata.map_points(state.clustered.coords, state.labels, cluster_colours(state), names, order)
+
+    points = state.cached("map-webgl", build)
+    relpaths = state.emb.collection.items["relpath"]
+    st.caption(
+        "Each dot is an image; similar images lie close together. Hover a dot to see it, click it to open it; "
+        "drag to lasso-select (or pick Box), scroll to zoom, Pan to move; double-click or Esc clears the selection."
+    )
+    event = scatter_map(
+        points,
+        selection=state.selection,
+        thumb=lambda i: thumbnail_path(state, i),
+        caption=lambda i: str(relpaths.iat[i]).rsplit("/", 1)[-1],
+        on_select=state.set_selection,
+        key="map-webgl",
+    )
+    clicked = event.clicked
+    if clicked is not None and 0 <= clicked < points.n:
+        left, right = st.columns([1, 3], gap="small")
+        with left:
+            try:
+                st.image(str(thumbnail_path(state, clicked)), width="stretch")
+            except Exception as exc:  # an unreadable file: say so, keep the page
+                st.caption(f"cannot show this image: {exc}")
+        with right:
+            cid = int(state.labels[clicked])
+            st.markdown(f"**{_md(relpaths.iat[clicked])}**  \ncluster: {_md(state.name(cid))}")
+            captions = getattr(state.emb, "captions", None)
+            if captions is not None and clicked < len(captions) and captions[clicked]:
+                st.caption(_md(captions[clicked]))
+
+
+def _md(text: object) -> str:
+    from ui.feedback import md_escape
+
+    return md_escape(text)

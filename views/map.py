@@ -25,42 +25,48 @@ st.title("Map")
 show_flash(s)
 
 
-def build() -> plots.MapFigure:
-    hover = None
-    if s.n_images <= plots.MAX_HOVER_POINTS:  # (escaped by plots: plotly renders a subset of HTML, links too)
-        hover = plots.hover_texts(s.emb.collection.items["relpath"].tolist(), s.emb.captions)
-    names = {c: s.name(c) for c in s.order()}
-    return plots.scatter_map(
-        s.clustered.coords, s.labels, names, s.order(), cluster_colours(s), hover=hover
+from ui import scatter as webgl_map  # noqa: E402 - the WebGL map (ui/scatter.py), when its bundle is there
+
+if webgl_map.use_webgl():  # every point, thumbnails on hover, lasso/box/click: selection → grid below
+    webgl_map.map_section(s)
+else:  # the plotly map (a random sample above 200,000 points)
+
+    def build() -> plots.MapFigure:
+        hover = None
+        if s.n_images <= plots.MAX_HOVER_POINTS:  # (escaped by plots: plotly renders a subset of HTML, links too)
+            hover = plots.hover_texts(s.emb.collection.items["relpath"].tolist(), s.emb.captions)
+        names = {c: s.name(c) for c in s.order()}
+        return plots.scatter_map(
+            s.clustered.coords, s.labels, names, s.order(), cluster_colours(s), hover=hover
+        )
+
+
+    fig = s.cached("map", build)
+    st.caption(
+        "Each dot is an image; similar images lie close together. Drag to lasso-select (box select is in the "
+        "toolbar); click a legend entry to hide a cluster, double-click to show only it."
+        + (f" Showing a random {fig.n_shown:,} of {s.n_images:,} images." if fig.n_shown < s.n_images else "")
+    )
+    chart_key = f"map-{s.version}"
+    event = st.plotly_chart(
+        fig.figure,
+        key=chart_key,
+        on_select="rerun",
+        selection_mode=("lasso", "box"),
+        config={"displaylogo": False, "scrollZoom": True},
+        width="stretch",
     )
 
-
-fig = s.cached("map", build)
-st.caption(
-    "Each dot is an image; similar images lie close together. Drag to lasso-select (box select is in the "
-    "toolbar); click a legend entry to hide a cluster, double-click to show only it."
-    + (f" Showing a random {fig.n_shown:,} of {s.n_images:,} images." if fig.n_shown < s.n_images else "")
-)
-chart_key = f"map-{s.version}"
-event = st.plotly_chart(
-    fig.figure,
-    key=chart_key,
-    on_select="rerun",
-    selection_mode=("lasso", "box"),
-    config={"displaylogo": False, "scrollZoom": True},
-    width="stretch",
-)
-
-# The chart's selection is applied when it changes (a fresh chart starts empty and must not wipe
-# a selection made elsewhere, e.g. ticked on the Clusters page).
-points = list(event.selection.points) if event is not None and event.selection else []
-signature = (chart_key, tuple((p.get("curve_number"), p.get("point_index")) for p in points))
-previous = st.session_state.get("map_signature")
-if previous is not None and previous[0] == chart_key and previous != signature:
-    s.set_selection(fig.indices(points))
-elif (previous is None or previous[0] != chart_key) and points:
-    s.set_selection(fig.indices(points))
-st.session_state["map_signature"] = signature
+    # The chart's selection is applied when it changes (a fresh chart starts empty and must not wipe
+    # a selection made elsewhere, e.g. ticked on the Clusters page).
+    points = list(event.selection.points) if event is not None and event.selection else []
+    signature = (chart_key, tuple((p.get("curve_number"), p.get("point_index")) for p in points))
+    previous = st.session_state.get("map_signature")
+    if previous is not None and previous[0] == chart_key and previous != signature:
+        s.set_selection(fig.indices(points))
+    elif (previous is None or previous[0] != chart_key) and points:
+        s.set_selection(fig.indices(points))
+    st.session_state["map_signature"] = signature
 
 selection_actions(s, where="map")
 sel = s.selection

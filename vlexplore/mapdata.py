@@ -125,7 +125,7 @@ def encode(points: MapPoints, selection: Sequence[int] | np.ndarray = (), *, wit
     """The binary payload of the map (see the module docstring); ``with_points=False`` sends the header
     and selection only. ``extra`` adds JSON-serialisable keys to the header (e.g. point size)."""
     sel = np.asarray(selection, dtype=np.int64).reshape(-1)
-    sel = sel[(sel >= 0) & (sel < points.n)].astype("<u4")
+    sel = np.unique(sel[(sel >= 0) & (sel < points.n)]).astype("<u4")
     header = {
         "n": points.n,
         "m": len(sel),
