@@ -29,8 +29,11 @@ from vlexplore.pipeline import project  # (``vx.project`` is shadowed by the mod
 SINGLE_THREAD_MAX_N = 20_000
 
 
-def load_folder(state: AppState, folder: Path, *, model: str = "bundled", device: str = "auto") -> None:
-    """Scan → embed (disk-cached) → cluster with the defaults (k-means, k suggested). Stops the page on error."""
+def load_folder(
+    state: AppState, folder: Path, *, model: str = "bundled", device: str = "auto", captioner: str = ""
+) -> None:
+    """Scan → embed (and caption, when a captioner is chosen; disk-cached) → cluster with the defaults
+    (k-means, k suggested). Stops the page on error."""
     timings: dict[str, float] = {}
     cache_dir = state.resolved_cache_dir
     with error_banner("Could not load the folder"):
@@ -42,14 +45,18 @@ def load_folder(state: AppState, folder: Path, *, model: str = "bundled", device
 
         t0 = time.perf_counter()
         encoder, note = cached.encoder(model, device, str(cache_dir))
+        cap = cached.captioner(captioner, device) if captioner else None
         cfg = vx.EncodeConfig(model=model, device=device, cache_dir=cache_dir)
         bar = ProgressBar("Embedding")
-        emb = vx.embed(collection, cfg, encoder=encoder, on_progress=bar)
+        cap_bar = ProgressBar("Captioning") if cap is not None else None
+        emb = vx.embed(collection, cfg, encoder=encoder, captioner=cap, on_progress=bar, on_caption_progress=cap_bar)
         bar.clear()
+        if cap_bar is not None:
+            cap_bar.clear()
         if note:
             emb = dataclasses.replace(emb, fallback_note=note)
         timings["embed"] = time.perf_counter() - t0
-    state.set_embedded(emb, folder=folder, model=model, device=device)
+    state.set_embedded(emb, folder=folder, model=model, device=device, captioner=captioner)
     state.timings = timings
     if emb.n == 0:
         return

@@ -30,6 +30,15 @@ def encoder(model: str, device: str, cache_dir: str | None):
     return load_encoder_or_fallback(cfg)
 
 
+@st.cache_resource(show_spinner="Loading the captioner…", max_entries=2)
+def captioner(name: str, device: str):
+    """The captioner ``name`` (BLIP, BLIP-2, GIT, a hub id or a local directory) on ``device``.
+
+    A failure is not cached (it raises): the next attempt tries again.
+    """
+    return vx.load_captioner(name, device=device)
+
+
 # Slow imports the first clustering needs (seconds on a small machine); importing them in a
 # thread while the main thread scans the folder and imports torch overlaps the two.
 BACKGROUND_IMPORTS = (

@@ -30,7 +30,7 @@ class AppState:
 
     Attributes:
         folder: the loaded folder (resolved), or ``None``.
-        model, device: what the user asked for on the Load page.
+        model, device, captioner: what the user asked for on the Load page (``captioner`` ``""`` = none).
         cache_dir: where embeddings and thumbnails are kept (``None`` = the library's default).
         emb: the embedded collection; clustered: the library's last clustering of it.
         labels, names: the clustering as edited by hand (``int64 (n,)``; id → name).
@@ -48,6 +48,7 @@ class AppState:
     folder: Path | None = None
     model: str = "bundled"
     device: str = "auto"
+    captioner: str = ""
     cache_dir: Path | None = None
     emb: Any = None
     clustered: Any = None
@@ -116,9 +117,10 @@ class AppState:
         return self.memo[key]
 
     # -- changing --------------------------------------------------------
-    def set_embedded(self, emb, *, folder: Path, model: str, device: str) -> None:
+    def set_embedded(self, emb, *, folder: Path, model: str, device: str, captioner: str = "") -> None:
         """A newly loaded folder: forget the clustering, the edits and the selection."""
         self.emb, self.folder, self.model, self.device = emb, folder, model, device
+        self.captioner = captioner
         self.clustered, self.labels, self.names = None, None, {}
         self.suggested_k = None
         self.thumbs = {}

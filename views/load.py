@@ -26,10 +26,28 @@ show_flash(s)
 MODEL_LABELS = {
     "bundled": "bundled offline model (ImageNet concepts)",
 }
+OTHER = "other…"
+#: Captioners offered by name; "" = none (the bundled model gives its label captions).
+CAPTIONERS = {"": "none", "blip-base": "BLIP base", "blip-large": "BLIP large", "blip2": "BLIP-2 (OPT-2.7b)",
+              "git-base": "GIT base", OTHER: "other: a hub id or a local model directory…"}
 
 
 def model_label(name: str) -> str:
+    if name == OTHER:
+        return "other: an open_clip ARCH/TAG, hf-hub:org/name, a checkpoint file or a model directory…"
     return MODEL_LABELS.get(name) or f"{name} — {MODELS[name].description}"
+
+
+def _pick(label: str, options: list[str], current: str, *, key: str, fmt, typed_label: str, placeholder: str,
+          help: str) -> str:
+    """A selectbox of known names plus "other…", which opens a text box; returns the chosen id (stripped)."""
+    known = current in options and current != OTHER
+    choice = st.selectbox(label, options, index=options.index(current) if known else options.index(OTHER),
+                          format_func=fmt, key=key, help=help)
+    if choice != OTHER:
+        return choice
+    typed = st.text_input(typed_label, value="" if known else current, placeholder=placeholder, key=f"{key}_typed")
+    return typed.strip()
 
 
 def _open(path: str) -> None:
@@ -77,14 +95,18 @@ with left:
                 c2.caption("no sub-folders here")
 
 with right:
-    names = encoder_names()
-    model = st.selectbox(
-        "Model",
-        names,
-        index=names.index(s.model) if s.model in names else 0,
-        format_func=model_label,
-        help="Models other than the bundled one download their weights from the Hugging Face hub the first time; "
-        "without network the app falls back to the bundled model and says so.",
+    model = _pick(
+        "Model", [*encoder_names(), OTHER], s.model, key="model_pick", fmt=model_label, typed_label="Model id or path",
+        placeholder="ViT-B-32/laion2b_s34b_b79k · hf-hub:timm/ViT-B-16-SigLIP · /models/my-clip/",
+        help="Hub models download their weights the first time; a misspelt name or a missing file is an error. "
+        "Only a valid hub model that cannot be fetched falls back to the bundled model, and the app says so. "
+        "Local weights must lie inside the allowed roots.",
+    )
+    captioner = _pick(
+        "Captioner", list(CAPTIONERS), s.captioner, key="captioner_pick", fmt=CAPTIONERS.get,
+        typed_label="Captioner id or directory", placeholder="Salesforce/blip-image-captioning-base · /models/blip/",
+        help="Captions name clusters, appear on hover and in grids, and fill the export's caption column; "
+        "they are computed once per image and cached.",
     )
     if model == "bundled":
         st.caption(
@@ -95,10 +117,13 @@ with right:
     device = st.radio(
         "Device", devices, horizontal=True, index=devices.index(s.device) if s.device in devices else 0
     )
-    go = st.button("Load and cluster", type="primary", width="stretch", disabled=here is None)
+    go = st.button("Load and cluster", type="primary", width="stretch", disabled=here is None or not model)
 
 if go and here is not None:
-    actions.load_folder(s, here, model=model, device=device)
+    with error_banner("Model not allowed"):
+        paths.check_model_path(model, allowed)
+        paths.check_model_path(captioner, allowed)
+    actions.load_folder(s, here, model=model, device=device, captioner=captioner)
     if s.has_clusters:
         st.switch_page("views/clusters.py")
 

@@ -7,6 +7,7 @@ check, so neither a ``..`` nor a symlink can lead outside the roots.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -244,3 +245,43 @@ def parent_within(folder: Path, roots: list[Path]) -> Path | None:
     """The parent of ``folder`` when it is still inside ``roots``, else ``None``."""
     parent = folder.parent
     return parent if parent != folder and is_within(parent, roots) else None
+
+
+#: Model-id forms that carry a local path after a prefix (see :func:`vlexplore.models.registry.resolve_spec`).
+_MODEL_PATH_FORMS = (re.compile(r"^openclip:[^:]+:(?P<p>.+)$"), re.compile(r"^local-dir:(?P<p>.+)$"),
+                     re.compile(r"^hf:(?P<p>.+)$"), re.compile(r"^[\w.-]+@(?P<p>.+)$"))
+
+
+def model_path(name: str) -> str | None:
+    """The local file or folder a model id names (``openclip:ARCH:/ckpt.pt``, ``local-dir:DIR``, a plain
+    path…), or ``None`` for registry names, ``ARCH/TAG`` and hub ids. Read from the text alone."""
+    text = name.strip()
+    for form in _MODEL_PATH_FORMS:
+        m = form.match(text)
+        if m:
+            return m.group("p")
+    if text.startswith(("/", "~", ".")) or (not text.startswith("hf-hub:") and os.path.exists(text)):
+        return text
+    return None
+
+
+def check_model_path(name: str, roots: list[Path]) -> None:
+    """Refuse a model id typed in the app whose local weights lie outside ``roots``.
+
+    Checked before the model id is resolved, so nothing about the place is said (not even whether it exists).
+
+    Raises:
+        PathNotAllowedError: the id names a file or folder outside every root.
+    """
+    path = model_path(name)
+    if path is None:
+        return
+    try:
+        resolved = resolve_path(path)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path[:200]!r} is not a usable path ({exc})") from exc
+    if not is_within(resolved, roots):
+        raise PathNotAllowedError(
+            f"the model weights {path[:200]!r} are outside the folders this app may read; put them inside an "
+            f"allowed root, or allow more with {ROOTS_ENV} or {SECRETS_HINT}."
+        )

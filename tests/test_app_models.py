@@ -1,0 +1,56 @@
+"""The Load page chooses the encoder and the captioner: registry names, typed ids, local directories."""
+
+from __future__ import annotations
+
+import shutil
+
+from test_app_pages import data, env, run_page, state_of, texts  # noqa: F401  (fixtures and helpers)
+
+
+def _other(at, key: str, value: str):
+    at.selectbox(key=key).set_value("other…").run()
+    at.text_input(key=f"{key}_typed").set_value(value).run()
+    return at
+
+
+def _load(at, folder):
+    at.text_input(key="folder_input").set_value(str(folder)).run()
+    at.radio[0].set_value("cpu")
+    at.button[-1].click().run()
+    return at
+
+
+def test_a_model_directory_and_a_captioner_directory_load(data, aligned_clip, tiny_blip_dir):  # noqa: F811
+    model_dir = data.base / "models" / "aligned"
+    cap_dir = data.base / "models" / "blip"
+    if not model_dir.exists():
+        shutil.copytree(aligned_clip.model_dir, model_dir)
+        shutil.copytree(tiny_blip_dir, cap_dir)
+    at = run_page("load")
+    _other(at, "model_pick", str(model_dir))
+    _other(at, "captioner_pick", str(cap_dir))
+    _load(at, data.root)
+    assert not at.exception and not at.error, texts(at.error)
+    s = state_of(at)
+    assert s.emb.model_id.startswith("open_clip:local-dir") and s.emb.fallback_note is None
+    assert all(s.emb.captions) and not any(c.startswith("a photo of a") for c in s.emb.captions)
+    assert s.model == str(model_dir) and s.captioner == str(cap_dir)
+    assert not any(s.name(c).startswith("cluster ") for c in s.order())
+
+
+def test_model_weights_outside_the_roots_are_refused_before_anything_is_read(data, tmp_path):  # noqa: F811
+    weights = tmp_path / "elsewhere" / "ckpt.pt"
+    weights.parent.mkdir()
+    weights.write_bytes(b"not a checkpoint")
+    at = run_page("load")
+    _other(at, "model_pick", f"openclip:ViT-B-32:{weights}")
+    _load(at, data.root)
+    assert "outside the folders this app may read" in texts(at.error)
+    assert not state_of(at).has_data
+
+
+def test_a_misspelt_model_is_an_error_banner_naming_close_names(data):  # noqa: F811
+    at = run_page("load")
+    _other(at, "model_pick", "ViT-Foo/bar")
+    _load(at, data.root)
+    assert "closest" in texts(at.error) and not state_of(at).has_data
