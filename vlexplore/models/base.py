@@ -172,3 +172,24 @@ def to_device(tensor, device: str):
     if not tensor.is_pinned():
         tensor = tensor.pin_memory()
     return tensor.to(device, non_blocking=True)
+
+
+def quiet_weight_loading() -> None:
+    """No "Loading weights" bars and info lines from transformers on every load (they are noise in a
+    terminal and raw carriage returns in a log). Hub download bars stay, on a terminal only."""
+    import sys
+
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        pass
+    if not sys.stderr.isatty():
+        try:
+            from huggingface_hub.utils import disable_progress_bars
+
+            disable_progress_bars()
+        except ImportError:  # pragma: no cover
+            pass

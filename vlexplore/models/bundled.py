@@ -133,6 +133,9 @@ class SentenceEmbedder:
                         path = str(get_model_path())
                     from sentence_transformers import SentenceTransformer
 
+                    from .base import quiet_weight_loading
+
+                    quiet_weight_loading()
                     try:
                         self._model = SentenceTransformer(path, device=self.device)
                     except OSError as exc:

@@ -133,6 +133,10 @@ class HFCaptioner:
 
             kwargs["dtype"] = cuda_half_dtype()
 
+        from .base import quiet_weight_loading
+
+        quiet_weight_loading()
+
         def create():
             return (
                 cls.from_pretrained(source, **kwargs).to(self.device).eval(),
