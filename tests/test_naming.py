@@ -225,6 +225,19 @@ def test_pipeline_prototypes_keep_their_prompt_and_report_drift(image_folder, fa
     assert wrong.info["drifted"] == [2]  # the blue images went to "yellow", which fits the red ones better
 
 
+def test_class_space_encoders_name_with_class_names_by_default(image_folder, make_encoder, cache_dir):
+    class Captioning(make_encoder):  # like the bundled model: captions from class labels
+        def label_captions(self, joint):
+            return ["a photo of a thing"] * len(joint)
+
+    enc = Captioning()
+    emb = _embedded(image_folder, enc, cache_dir)
+    cl = _cluster(emb, cache_dir, k=3)
+    assert cl.info["naming"]["vocabulary"] == "imagenet" and 990 <= cl.info["naming"]["n_words"] <= 1000
+    plain = _cluster(_embedded(image_folder, make_encoder(), cache_dir), cache_dir, k=3)
+    assert plain.info["naming"]["vocabulary"] == "wordnet+imagenet"
+
+
 def test_encoder_without_text_tower_keeps_caption_names(image_folder, fake_encoder, cache_dir):
     emb = _embedded(image_folder, fake_encoder, cache_dir)
     emb.views = {"image": emb.views["image"]}

@@ -94,6 +94,18 @@ def has_text_tower(encoder, views=None) -> bool:
     return views is None or "joint" in views
 
 
+def default_vocabulary(encoder) -> str:
+    """The noun bank to name with: ``imagenet`` for an encoder whose joint space is ImageNet's classes (the
+    bundled model, which captions with class labels), else ``wordnet+imagenet``.
+
+    Through the bundled model's bridge any word becomes a near one-hot pointer to the ImageNet class
+    whose text MiniLM finds nearest, however weak the match ("mow" → moped, "tie-in" → bolo tie), and
+    contrastive scores pick exactly such pure pointers; the class names themselves are the exact ones
+    (``bench/results/naming.json``: colour photos 0.36 vs 0.14 name quality).
+    """
+    return "imagenet" if callable(getattr(encoder, "label_captions", None)) else "wordnet+imagenet"
+
+
 def naming_templates(encoder) -> tuple[str, ...]:
     """The encoder's own ``prompt_templates`` when it declares them (the bundled model: ``"{}"``), else
     :data:`NAMING_TEMPLATES`."""
@@ -379,7 +391,8 @@ def name_pipeline_clusters(
     ``drifted`` (prototype clusters whose members moved away from their prompt).
 
     Options (``cfg.options``): ``naming_words`` (user words added to the vocabulary), ``naming_nouns``
-    (a vocabulary replacing the noun bank), ``naming_vocabulary`` (noun bank source), ``naming_score``,
+    (a vocabulary replacing the noun bank), ``naming_vocabulary`` (noun bank source; default
+    :func:`default_vocabulary`), ``naming_score``,
     ``naming_contrast``, ``naming_drift_top``.
     """
     source = getattr(cfg, "naming", "auto")
@@ -402,9 +415,10 @@ def name_pipeline_clusters(
     fixed = {i: p for i, p in enumerate(protos)}
     cache_dir = getattr(emb, "cache_dir", None) or getattr(encoder, "cache_dir", None)
     score = opts.get("naming_score", "margin")
+    bank = opts.get("naming_vocabulary") or default_vocabulary(encoder)
     words, E = vocabulary_embeddings(
         encoder, words=opts.get("naming_nouns"), extra_words=opts.get("naming_words", ()) or (),
-        source=opts.get("naming_vocabulary", "wordnet+imagenet"), cache_dir=cache_dir,
+        source=bank, cache_dir=cache_dir,
     )
     if E.shape[1] != np.shape(joint)[1]:
         log.warning("vocabulary embeddings (%d-d) do not match the joint view (%d-d); clusters keep caption names",
@@ -426,5 +440,6 @@ def name_pipeline_clusters(
                 keywords.setdefault(c, voc.keywords.get(c, []))
                 if not keywords[c]:
                     keywords[c] = voc.keywords.get(c, [])
-    info["naming"] = {"source": source, "score": score, "scores": voc.scores}
+    info["naming"] = {"source": source, "score": score, "contrast": contrast, "scores": voc.scores,
+                      "vocabulary": "user" if opts.get("naming_nouns") else bank, "n_words": len(words)}
     return names, keywords
