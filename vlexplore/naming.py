@@ -150,14 +150,18 @@ def cluster_centroids(joint, labels) -> tuple[np.ndarray, np.ndarray]:
     """Cluster ids (sorted, noise included) and their normalised mean ``joint`` vectors ``float32 (k, d)``."""
     from scipy import sparse
 
-    J = l2_normalize(np.asarray(joint, dtype=np.float32))
+    J = np.asarray(joint, dtype=np.float32)
     labels = np.asarray(labels)
     if J.ndim != 2 or labels.shape != (len(J),):
         raise ConfigError(f"labels must have shape ({len(J)},) to match the joint view, got {labels.shape}")
     ids, rows = np.unique(labels, return_inverse=True)
-    member = sparse.csr_matrix(
-        (np.ones(len(labels), dtype=np.float32), (rows, np.arange(len(labels)))), shape=(len(ids), len(labels))
-    )
+    # each row weighted by 1 / its length inside the sum: no normalised copy of an (n, d) matrix
+    with np.errstate(over="ignore", invalid="ignore"):
+        sq = np.einsum("ij,ij->i", J, J)
+    if not np.isfinite(sq).all():  # huge or non-finite rows: the careful path
+        sq = np.linalg.norm(J.astype(np.float64), axis=1) ** 2
+    weight = (1.0 / np.sqrt(np.maximum(sq, 1e-24))).astype(np.float32)
+    member = sparse.csr_matrix((weight, (rows, np.arange(len(labels)))), shape=(len(ids), len(labels)))
     return ids.astype(np.int64), l2_normalize(np.asarray(member @ J, dtype=np.float32))
 
 
