@@ -254,7 +254,7 @@ def test_hdbscan_runs_on_a_pca_reduction():
     assert HDBSCANClusterer(reduce_dims=10).fit(X[:, :8]).n_components_ == 8
 
 
-@pytest.mark.parametrize(("n", "expected"), [(3, 5), (100, 5), (1234, 12), (10_000, 100), (10**7, 500)])
+@pytest.mark.parametrize(("n", "expected"), [(3, 5), (100, 5), (1234, 61), (10_000, 500), (10**7, 5000)])
 def test_default_min_cluster_size(n, expected):
     assert default_min_cluster_size(n) == expected
 
@@ -454,6 +454,172 @@ def test_k_larger_than_n_raises():
 def test_non_numeric_x_raises():
     with pytest.raises(ConfigError, match="numeric"):
         KMeansClusterer(k=2).fit([["a", "b"], ["c", "d"]])
+
+
+# --- the one k-means helper ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("n", "expected"), [(1, 50), (80, 50), (2000, 50), (10_000, 10), (20_000, 5), (10**6, 5)])
+def test_default_n_init_gives_small_folders_more_restarts(n, expected):
+    assert cl.default_n_init(n) == expected
+
+
+@pytest.fixture(params=["faiss", "sklearn", "minibatch"])
+def km_backend(request):
+    if request.param == "faiss":
+        pytest.importorskip("faiss")
+    return request.param
+
+
+def test_kmeans_helper_recovers_blobs_on_every_backend(km_backend):
+    X, y, _ = blobs(k=5, per=60)
+    fit = cl.kmeans(X, 5, seed=0, backend=km_backend)
+    assert fit.backend == km_backend
+    assert fit.labels.dtype == np.int64 and fit.centres.shape == (5, 32)
+    assert same_partition(fit.labels, y)
+    d = ((X - fit.centres[fit.labels]) ** 2).sum()
+    assert fit.inertia == pytest.approx(d, rel=1e-3)
+
+
+@pytest.mark.parametrize("backend", ["faiss", "sklearn"])
+def test_kmeans_helper_weights_equal_repeated_rows(backend):
+    if backend == "faiss":
+        pytest.importorskip("faiss")
+    km_backend = backend
+    X, y, _ = blobs(k=3, per=30, spread=0.1)
+    w = np.random.default_rng(2).integers(1, 4, len(X))
+    fit = cl.kmeans(X, 3, seed=0, sample_weight=w, backend=km_backend)
+    rep = cl.kmeans(np.repeat(X, w, axis=0), 3, seed=0, backend=km_backend)
+    assert same_partition(np.repeat(fit.labels, w), rep.labels)
+    assert fit.inertia == pytest.approx(rep.inertia, rel=1e-3)
+
+
+def test_kmeans_helper_keeps_the_order_of_given_centres(km_backend):
+    X, y, centres = blobs(k=4)
+    order = np.array([3, 1, 0, 2])
+    fit = cl.kmeans(X, 4, init=centres[order], backend=km_backend)
+    np.testing.assert_array_equal(fit.labels, np.argsort(order)[y])
+    assert fit.n_init == 1
+
+
+def test_kmeans_helper_refines_on_every_row_after_a_sample(monkeypatch):
+    pytest.importorskip("faiss")
+    monkeypatch.setattr(km_mod, "POINTS_PER_CENTRE", 10)  # each restart sees 40 of 400 rows
+    X, y, _ = blobs(k=4, per=100, spread=0.15)
+    fit = cl.kmeans(X, 4, seed=0)
+    exact = cl.kmeans(X, 4, seed=0, backend="sklearn")
+    from sklearn.metrics import adjusted_rand_score
+
+    assert adjusted_rand_score(fit.labels, exact.labels) > 0.97  # the same optimum up to a boundary row
+    assert fit.inertia == pytest.approx(exact.inertia, rel=1e-3)
+
+
+def test_kmeans_helper_refuses_an_unknown_backend():
+    with pytest.raises(ConfigError, match="'spark'"):
+        cl.kmeans(blobs()[0], 2, backend="spark")
+
+
+def test_small_folder_gives_the_same_partition_for_every_seed():
+    """80 images of four overlapping kinds (where 10 restarts of sklearn's k-means swing with the seed)."""
+    X, _, _ = blobs(k=4, per=20, spread=0.25, seed=12)
+    parts = [KMeansClusterer(k=4, seed=s).fit(X).labels_ for s in range(6)]
+    assert all(same_partition(parts[0], p) for p in parts[1:])
+
+
+def test_kmeans_n_init_is_an_option():
+    X, _, _ = blobs()
+    assert KMeansClusterer(k=4, n_init=2).fit(X).n_init_ == 2
+    assert make_clusterer(ClusterConfig(method="kmeans", k=4, n_init=7)).n_init == 7
+    with pytest.raises(ConfigError, match="n_init"):
+        ClusterConfig(method="kmeans", n_init=0)
+
+
+# --- exact Ward through fastcluster ------------------------------------------------------------
+
+
+def test_ward_on_the_rows_matches_sklearn():
+    from sklearn.cluster import AgglomerativeClustering
+
+    X, _, _ = blobs(k=5, per=30, spread=0.5, seed=3)
+    ours = AgglomerativeClusterer(k=5, pca_dims=None).fit(X)
+    theirs = AgglomerativeClustering(n_clusters=5, linkage="ward").fit(X).labels_
+    assert same_partition(ours.labels_, theirs)
+    assert ours.n_components_ == 32
+
+
+def test_ward_runs_on_a_pca_reduction_by_default():
+    X, y, _ = blobs(k=4, d=64)
+    est = AgglomerativeClusterer(k=4).fit(X)
+    assert est.n_components_ == cl.WARD_PCA_DIMS
+    assert same_partition(est.labels_, y)
+    with pytest.raises(ConfigError, match="pca_dims"):
+        AgglomerativeClusterer(k=2, pca_dims=1).fit(X)
+
+
+@pytest.mark.parametrize("k", [1, 2, 5, 17])
+def test_cut_linkage_matches_scipy(k):
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    X = np.random.default_rng(k).normal(size=(60, 3))
+    tree = linkage(X, method="ward")
+    ours = hier_mod.cut_linkage(tree, 60, k)
+    assert len(set(ours.tolist())) == k
+    assert same_partition(ours, fcluster(tree, t=k, criterion="maxclust"))
+
+
+# --- HDBSCAN options ---------------------------------------------------------------------------
+
+
+def noisy_blobs():
+    X, y, _ = blobs(k=3, per=60, d=32, spread=0.03)
+    scatter = np.random.default_rng(9).normal(size=(15, 32)).astype(np.float32)
+    return np.vstack([X, scatter / np.linalg.norm(scatter, axis=1, keepdims=True)]), y
+
+
+@pytest.mark.parametrize("backend", ["hdbscan", "sklearn"])
+def test_hdbscan_assigns_noise_to_the_nearest_cluster_on_request(backend):
+    Xa, y = noisy_blobs()
+    plain = HDBSCANClusterer(min_cluster_size=10, reducer="pca", backend=backend).fit(Xa)
+    est = HDBSCANClusterer(min_cluster_size=10, reducer="pca", backend=backend, assign_noise=True).fit(Xa)
+    assert (plain.labels_ == -1).any() and (est.labels_ >= 0).all()
+    assert est.noise_share_ == plain.noise_share_ == pytest.approx((plain.labels_ == -1).mean())
+    kept = plain.labels_ >= 0
+    np.testing.assert_array_equal(est.labels_[kept], plain.labels_[kept])
+    assert same_partition(est.labels_[: len(y)], y)
+
+
+def test_hdbscan_on_umap_finds_blobs_and_reuses_the_reduction(tmp_path):
+    from vlexplore.cluster import density
+
+    density._MEMORY.clear()
+    X, y, _ = blobs(k=3, per=60, d=32, spread=0.05)
+    first = HDBSCANClusterer(min_cluster_size=20, cache_dir=tmp_path).fit(X)
+    assert first.n_components_ == 5 and not first.reduction_cached_
+    assert same_partition(first.labels_, y)
+    assert len(list((tmp_path / "reductions").glob("*.npy"))) == 1
+    again = HDBSCANClusterer(min_cluster_size=30).fit(X)  # another min_cluster_size: same reduction
+    assert again.reduction_cached_
+    density._MEMORY.clear()
+    from_disk = HDBSCANClusterer(min_cluster_size=20, cache_dir=tmp_path).fit(X)
+    assert from_disk.reduction_cached_
+    np.testing.assert_array_equal(from_disk.labels_, first.labels_)
+
+
+def test_hdbscan_result_reports_its_noise_share():
+    Xa, _ = noisy_blobs()
+    res = cluster(Xa, ClusterConfig(method="hdbscan", min_cluster_size=10, reducer="pca", min_samples=5))
+    assert res.info["noise_share"] == pytest.approx((res.labels == -1).mean(), abs=1e-4)
+    assert res.info["reducer"] == "pca" and res.info["min_cluster_size"] == 10
+    assert res.info["noise_assigned"] is False
+
+
+def test_hdbscan_options_are_checked():
+    with pytest.raises(ConfigError, match="reducer"):
+        ClusterConfig(method="hdbscan", reducer="tsne")
+    with pytest.raises(ConfigError, match="min_samples"):
+        ClusterConfig(method="hdbscan", min_samples=0)
+    with pytest.raises(ConfigError, match="backend"):
+        HDBSCANClusterer(backend="cuml", reducer="pca").fit(blobs()[0])
 
 
 # --- dispatcher --------------------------------------------------------------------------------

@@ -68,10 +68,10 @@ class ClusterConfig:
         linkage: agglomerative linkage: ``ward`` (euclidean) or ``average`` (cosine).
         n_init: k-means restarts (the lowest loss wins); ``None`` = more for small folders, fewer
             for large ones (see :func:`vlexplore.cluster.default_n_init`).
-        min_cluster_size: HDBSCAN's smallest cluster; ``None`` = about n/100, at least 5.
+        min_cluster_size: HDBSCAN's smallest cluster; ``None`` = about n/20, at least 5.
         reduce_dims: HDBSCAN runs on a reduction to this many dimensions.
         reducer: HDBSCAN's reduction: ``umap`` (cosine, cached; as BERTopic) or ``pca``.
-        min_samples: HDBSCAN's density smoothing; ``None`` = ``min_cluster_size``.
+        min_samples: HDBSCAN's density smoothing; ``None`` = ``min(min_cluster_size, 25)``.
         assign_noise: HDBSCAN: give each noise point the cluster of its nearest clustered point.
         prototypes: text prompts used as centroids (``method="prototypes"``) or as k-means seeds.
         threshold: prototypes: images whose best cosine similarity is below it go to "other" (-1).
@@ -90,7 +90,7 @@ class ClusterConfig:
     k: int | None = None
     linkage: str = "ward"
     min_cluster_size: int | None = None
-    reduce_dims: int = 10
+    reduce_dims: int = 5
     reducer: str = "umap"
     min_samples: int | None = None
     assign_noise: bool = False

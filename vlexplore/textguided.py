@@ -334,10 +334,9 @@ def rank_prompts(spaces: Mapping[str, np.ndarray], *, k: int, seed: int = 0, sam
         first), "labels": {prompt: int64 (n,)}, "ami": float (p, p) in ``prompts`` order,
         "prompts": [...], "chosen": best prompt}``.
     """
-    from sklearn.cluster import KMeans
     from sklearn.metrics import adjusted_mutual_info_score, silhouette_score
 
-    from .cluster import KMEANS_N_INIT
+    from .cluster import KMEANS_N_INIT, kmeans
 
     prompts = list(spaces)
     if not prompts:
@@ -352,8 +351,8 @@ def rank_prompts(spaces: Mapping[str, np.ndarray], *, k: int, seed: int = 0, sam
         if len(uniq) <= k:  # every distinct answer its own cluster: loss 0, nothing learnt
             lab, inertia = inverse.astype(np.int64), 0.0
         else:
-            km = KMeans(n_clusters=k, n_init=KMEANS_N_INIT, random_state=seed).fit(uniq, sample_weight=counts)
-            lab, inertia = km.labels_[inverse].astype(np.int64), float(km.inertia_)
+            km = kmeans(uniq, k, n_init=KMEANS_N_INIT, seed=seed, sample_weight=counts)
+            lab, inertia = km.labels[inverse], km.inertia
         n_lab = len(np.unique(lab))
         sil = float("nan")
         if 2 <= n_lab <= len(x) - 1:

@@ -18,8 +18,14 @@ from ..errors import ConfigError
 from ..models.base import l2_normalize
 from .checks import check_matrix
 
-#: HDBSCAN's default smallest cluster is about n/100, at least 5 and at most this.
-MIN_CLUSTER_SIZE_CAP = 500
+#: HDBSCAN's default smallest cluster is about n/20, at least 5 and at most this; its default
+#: ``min_samples`` is at most :data:`MIN_SAMPLES_CAP`; clusters are the tree's leaves
+#: (``cluster_selection_method="leaf"``). On a UMAP-5 space this gives ACC 0.63 (0.74 with noise
+#: assigned) on Fashion-MNIST-10k and 0.88 (0.95) on sklearn's digits, where the "excess of mass"
+#: selection merges similar classes (0.42 on Fashion-MNIST) — see bench/recluster.py.
+MIN_CLUSTER_SIZE_CAP = 5000
+MIN_SAMPLES_CAP = 25
+SELECTION = "leaf"
 REDUCERS = ("umap", "pca")
 #: UMAP neighbours (BERTopic's default) and the rows UMAP is fitted on; the rest are placed by
 #: ``transform`` (UMAP on every row of 100k takes minutes on two cores).
@@ -31,8 +37,8 @@ _MEMORY: OrderedDict[str, np.ndarray] = OrderedDict()
 
 
 def default_min_cluster_size(n: int) -> int:
-    """HDBSCAN's default smallest cluster for ``n`` points: ``n // 100``, at least 5, at most 500."""
-    return int(min(max(5, n // 100), MIN_CLUSTER_SIZE_CAP))
+    """HDBSCAN's default smallest cluster for ``n`` points: ``n // 20``, at least 5, at most 5000."""
+    return int(min(max(5, n // 20), MIN_CLUSTER_SIZE_CAP))
 
 
 def _key(Xn: np.ndarray, reducer: str, dims: int, seed: int) -> str:
@@ -121,13 +127,14 @@ def _hdbscan(Z: np.ndarray, mcs: int, min_samples: int | None, backend: str) -> 
         except ImportError:
             backend = "sklearn"
         else:
-            return hdbscan.HDBSCAN(min_cluster_size=mcs, min_samples=min_samples,
+            return hdbscan.HDBSCAN(min_cluster_size=mcs, min_samples=min_samples, cluster_selection_method=SELECTION,
                                    core_dist_n_jobs=1).fit(Z).labels_.astype(np.int64)
     if backend != "sklearn":
         raise ConfigError(f"HDBSCAN backend must be 'hdbscan' or 'sklearn', got {backend!r}")
     from sklearn.cluster import HDBSCAN
 
-    return HDBSCAN(min_cluster_size=mcs, min_samples=min_samples, copy=True).fit(Z).labels_.astype(np.int64)
+    return HDBSCAN(min_cluster_size=mcs, min_samples=min_samples, cluster_selection_method=SELECTION,
+                   copy=True).fit(Z).labels_.astype(np.int64)
 
 
 def nearest_cluster(Z: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -158,11 +165,11 @@ class HDBSCANClusterer:
 
     Args:
         reducer: ``umap`` or ``pca``. backend: ``hdbscan`` (the package) or ``sklearn``.
-        min_samples: HDBSCAN's density smoothing; ``None`` = ``min_cluster_size``.
+        min_samples: HDBSCAN's density smoothing; ``None`` = ``min(min_cluster_size, 25)``.
         cache_dir: where UMAP reductions are kept on disk (``None`` = in memory only).
     """
 
-    def __init__(self, *, min_cluster_size: int | None = None, reduce_dims: int = 10, seed: int = 0,
+    def __init__(self, *, min_cluster_size: int | None = None, reduce_dims: int = 5, seed: int = 0,
                  reducer: str = "umap", assign_noise: bool = False, min_samples: int | None = None,
                  backend: str = "hdbscan", cache_dir: Path | None = None) -> None:
         self.min_cluster_size = min_cluster_size
@@ -198,7 +205,7 @@ class HDBSCANClusterer:
         Z, self.reduction_cached_ = reduce(l2_normalize(X), self.reduce_dims, reducer=self.reducer,
                                            seed=self.seed, cache_dir=self.cache_dir)
         self.n_components_ = Z.shape[1]
-        ms = None if self.min_samples is None else min(int(self.min_samples), n - 1)
+        ms = min(int(self.min_samples or min(mcs, MIN_SAMPLES_CAP)), n - 1)
         labels = _hdbscan(np.asarray(Z, dtype=np.float64), int(mcs), ms, self.backend)
         self.noise_share_ = float((labels < 0).mean())
         self.labels_ = nearest_cluster(Z, labels) if self.assign_noise else labels

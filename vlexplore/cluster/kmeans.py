@@ -5,8 +5,9 @@ refinement, text-guided prompt ranking, TAC noun selection, micro-clusters at sc
 
 * **faiss** when it is installed (``pip install faiss-cpu``): Lloyd iterations with
   :func:`default_n_init` restarts, each fitted on a seeded sample of at most
-  :data:`POINTS_PER_CENTRE` rows per centre (faiss's own default); the best restart is then
-  refined with up to :data:`REFINE_ITER` Lloyd steps on every row and all rows are assigned.
+  :data:`POINTS_PER_CENTRE` rows per centre (faiss's own default) and judged by its loss on every
+  row; the best is refined with up to :data:`REFINE_ITER` Lloyd steps on every row and all rows
+  are assigned.
 * **sklearn** otherwise: ``KMeans`` (k-means++, the same restarts) up to
   :data:`MINIBATCH_THRESHOLD` rows, ``MiniBatchKMeans`` on a sample above.
 
@@ -69,11 +70,24 @@ class KMeansFit:
 
 
 def _weighted_assign(X, C, w) -> tuple[np.ndarray, float]:
-    labels, inertia = largescale.assign(X, C)
-    if w is not None:
-        C64 = np.asarray(C, dtype=np.float64)
-        d = ((np.asarray(X, dtype=np.float64) - C64[labels]) ** 2).sum(axis=1)
-        inertia = float((np.asarray(w, dtype=np.float64) * d).sum())
+    """Nearest centre of every row and the (weighted) loss; faiss's exact search when installed."""
+    faiss = largescale.faiss_module()
+    if faiss is None:
+        labels, inertia = largescale.assign(X, C)
+        if w is not None:
+            C64 = np.asarray(C, dtype=np.float64)
+            d = ((np.asarray(X, dtype=np.float64) - C64[labels]) ** 2).sum(axis=1)
+            inertia = float((np.asarray(w, dtype=np.float64) * d).sum())
+        return labels, inertia
+    index = faiss.IndexFlatL2(C.shape[1])
+    index.add(np.ascontiguousarray(C, dtype=np.float32))
+    labels = np.empty(len(X), dtype=np.int64)
+    dist = np.empty(len(X), dtype=np.float64)
+    for start in range(0, len(X), largescale.ASSIGN_BLOCK):
+        B = np.ascontiguousarray(X[start:start + largescale.ASSIGN_BLOCK], dtype=np.float32)
+        D, Ind = index.search(B, 1)
+        labels[start:start + len(B)], dist[start:start + len(B)] = Ind[:, 0], np.maximum(D[:, 0], 0.0)
+    inertia = float(dist.sum() if w is None else (np.asarray(w, dtype=np.float64) * dist).sum())
     return labels, inertia
 
 
@@ -85,7 +99,7 @@ def _lloyd(X: np.ndarray, C: np.ndarray, w, iters: int) -> np.ndarray:
     wt = np.ones(n, dtype=np.float32) if w is None else np.asarray(w, dtype=np.float32)
     prev = None
     for _ in range(iters):
-        labels, _ = largescale.assign(X, C)
+        labels, _ = _weighted_assign(X, C, None)
         if prev is not None and np.array_equal(labels, prev):
             break
         member = csr_matrix((wt, (labels, np.arange(n))), shape=(k, n))
@@ -106,14 +120,21 @@ def _faiss_centres(X, k, *, seed, n_init, init, w) -> np.ndarray:
     idx = largescale._sample(n, min(largescale.KMEANS_SAMPLE, max(k, POINTS_PER_CENTRE * k)), seed)
     S = np.ascontiguousarray(X[idx], dtype=np.float32)
     ws = None if w is None else np.ascontiguousarray(np.asarray(w, dtype=np.float32)[idx])
-    km = faiss.Kmeans(d, int(k), niter=FAISS_NITER, nredo=1 if init is not None else max(1, n_init),
-                      seed=int(seed) + 1, max_points_per_centroid=len(S), min_points_per_centroid=1,
-                      spherical=False, verbose=False)
-    km.train(S, weights=ws, init_centroids=None if init is None else np.ascontiguousarray(init, np.float32))
-    C = np.asarray(km.centroids, dtype=np.float32)
-    if len(S) < n <= largescale.KMEANS_SAMPLE:  # refine on every row (at scale: the sample's centres stand)
-        C = _lloyd(np.asarray(X, dtype=np.float32), C, w, REFINE_ITER)
-    return C
+    refine = len(S) < n <= largescale.KMEANS_SAMPLE  # at scale the sample's centres stand
+    Xf = np.asarray(X, dtype=np.float32) if refine else None
+    runs = 1 if init is not None else max(1, n_init)
+    best, best_loss = None, np.inf
+    for r in range(runs):
+        km = faiss.Kmeans(d, int(k), niter=FAISS_NITER, nredo=1, seed=int(seed) * 1009 + r + 1,
+                          max_points_per_centroid=len(S), min_points_per_centroid=1, spherical=False, verbose=False)
+        km.train(S, weights=ws, init_centroids=None if init is None else np.ascontiguousarray(init, np.float32))
+        C = np.asarray(km.centroids, dtype=np.float32)
+        # the restart is judged on every row: the sample's own loss picks a worse optimum on
+        # Fashion-MNIST-10k for 3 seeds in 5 (ACC 0.65 against 0.73)
+        loss = _weighted_assign(Xf, C, w)[1] if refine and runs > 1 else float(km.obj[-1]) if len(km.obj) else 0.0
+        if loss < best_loss:
+            best, best_loss = C, loss
+    return _lloyd(Xf, best, w, REFINE_ITER) if refine else best
 
 
 def kmeans(X, k: int, *, seed: int = 0, n_init: int | None = None, init=None, sample_weight=None,
