@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CacheError, ConfigError
+from .errors import CacheError, CacheWriteWarning, ConfigError
 from .fsutil import atomic_write_text, exclusive, fsync_dir
 
 SHARD_SUFFIX = ".parquet"
@@ -246,6 +246,17 @@ class ShardStore:
             return None
         table = _to_table(keys, columns)
         return self._write(table, f"{_stamp()}-{uuid.uuid4().hex}{SHARD_SUFFIX}")
+
+    def append_best_effort(self, keys: Sequence[str], columns: Mapping[str, np.ndarray | Sequence[str]]) -> bool:
+        """:meth:`append`, but a cache that cannot be written (read-only, full) only warns
+        (:class:`~vlexplore.errors.CacheWriteWarning`) and returns ``False``: the caller keeps the values in
+        memory. For derived caches (noun and sentence embeddings) that can always be computed again."""
+        try:
+            self.append(keys, columns)
+            return True
+        except CacheError as exc:
+            warnings.warn(f"{exc}; computed in memory this time", CacheWriteWarning, stacklevel=2)
+            return False
 
     def compact(self, max_rows: int = 32_768) -> Path | None:
         """Merge small shards of the same columns, oldest first, into shards of about ``max_rows`` rows.

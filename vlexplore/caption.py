@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .config import default_cache_dir
-from .errors import CacheError, ImageReadError
+from .errors import CacheError, CacheWriteWarning, ImageReadError
 from .types import Progress
 
 
@@ -80,7 +80,7 @@ def caption_images(
                     store.append([keys[i] for i, _ in good], {"caption": [out[i] for i, _ in good]})
                 except CacheError as exc:
                     writable = False
-                    warnings.warn(f"{exc}; captions of this run are kept in memory only", stacklevel=2)
+                    warnings.warn(f"{exc}; captions of this run are kept in memory only", CacheWriteWarning, stacklevel=2)
             done += len(chunk)
             if on_progress:
                 on_progress(done, total)

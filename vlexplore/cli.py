@@ -38,7 +38,7 @@ def _warnings_as_lines() -> Iterator[None]:
     seen: set = set()
 
     def show(message, category, filename, lineno, file=None, line=None) -> None:
-        from .project import CacheWriteWarning
+        from .errors import CacheWriteWarning
 
         if issubclass(category, CacheWriteWarning):
             if CacheWriteWarning in seen:

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .errors import CacheError, ConfigError, ImageReadError
+from .errors import CacheError, CacheWriteWarning, ConfigError, ImageReadError
 from .imageio import (
     DEFAULT_MAX_PIXELS,
     HEIF_EXTENSIONS,
@@ -260,7 +260,7 @@ class _StatIndex:
                 self.store.compact()
         except CacheError as exc:
             warnings.warn(f"the scan index could not be saved ({exc}); the next scan reads every file again",
-                          stacklevel=3)
+                          CacheWriteWarning, stacklevel=3)
 
 
 def _stat(path: str) -> os.stat_result | None:

@@ -23,7 +23,7 @@ from PIL import Image
 
 from .cache import store_for
 from .collection import Collection
-from .errors import CacheError, ConfigError, ImageReadError, VlexploreError
+from .errors import CacheError, CacheWriteWarning, ConfigError, ImageReadError, VlexploreError
 from .imageio import CHANGED, open_image, read_image_bytes
 from .models.base import Encoder, l2_normalize
 
@@ -169,7 +169,7 @@ def embed_images(
         except CacheError as exc:
             writable[0] = False
             warnings.warn(f"{exc}; this run keeps its results in memory only (free space or fix the "
-                          "permissions, then run again to fill the cache)", stacklevel=3)
+                          "permissions, then run again to fill the cache)", CacheWriteWarning, stacklevel=3)
 
     batch_fps: list[str] = []
     tensors: list = []

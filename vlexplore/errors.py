@@ -39,3 +39,10 @@ class CacheError(VlexploreError):
 
 class PathNotAllowedError(VlexploreError, PermissionError):
     """A path lies outside the roots the app is allowed to read."""
+
+
+class CacheWriteWarning(UserWarning):
+    """Something could not be written to the cache directory; the result was computed in memory.
+
+    The CLI says the first of these once, as a note; the app shows one warning.
+    """

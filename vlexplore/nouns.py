@@ -165,7 +165,7 @@ def noun_embeddings(
     for start in range(0, len(missing), EMBED_CHUNK):
         chunk = missing[start:start + EMBED_CHUNK]
         emb = encode_prompts(chunk, encoder, templates).astype(np.float32)
-        store.append(chunk, {"emb": emb})
+        store.append_best_effort(chunk, {"emb": emb})
         computed.append(emb)
     d = (values["emb"] if found.any() else computed[0]).shape[1]
     out = np.empty((len(nouns), d), dtype=np.float32)

@@ -25,7 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from .cluster import check_matrix
-from .errors import ConfigError
+from .errors import (
+    CacheWriteWarning,  # re-exported: it used to be defined here
+    ConfigError,
+)
 from .fsutil import atomic_writer
 
 #: Below this many points UMAP's neighbour graph means little; PCA is used instead.
@@ -36,9 +39,6 @@ UMAP_MIN_POINTS = 30
 UMAP_PCA_DIMS = 50
 _KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
-
-class CacheWriteWarning(UserWarning):
-    """Something could not be written to the cache directory; the result was computed in memory."""
 
 
 CacheErrorHandler = Callable[[str], None] | None

@@ -194,7 +194,7 @@ def embed_sentences(texts: Sequence[str], embedder, *, cache_dir: Path | None = 
     if new is not None:
         vecs[missing] = new
         if store is not None:
-            store.append([keys[i] for i in missing], {"vector": new})
+            store.append_best_effort([keys[i] for i in missing], {"vector": new})
     index = {t: i for i, t in enumerate(uniq)}
     return l2_normalize(vecs[[index[t] for t in texts]])
 
