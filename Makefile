@@ -43,7 +43,7 @@ help:
 	@echo "make lint       ruff check;  make format: ruff format"
 	@echo "make bench      export Fashion-MNIST and run $(or $(BENCH_SCRIPTS),the bench scripts)"
 	@echo "make bench-scale  70k images: export, embed once (~1 h on 2 cores), scale table, app on 70k"
-	@echo "make demo       rebuild demo/ (needs dataset-fashion-mnist and a one-off pip install scikit-image)"
+	@echo "make demo       rebuild demo/ from Debian's tuxpaint-stamps-default (installed when root with apt)"
 	@echo "make clean      remove caches and generated bench data;  make distclean: also $(VENV) and .cache"
 
 # The stamp is newer than both requirements files once they are installed, so a re-run does nothing.
