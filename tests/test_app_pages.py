@@ -234,7 +234,18 @@ def test_cluster_prototypes_without_text_is_an_error(data):
 def test_cluster_hdbscan_defaults(data):
     at = run_page("cluster", seeded(data))
     at.radio(key="method").set_value("hdbscan").run()
-    assert at.number_input[0].value == 5  # max(5, n // 100)
+    assert at.number_input[0].value == 5  # the library's default: n / 20, at least 5
+
+
+def test_cluster_hdbscan_shows_and_assigns_its_noise(data):
+    at = run_page("cluster", seeded(data))
+    at.radio(key="method").set_value("hdbscan").run()
+    at.form_submit_button[0].click().run()
+    assert not at.error and "as noise" in texts(at.caption)
+    at.checkbox[0].check()
+    at.form_submit_button[0].click().run()
+    s = state_of(at)
+    assert s.clustered.config.assign_noise and (s.clustered.labels >= 0).all()
 
 
 def test_cluster_on_caption_tfidf_representation(data):

@@ -10,6 +10,7 @@ import vlexplore as vx
 from ui import actions, state
 from ui.feedback import error_banner, md_escape, show_flash
 from ui.widgets import METHODS, chip, cluster_colours, method_summary
+from vlexplore.cluster.density import default_min_cluster_size
 from vlexplore.plots import ami_figure
 
 s = state.get()
@@ -98,7 +99,7 @@ with st.form("cluster_form", border=True):
         else:
             kwargs["seed"] = int(c2.number_input("Seed", min_value=0, value=int(current.seed)))
     elif method == "hdbscan":
-        default_mcs = current.min_cluster_size or max(5, n // 100)
+        default_mcs = current.min_cluster_size or default_min_cluster_size(n)
         c1, c2 = st.columns(2)
         kwargs["min_cluster_size"] = int(
             c1.number_input(
@@ -106,7 +107,7 @@ with st.form("cluster_form", border=True):
                 min_value=2,
                 max_value=max(2, n),
                 value=min(max(2, default_mcs), max(2, n)),
-                help="Groups smaller than this become noise. Default: about 1 % of the images, at least 5.",
+                help="Groups smaller than this become noise. Default: about 5 % of the images, at least 5.",
             )
         )
         kwargs["reduce_dims"] = int(
@@ -115,8 +116,12 @@ with st.form("cluster_form", border=True):
                 min_value=2,
                 max_value=256,
                 value=int(current.reduce_dims),
-                help="HDBSCAN works on a PCA reduction of the embeddings.",
+                help="HDBSCAN works on a UMAP reduction of the embeddings (cosine; computed once, then cached).",
             )
+        )
+        kwargs["assign_noise"] = st.checkbox(
+            "Give noise images to their nearest cluster", value=bool(current.assign_noise),
+            help="Off: images in no dense group stay as noise (their share is shown after clustering).",
         )
     else:
         text = st.text_area(
@@ -190,6 +195,9 @@ if s.has_clusters:
     )
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     info = s.clustered.info or {}
+    if "noise_share" in info:
+        assigned = " (then given to their nearest clusters)" if info.get("noise_assigned") else ""
+        st.caption(f"HDBSCAN left {float(info['noise_share']):.0%} of the images as noise{assigned}.")
     if info.get("prompt_ranking"):
         st.markdown(f"**Prompts ranked by k-means loss** (chosen: *{md_escape(info.get('chosen_prompt'))}*)")
         if info.get("answerer"):

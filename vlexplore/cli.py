@@ -181,7 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: about 8,000 WordNet nouns plus the ImageNet class names)",
     )
     g.add_argument("--linkage", choices=("ward", "average"), default="ward", help="agglomerative linkage")
-    g.add_argument("--min-cluster-size", type=int, default=None, help="HDBSCAN smallest cluster (default ~n/100)")
+    g.add_argument("--min-cluster-size", type=int, default=None, help="HDBSCAN smallest cluster (default ~n/20)")
+    g.add_argument("--min-samples", type=int, default=None, help="HDBSCAN density smoothing (default: min(size, 25))")
+    g.add_argument("--reducer", choices=("umap", "pca"), default="umap",
+                   help="HDBSCAN runs on this reduction to 5 dimensions (UMAP: cosine, cached)")
+    g.add_argument("--assign-noise", action="store_true",
+                   help="HDBSCAN: give each noise image the cluster of its nearest clustered image")
+    g.add_argument("--n-init", type=int, default=None,
+                   help="k-means restarts (default: more for small folders, 5 from 20,000 images)")
     g.add_argument("--seed", type=int, default=0, help="random seed for every stochastic step")
     g = p.add_argument_group("output")
     g.add_argument("--out", type=Path, default=None, help="write the labelled table here (.csv or .parquet)")
@@ -308,6 +315,7 @@ def cmd_cluster(a: argparse.Namespace) -> int:
     prototypes = tuple(parse_prompts(a.prototypes)) if a.prototypes else ()
     ccfg = ClusterConfig(
         method=a.method, k=a.k, linkage=a.linkage, min_cluster_size=a.min_cluster_size,
+        min_samples=a.min_samples, reducer=a.reducer, assign_noise=a.assign_noise, n_init=a.n_init,
         prototypes=prototypes, threshold=a.threshold, discover_rest=a.discover_rest, seed=a.seed,
         representation=a.representation, questions=tuple(a.question),
         options={k: v for k, v in (("captioner", a.captioner), ("nouns", a.nouns)) if v},

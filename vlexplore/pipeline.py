@@ -224,7 +224,7 @@ def cluster_embedded(
             raise ConfigError(
                 f"text prototypes need a text-comparable view; representation {cfg.representation!r} has none"
             )
-        result = cluster(x, cfg, joint=joint, prototype_embeddings=p_emb)
+        result = cluster(x, cfg, joint=joint, prototype_embeddings=p_emb, cache_dir=cache_dir)
         labels, similarity = np.asarray(result.labels, dtype=np.int64), result.similarity
         rep.info.update(result.info)
     if cfg.representation in ("nouns", "relations") and "confident" not in rep.info and 2 <= len(x) <= 20_000:
