@@ -61,7 +61,9 @@ if auto_start:
             actions.load_folder(s, start)  # stops the page with an error banner on failure
             st.rerun()
         st.error(
-            md_escape(f"The start-up folder {start} (VLEXPLORE_FOLDER) is not a folder; choose one on the Load page.")
+            md_escape(
+                f"The start-up folder {start} (VLEXPLORE_FOLDER) is not a folder; choose one on the Load page."
+            )
         )
 
 elif not s.has_data and os.environ.get("VLEXPLORE_WARM_UMAP", "1") != "0":

@@ -56,15 +56,26 @@ def main() -> None:
     n_files = sum(1 for _ in a.folder.rglob("*.png"))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "VLEXPLORE_FOLDER": str(a.folder.resolve()), "VLEXPLORE_CACHE_DIR": str(a.cache_dir.resolve()),
-           "HF_HUB_OFFLINE": "1", "VLEXPLORE_ROOTS": str(a.folder.resolve())}
+    env = {
+        **os.environ,
+        "VLEXPLORE_FOLDER": str(a.folder.resolve()),
+        "VLEXPLORE_CACHE_DIR": str(a.cache_dir.resolve()),
+        "HF_HUB_OFFLINE": "1",
+        "VLEXPLORE_ROOTS": str(a.folder.resolve()),
+    }
     log = Path("/tmp") / f"vlexplore-app70k-{port}.log"
     cmd = serve_command(ROOT / "app.py", port)
-    out: dict = {"folder": str(a.folder), "n_image_files": n_files,
-                 "machine": f"{platform.machine()}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d %H:%M")}
+    out: dict = {
+        "folder": str(a.folder),
+        "n_image_files": n_files,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
     ms = a.timeout * 1000
     with log.open("wb") as fh:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         wait_healthy(url, proc, timeout=120)
         with sync_playwright() as p:
@@ -77,7 +88,9 @@ def main() -> None:
             out["clusters_s"] = round(time.monotonic() - t0, 2)
             wait_idle(page, timeout=ms)
             out["clusters_idle_s"] = round(time.monotonic() - t0, 2)
-            out["sidebar"] = " ".join(page.locator('[data-testid="stSidebarUserContent"]').inner_text().split())[:240]
+            out["sidebar"] = " ".join(
+                page.locator('[data-testid="stSidebarUserContent"]').inner_text().split()
+            )[:240]
             if a.shots:
                 snap(page, a.shots / "scale-clusters.png")
 
@@ -90,7 +103,10 @@ def main() -> None:
                 page.wait_for_function(
                     "(s) => { const i = document.querySelector('" + FIRST_IMG + "');"
                     " return !!i && i.getAttribute('src') !== s && i.complete && i.naturalWidth > 0; }",
-                    arg=first_src, timeout=ms, polling=50)
+                    arg=first_src,
+                    timeout=ms,
+                    polling=50,
+                )
                 wait_idle(page, timeout=ms)
                 out["next_thumbnail_page_s"] = round(time.monotonic() - t, 2)
 
@@ -99,7 +115,9 @@ def main() -> None:
             page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot').first.wait_for(timeout=ms)
             wait_idle(page, timeout=ms)
             out["map_s"] = round(time.monotonic() - t, 2)
-            out["map_caption"] = " ".join(page.locator('[data-testid="stCaptionContainer"]').first.inner_text().split())
+            out["map_caption"] = " ".join(
+                page.locator('[data-testid="stCaptionContainer"]').first.inner_text().split()
+            )
             if a.shots:
                 snap(page, a.shots / "scale-map.png")
             t = time.monotonic()
@@ -108,7 +126,9 @@ def main() -> None:
             page.wait_for_function(FIRST_THUMB, timeout=ms, polling=50)
             wait_idle(page, timeout=ms)
             out["select_s"] = round(time.monotonic() - t, 2)
-            out["selection"] = " ".join(page.get_by_text("Selected images by cluster").first.inner_text().split())[:200]
+            out["selection"] = " ".join(
+                page.get_by_text("Selected images by cluster").first.inner_text().split()
+            )[:200]
             if a.shots:
                 snap(page, a.shots / "scale-map-selection.png")
 

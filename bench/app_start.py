@@ -74,16 +74,23 @@ def merge_results(key: str, value: dict) -> None:
     OUT.write_text(json.dumps(data, indent=2) + "\n")
 
 
-def start_server(folder: Path, cache: Path, port: int, log: Path, extra_env: dict,
-                 repo: Path = ROOT) -> subprocess.Popen:
-    env = {**os.environ, "VLEXPLORE_FOLDER": str(folder), "VLEXPLORE_CACHE_DIR": str(cache),
-           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+def start_server(
+    folder: Path, cache: Path, port: int, log: Path, extra_env: dict, repo: Path = ROOT
+) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "VLEXPLORE_FOLDER": str(folder),
+        "VLEXPLORE_CACHE_DIR": str(cache),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    }
     env.pop("NUMBA_CACHE_DIR", None)
     env.update(extra_env)
     cmd = serve_command(repo / "app.py", port)
     with log.open("ab") as fh:
-        return subprocess.Popen(cmd, cwd=repo, env=env, stdout=fh, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen(
+            cmd, cwd=repo, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 def stop_server(proc: subprocess.Popen) -> None:
@@ -102,8 +109,16 @@ def wait_healthy(url: str, proc: subprocess.Popen, deadline: float) -> None:
     _wait_healthy(url, proc, timeout=max(0.0, deadline - time.monotonic()), poll=0.1)
 
 
-def one_start(browser, folder: Path, cache: Path, log: Path, timeout_s: float, label: str,
-              extra_env: dict, repo: Path = ROOT) -> dict:
+def one_start(
+    browser,
+    folder: Path,
+    cache: Path,
+    log: Path,
+    timeout_s: float,
+    label: str,
+    extra_env: dict,
+    repo: Path = ROOT,
+) -> dict:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     load0 = loadavg()
@@ -118,8 +133,9 @@ def one_start(browser, folder: Path, cache: Path, log: Path, timeout_s: float, l
         out["health_s"] = round(time.monotonic() - t0, 2)
         page.goto(url, timeout=max(1.0, deadline - time.monotonic()) * 1000)
         out["goto_s"] = round(time.monotonic() - t0, 2)
-        page.wait_for_function(CLUSTERS_ON_SCREEN, timeout=max(1.0, deadline - time.monotonic()) * 1000,
-                               polling=50)
+        page.wait_for_function(
+            CLUSTERS_ON_SCREEN, timeout=max(1.0, deadline - time.monotonic()) * 1000, polling=50
+        )
         out["clusters_s"] = round(time.monotonic() - t0, 2)
         page.wait_for_function(IDLE, timeout=max(1.0, deadline - time.monotonic()) * 1000, polling=50)
         out["idle_s"] = round(time.monotonic() - t0, 2)
@@ -143,13 +159,26 @@ def main() -> None:
     ap.add_argument("--cold-timeout", type=float, default=300.0)
     ap.add_argument("--warm-timeout", type=float, default=120.0)
     ap.add_argument("--target-warm-s", type=float, default=10.0)
-    ap.add_argument("--env", nargs="*", default=[], metavar="KEY=VALUE",
-                    help="extra server environment (an experiment: stored under start.with_env.<KEY=VALUE ...>)")
-    ap.add_argument("--repo", type=Path, default=ROOT,
-                    help="serve app.py of another checkout (e.g. a patched copy); stored under start.with_env")
-    ap.add_argument("--cache-dir", type=Path, default=None,
-                    help="serve from this cache (e.g. a 70k collection embedded beforehand) instead of an empty "
-                    "temp dir: the first run then opens a collection whose embeddings exist")
+    ap.add_argument(
+        "--env",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra server environment (an experiment: stored under start.with_env.<KEY=VALUE ...>)",
+    )
+    ap.add_argument(
+        "--repo",
+        type=Path,
+        default=ROOT,
+        help="serve app.py of another checkout (e.g. a patched copy); stored under start.with_env",
+    )
+    ap.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="serve from this cache (e.g. a 70k collection embedded beforehand) instead of an empty "
+        "temp dir: the first run then opens a collection whose embeddings exist",
+    )
     ap.add_argument("--key", default="start", help="where the results go in app.json (default: start)")
     args = ap.parse_args()
     extra_env = dict(kv.split("=", 1) for kv in args.env)
@@ -166,8 +195,12 @@ def main() -> None:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
                 cold = one_start(browser, folder, cache, log, args.cold_timeout, first, extra_env, args.repo)
-                warm = [one_start(browser, folder, cache, log, args.warm_timeout, f"warm{i + 1}", extra_env, args.repo)
-                        for i in range(args.repeats)]
+                warm = [
+                    one_start(
+                        browser, folder, cache, log, args.warm_timeout, f"warm{i + 1}", extra_env, args.repo
+                    )
+                    for i in range(args.repeats)
+                ]
             finally:
                 browser.close()
         if any("error" in r for r in [cold, *warm]):
@@ -176,7 +209,7 @@ def main() -> None:
     median = round(statistics.median(ok), 2) if ok else None
     result = {
         "what": "server spawn -> h1 'Clusters' + first cluster-card thumbnail img decoded and visible "
-                "in headless Debian chromium (fresh browser context per run)",
+        "in headless Debian chromium (fresh browser context per run)",
         "folder": str(folder.relative_to(ROOT)) if folder.is_relative_to(ROOT) else str(folder),
         "n_image_files": n_files,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
@@ -190,7 +223,9 @@ def main() -> None:
     if args.key != "start":
         result["cache_dir"] = str(args.cache_dir) if args.cache_dir else "fresh temp dir"
         merge_results(args.key, result)
-        print(f"{first}: {cold.get('clusters_s')} s; warm median: {median} s → {OUT.relative_to(ROOT)} [{args.key}]")
+        print(
+            f"{first}: {cold.get('clusters_s')} s; warm median: {median} s → {OUT.relative_to(ROOT)} [{args.key}]"
+        )
         return
     variant = " ".join(args.env + ([f"repo={args.repo}"] if args.repo.resolve() != ROOT else []))
     try:
@@ -204,8 +239,10 @@ def main() -> None:
     elif "with_env" in base:  # a plain run replaces the headline and keeps the experiments
         result["with_env"] = base["with_env"]
     merge_results("start", result)
-    print(f"cold: {cold.get('clusters_s')} s; warm median: {median} s (target ≤ {args.target_warm_s} s) "
-          f"→ {OUT.relative_to(ROOT)}")
+    print(
+        f"cold: {cold.get('clusters_s')} s; warm median: {median} s (target ≤ {args.target_warm_s} s) "
+        f"→ {OUT.relative_to(ROOT)}"
+    )
 
 
 if __name__ == "__main__":

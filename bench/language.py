@@ -48,8 +48,16 @@ def image_self_training(x: np.ndarray, k: int, seed: int, opts) -> np.ndarray:
     neighbours, centres = knn_indices(x, opts.knn), init
     for _ in range(opts.rounds):
         mask = confident_mask(None, labels, opts.knn, opts.agree, neighbours=neighbours)
-        centres, _ = train_centres(x, labels, mask, centres, temperature=opts.centre_temperature,
-                                   balance=opts.balance, epochs=opts.epochs, lr=opts.lr)
+        centres, _ = train_centres(
+            x,
+            labels,
+            mask,
+            centres,
+            temperature=opts.centre_temperature,
+            balance=opts.balance,
+            epochs=opts.epochs,
+            lr=opts.lr,
+        )
         labels = np.argmax(x @ centres.T, axis=1)
     return labels
 
@@ -107,17 +115,26 @@ def main(argv=None) -> int:
             m = evaluate(y, labels)
             scores.append([m["acc"], m["nmi"], m["ari"]])
         s = np.asarray(scores)
-        row = {"method": name, "representation": rep, "options": {k: v for k, v in opts.items()},
-               **{f"{k}": round(float(s[:, i].mean()), 4) for i, k in enumerate(("acc", "nmi", "ari"))},
-               **{f"{k}_sd": round(float(s[:, i].std()), 4) for i, k in enumerate(("acc", "nmi", "ari"))},
-               "seconds": round(float(np.mean(times)), 1)}
+        row = {
+            "method": name,
+            "representation": rep,
+            "options": {k: v for k, v in opts.items()},
+            **{f"{k}": round(float(s[:, i].mean()), 4) for i, k in enumerate(("acc", "nmi", "ari"))},
+            **{f"{k}_sd": round(float(s[:, i].std()), 4) for i, k in enumerate(("acc", "nmi", "ari"))},
+            "seconds": round(float(np.mean(times)), 1),
+        }
         rows.append(row)
-        print(f"{name:<60} ACC {row['acc']:.3f}±{row['acc_sd']:.3f}  NMI {row['nmi']:.3f}  ARI {row['ari']:.3f}"
-              f"  ({row['seconds']:.1f} s)", flush=True)
+        print(
+            f"{name:<60} ACC {row['acc']:.3f}±{row['acc_sd']:.3f}  NMI {row['nmi']:.3f}  ARI {row['ari']:.3f}"
+            f"  ({row['seconds']:.1f} s)",
+            flush=True,
+        )
 
     p = _prepare(emb, vx.ClusterConfig(k=10, representation="nouns"))
     spaces = {
-        "image": p.image, "joint": p.joint, "TAC (bundled defaults)": _tac_matrix(p),
+        "image": p.image,
+        "joint": p.joint,
+        "TAC (bundled defaults)": _tac_matrix(p),
         "relations C": relation_matrix(p.sims, p.opts.relation_norm, p.temperature),
     }
     consistency = {k: round(neighbourhood_consistency(v, y, 10), 4) for k, v in spaces.items()}
@@ -134,17 +151,24 @@ def main(argv=None) -> int:
         "machine": f"{platform.machine()}, {platform.python_version()}, CPU only (2 cores)",
         "n_vocabulary": p.info()["n_vocabulary"],
         "n_selected_nouns": len(p.selected),
-        "temperature_auto": round(float(_prepare(emb, vx.ClusterConfig(k=10, representation="nouns", options=paper)).temperature), 5),
+        "temperature_auto": round(
+            float(_prepare(emb, vx.ClusterConfig(k=10, representation="nouns", options=paper)).temperature), 5
+        ),
         "results": rows,
         "consistency_at_10": consistency,
-        "best": {"method": best["method"], "acc": best["acc"], "gain_over_image_kmeans": round(best["acc"] - base, 4)},
+        "best": {
+            "method": best["method"],
+            "acc": best["acc"],
+            "gain_over_image_kmeans": round(best["acc"] - base, 4),
+        },
         "centres_seed0": {
             "rounds": centres["rounds"],
             "centre_nouns": {str(k): v for k, v in centres["centre_nouns"].items()},
             "confident_share": round(float(np.mean(centres["confident"])), 4),
         },
         "selected_nouns_first_40": p.names[:40],
-        "command": "python bench/language.py" + (f" --split {a.split}" if a.split != "test" else "")
+        "command": "python bench/language.py"
+        + (f" --split {a.split}" if a.split != "test" else "")
         + (f" --limit {a.limit}" if a.limit else ""),
     }
     a.out.parent.mkdir(parents=True, exist_ok=True)

@@ -147,7 +147,12 @@ def license_text(rows: dict[str, list[tuple[str, str, str, tuple[int, int]]]], v
         "",
     ]
     for name, items in rows.items():
-        lines += [f"## `{name}/` ({len(items)} images)", "", "| File | Size | Stamp | Description |", "| --- | --- | --- | --- |"]
+        lines += [
+            f"## `{name}/` ({len(items)} images)",
+            "",
+            "| File | Size | Stamp | Description |",
+            "| --- | --- | --- | --- |",
+        ]
         for file, stamp, text, (w, h) in items:
             lines.append(f"| `{name}/{file}` | {w}×{h} | `{stamp}` | {text.replace('|', '/')} |")
         lines.append("")

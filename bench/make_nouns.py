@@ -41,18 +41,43 @@ OUT_DIR = Path(__file__).resolve().parent.parent / "vlexplore" / "data"
 PHYSICAL_ENTITY = "00001930"
 #: Lexicographer files kept (WordNet's lexnames): things one can photograph.
 LEXFILES = {
-    5: "noun.animal", 6: "noun.artifact", 8: "noun.body", 13: "noun.food", 15: "noun.location",
-    17: "noun.object", 18: "noun.person", 19: "noun.phenomenon", 20: "noun.plant", 27: "noun.substance",
+    5: "noun.animal",
+    6: "noun.artifact",
+    8: "noun.body",
+    13: "noun.food",
+    15: "noun.location",
+    17: "noun.object",
+    18: "noun.person",
+    19: "noun.phenomenon",
+    20: "noun.plant",
+    27: "noun.substance",
 }
 #: noun.person is limited to these subtrees (occupations, players, performers, soldiers, travellers,
 #: children) and :data:`PEOPLE`: the rest of it names people by ethnicity, belief, sexuality, health
 #: or character, which is no name for a cluster of someone's photos.
 PERSON_ROOTS = {
-    "09632518": "worker.n.01", "09613191": "contestant.n.01", "10415638": "performer.n.01",
-    "10582746": "serviceman.n.01", "09629752": "traveler.n.01", "09622049": "juvenile.n.01",
+    "09632518": "worker.n.01",
+    "09613191": "contestant.n.01",
+    "10415638": "performer.n.01",
+    "10582746": "serviceman.n.01",
+    "09629752": "traveler.n.01",
+    "09622049": "juvenile.n.01",
     "10480253": "professional.n.01",
 }
-PEOPLE = {"person", "people", "man", "woman", "adult", "child", "baby", "boy", "girl", "bride", "bridegroom", "groom"}
+PEOPLE = {
+    "person",
+    "people",
+    "man",
+    "woman",
+    "adult",
+    "child",
+    "baby",
+    "boy",
+    "girl",
+    "bride",
+    "bridegroom",
+    "groom",
+}
 #: Kept by the rules above but a slur in common use.
 DENY = {"gypsy"}
 MAX_SENSE_RANK = 1
@@ -78,9 +103,7 @@ def read_synsets(path: Path) -> dict[str, tuple[int, list[str], list[str], str]]
             words = [fields[4 + 2 * i] for i in range(n_words)]
             pos = 4 + 2 * n_words
             n_ptrs = int(fields[pos])
-            hypernyms = [
-                fields[pos + 2 + 4 * i] for i in range(n_ptrs) if fields[pos + 1 + 4 * i] == "@"
-            ]
+            hypernyms = [fields[pos + 2 + 4 * i] for i in range(n_ptrs) if fields[pos + 1 + 4 * i] == "@"]
             synsets[offset] = (lexfile, words, hypernyms, gloss.strip())
     return synsets
 
@@ -93,7 +116,7 @@ def read_index(path: Path) -> tuple[dict[str, list[str]], dict[str, int]]:
             if line.startswith("  "):
                 continue
             fields = line.split()
-            order[fields[0]] = fields[-int(fields[2]):]  # the synset offsets close the line
+            order[fields[0]] = fields[-int(fields[2]) :]  # the synset offsets close the line
             tagged[fields[0]] = int(fields[5 + int(fields[3])])
     return order, tagged
 
@@ -121,12 +144,18 @@ def make_nouns(wordnet_dir: Path = WORDNET_DIR) -> list[str]:
     synsets = read_synsets(wordnet_dir / "data.noun")
     order, tagged = read_index(wordnet_dir / "index.noun")
     people = set().union(*(below(synsets, root) for root in PERSON_ROOTS))
-    concrete = {o for o in below(synsets, PHYSICAL_ENTITY) if synsets[o][0] in LEXFILES and (synsets[o][0] != 18 or o in people)}
+    concrete = {
+        o
+        for o in below(synsets, PHYSICAL_ENTITY)
+        if synsets[o][0] in LEXFILES and (synsets[o][0] != 18 or o in people)
+    }
     offensive = {o for o, s in synsets.items() if OFFENSIVE.search(s[3])}
     kept = set()
     for lemma, offsets in order.items():
-        if lemma in DENY or any(o in offensive for o in offsets) or (
-            lemma not in PEOPLE and not any(o in concrete for o in offsets[:MAX_SENSE_RANK])
+        if (
+            lemma in DENY
+            or any(o in offensive for o in offsets)
+            or (lemma not in PEOPLE and not any(o in concrete for o in offsets[:MAX_SENSE_RANK]))
         ):
             continue
         text = lemma.replace("_", " ")
@@ -134,7 +163,9 @@ def make_nouns(wordnet_dir: Path = WORDNET_DIR) -> list[str]:
         if len(words) > 2 or not 3 <= len(text) <= 30 or not all(WORD.match(w) for w in words):
             continue
         zipf = zipf_frequency(text, "en")
-        if zipf >= (MIN_ZIPF if len(words) == 1 else MIN_ZIPF_TWO) or (len(words) == 2 and tagged.get(lemma, 0) > 0):
+        if zipf >= (MIN_ZIPF if len(words) == 1 else MIN_ZIPF_TWO) or (
+            len(words) == 2 and tagged.get(lemma, 0) > 0
+        ):
             kept.add(text)
     return sorted(kept)
 
@@ -156,7 +187,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out-dir", type=Path, default=OUT_DIR)
     a = ap.parse_args(argv)
     if not (a.wordnet_dir / "data.noun").is_file():
-        print(f"{a.wordnet_dir} has no data.noun; install it: sudo apt-get install wordnet-base", file=sys.stderr)
+        print(
+            f"{a.wordnet_dir} has no data.noun; install it: sudo apt-get install wordnet-base",
+            file=sys.stderr,
+        )
         return 2
     nouns = make_nouns(a.wordnet_dir)
     a.out_dir.mkdir(parents=True, exist_ok=True)

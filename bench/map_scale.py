@@ -43,13 +43,25 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # the repo, for vlexplore.plots and tools.browser
+sys.path.insert(
+    1, str(Path(__file__).resolve().parent.parent)
+)  # the repo, for vlexplore.plots and tools.browser
 from app_start import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, loadavg, merge_results, stop_server  # noqa: E402
 
 from tools.browser import serve_command  # noqa: E402
 
-NAMES = ["sneaker, white sole", "ankle boot", "handbag", "t-shirt, print", "trousers, denim",
-         "pullover, knit", "summer dress", "sandal, strap", "coat, long", "shirt, collar"]
+NAMES = [
+    "sneaker, white sole",
+    "ankle boot",
+    "handbag",
+    "t-shirt, print",
+    "trousers, denim",
+    "pullover, knit",
+    "summer dress",
+    "sandal, strap",
+    "coat, long",
+    "shirt, collar",
+]
 CAPTIONS = ["a photo of a {} on a white background", "a close-up of a {}", "a {} lying on a table"]
 
 SCRIPT = textwrap.dedent("""
@@ -103,8 +115,13 @@ def synthetic(n: int, seed: int = 0):
     coords = centres[labels] + rng.normal(scale=rng.uniform(0.6, 1.6, 10)[labels, None], size=(n, 2))
     labels[rng.random(n) < 0.02] = -1
     names = {i: NAMES[i] for i in range(10)} | {-1: "other"}
-    hover = [(f"photos/{2015 + i % 9}/{NAMES[max(c, 0)].split(',')[0].replace(' ', '_')}_{i:06d}.jpg",
-              CAPTIONS[i % 3].format(NAMES[max(c, 0)].split(",")[0])) for i, c in enumerate(labels)]
+    hover = [
+        (
+            f"photos/{2015 + i % 9}/{NAMES[max(c, 0)].split(',')[0].replace(' ', '_')}_{i:06d}.jpg",
+            CAPTIONS[i % 3].format(NAMES[max(c, 0)].split(",")[0]),
+        )
+        for i, c in enumerate(labels)
+    ]
     return coords.astype("float32"), labels, names, hover
 
 
@@ -151,12 +168,20 @@ def select_once(page, trace: int, timeout_ms: float) -> dict:
         """(before) => { const els = document.querySelectorAll('[data-testid="stMarkdown"]');
             const m = /RUN (\\d+) SELECTED (\\d+)/.exec(els.length ? els[els.length - 1].innerText : '');
             return m && +m[1] > before && +m[2] > 0; }""",
-        arg=runs_before, polling=20, timeout=timeout_ms)
+        arg=runs_before,
+        polling=20,
+        timeout=timeout_ms,
+    )
     t_done = time.monotonic()
     _, n_sel = status(page)
     n_trace = page.evaluate(f"document.querySelector('.js-plotly-plot')._fullData[{trace}]._length")
-    return {"trace": trace, "trace_points": n_trace, "selected": n_sel,
-            "drag_s": round(t_up - t0, 3), "select_s": round(t_done - t_up, 3)}
+    return {
+        "trace": trace,
+        "trace_points": n_trace,
+        "selected": n_sel,
+        "drag_s": round(t_up - t0, 3),
+        "select_s": round(t_done - t_up, 3),
+    }
 
 
 def bench_size(browser, n: int, repeats: int, timeout_s: float) -> dict:
@@ -171,9 +196,15 @@ def bench_size(browser, n: int, repeats: int, timeout_s: float) -> dict:
     t0 = time.perf_counter()
     size = len(fig.figure.to_json())
     json_s = time.perf_counter() - t0
-    out = {"n_points": n, "n_traces": len(fig.members), "hover_text": fig.figure.data[0].text is not None,
-           "build_s": round(build_s, 3), "to_json_s": round(json_s, 3), "json_mb": round(size / 1e6, 2),
-           "loadavg_start": loadavg()}
+    out = {
+        "n_points": n,
+        "n_traces": len(fig.members),
+        "hover_text": fig.figure.data[0].text is not None,
+        "build_s": round(build_s, 3),
+        "to_json_s": round(json_s, 3),
+        "json_mb": round(size / 1e6, 2),
+        "loadavg_start": loadavg(),
+    }
     timeout_ms = timeout_s * 1000
     with tempfile.TemporaryDirectory(prefix="vx-mapscale-") as tmp:
         script = Path(tmp) / "map_app.py"
@@ -181,8 +212,8 @@ def bench_size(browser, n: int, repeats: int, timeout_s: float) -> dict:
         port = free_port()
         log = (Path(tmp) / "server.log").open("wb")
         proc = subprocess.Popen(
-            serve_command(script, port),
-            cwd=tmp, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            serve_command(script, port), cwd=tmp, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         url = f"http://127.0.0.1:{port}"
         try:
             from app_start import wait_healthy
@@ -223,7 +254,9 @@ def bench_size(browser, n: int, repeats: int, timeout_s: float) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 70_000])
-    ap.add_argument("--repeats", type=int, default=3, help="warm page loads, each followed by one box selection")
+    ap.add_argument(
+        "--repeats", type=int, default=3, help="warm page loads, each followed by one box selection"
+    )
     ap.add_argument("--timeout", type=float, default=180.0, help="seconds per wait")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
@@ -234,17 +267,22 @@ def main() -> None:
             results = [bench_size(browser, n, args.repeats, args.timeout) for n in args.sizes]
         finally:
             browser.close()
-    merge_results("map", {
-        "what": "vlexplore.plots.scatter_map figure in st.plotly_chart(on_select='rerun'), headless Debian chromium "
-                "(--disable-gpu, software WebGL); first render = goto -> plot drawn; select = box mouse-up -> "
-                "selection count rerendered by the server",
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "sizes": results,
-    })
+    merge_results(
+        "map",
+        {
+            "what": "vlexplore.plots.scatter_map figure in st.plotly_chart(on_select='rerun'), headless Debian chromium "
+            "(--disable-gpu, software WebGL); first render = goto -> plot drawn; select = box mouse-up -> "
+            "selection count rerendered by the server",
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+            "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "sizes": results,
+        },
+    )
     for r in results:
-        print(f"{r['n_points']:>7,} points: first render {r.get('first_render_warm_median_s')} s (cold "
-              f"{r.get('first_render_cold_s')} s), select {r.get('select_median_s')} s, {r['json_mb']} MB JSON")
+        print(
+            f"{r['n_points']:>7,} points: first render {r.get('first_render_warm_median_s')} s (cold "
+            f"{r.get('first_render_cold_s')} s), select {r.get('select_median_s')} s, {r['json_mb']} MB JSON"
+        )
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ except ImportError:  # older layout
     from ui.browser import CHROMIUM, CHROMIUM_ARGS, free_port, serve_command, wait_healthy
 
 OUT = ROOT / "bench" / "results" / "map_webgl.json"
-BOX_SIDE = 0.1 ** 0.5  # share of the unit square → share of the points
+BOX_SIDE = 0.1**0.5  # share of the unit square → share of the points
 GRID = 48
 
 COMMON = """
@@ -84,7 +84,9 @@ COMMON = """
     st.session_state["runs"] = st.session_state.get("runs", 0) + 1
 """
 
-WEBGL_SCRIPT = COMMON + """
+WEBGL_SCRIPT = (
+    COMMON
+    + """
     from ui import scatter
     from vlexplore import mapdata
 
@@ -102,8 +104,11 @@ WEBGL_SCRIPT = COMMON + """
     for j, i in enumerate(sel[:{grid}]):
         cols[j % 8].image(thumbs()[int(i) % 50], caption=f"img{{int(i)}}")
 """
+)
 
-PLOTLY_SCRIPT = COMMON + """
+PLOTLY_SCRIPT = (
+    COMMON
+    + """
     import plotly.graph_objects as go
 
     @st.cache_resource
@@ -131,6 +136,7 @@ PLOTLY_SCRIPT = COMMON + """
     for j, i in enumerate(sel[:{grid}]):
         cols[j % 8].image(thumbs()[int(i) % 50], caption=f"img{{int(i)}}")
 """
+)
 
 STATUS_JS = """(before) => { const els = document.querySelectorAll('[data-testid="stMarkdown"]');
     for (const e of els) { const m = /RUN (\\d+) SELECTED (\\d+)/.exec(e.innerText);
@@ -156,8 +162,9 @@ def serve(script: str, tmp: Path):
     shutil.copy(ROOT / ".streamlit" / "config.toml", tmp / ".streamlit" / "config.toml")
     port = free_port()
     log = (tmp / "server.log").open("wb")
-    proc = subprocess.Popen(serve_command(path, port), cwd=tmp, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        serve_command(path, port), cwd=tmp, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     return proc, log, f"http://127.0.0.1:{port}"
 
 
@@ -186,7 +193,8 @@ def drag(page, box, steps: int = 8) -> tuple[float, float]:
 def webgl_box(page, corners) -> list[float]:
     """Screen box of normalised ``corners`` ``[x0, y0, x1, y1]``: a linear map fitted to the screen positions
     regl-scatterplot reports for the extreme points (no assumption about its camera or aspect ratio)."""
-    return page.evaluate("""([x0, y0, x1, y1]) => {
+    return page.evaluate(
+        """([x0, y0, x1, y1]) => {
         const st = document.querySelector('.vx-scatter').__vxScatter;
         const r = st.dom.canvas.getBoundingClientRect();
         const {x, y} = st.points;
@@ -199,16 +207,21 @@ def webgl_box(page, corners) -> list[float]:
         const fx = (v) => r.left + sax + (v - x[ax]) * (sbx - sax) / (x[bx] - x[ax]);
         const fy = (v) => r.top + say + (v - y[ay]) * (sby - say) / (y[by] - y[ay]);
         return [fx(x0), fy(y1), fx(x1), fy(y0)];
-    }""", corners)
+    }""",
+        corners,
+    )
 
 
 def plotly_box(page) -> list[float]:
-    return page.evaluate("""(side) => {
+    return page.evaluate(
+        """(side) => {
         const gd = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
         const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
         const r = gd.querySelector('.nsewdrag').getBoundingClientRect();
         return [r.left + xa.l2p(0.2), r.top + ya.l2p(0.2 + side), r.left + xa.l2p(0.2 + side), r.top + ya.l2p(0.2)];
-    }""", BOX_SIDE)
+    }""",
+        BOX_SIDE,
+    )
 
 
 def run_one(browser, url: str, kind: str, timeout_ms: float, select: bool, corners=None) -> dict:
@@ -232,7 +245,9 @@ def run_one(browser, url: str, kind: str, timeout_ms: float, select: bool, corne
         if not select:
             return out
         page.wait_for_timeout(1500)  # let the follow-up rerun (the component reporting what it holds) settle
-        page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout_ms)
+        page.wait_for_selector(
+            '[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout_ms
+        )
         before = page.evaluate(RUNS_JS)[0]
         if kind == "webgl":
             page.click("button[data-mode=rectangle]")
@@ -279,12 +294,16 @@ def bench(browser, kind: str, n: int, repeats: int, timeout_s: float) -> dict:
         script = PLOTLY_SCRIPT
     timeout_ms = timeout_s * 1000
     with tempfile.TemporaryDirectory(prefix=f"vx-map{kind}-") as tmp:
-        proc, log, url = serve(textwrap.dedent(script).format(root=str(ROOT), n=n, tmp=tmp, grid=GRID), Path(tmp))
+        proc, log, url = serve(
+            textwrap.dedent(script).format(root=str(ROOT), n=n, tmp=tmp, grid=GRID), Path(tmp)
+        )
         try:
             wait_healthy(url, proc, timeout=90)
             runs = [run_one(browser, url, kind, timeout_ms, select=False)]  # cold: the server builds the map
             out["first_draw_cold_s"] = runs[0]["first_draw_s"]
-            warm = [run_one(browser, url, kind, timeout_ms, select=True, corners=corners) for _ in range(repeats)]
+            warm = [
+                run_one(browser, url, kind, timeout_ms, select=True, corners=corners) for _ in range(repeats)
+            ]
             out["runs"] = warm
             out["first_draw_warm_median_s"] = round(statistics.median(r["first_draw_s"] for r in warm), 3)
             out["select_median_s"] = round(statistics.median(r["select_s"] for r in warm), 3)
@@ -306,7 +325,9 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[1_000_000])
     ap.add_argument("--plotly-sizes", type=int, nargs="*", default=[200_000, 1_000_000])
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--timeout", type=float, default=300, help="seconds per step before a size counts as failed")
+    ap.add_argument(
+        "--timeout", type=float, default=300, help="seconds per step before a size counts as failed"
+    )
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
@@ -332,8 +353,12 @@ def main() -> None:
         "command": "python bench/map_webgl.py " + " ".join(sys.argv[1:]),
         "data": "uniform random points in the unit square, 10 random clusters; box = sqrt(0.1) side (~10 % of points)",
         "grid": f"first {GRID} selected as st.image thumbnails; select_s waits until they have loaded",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "webgl_renderer": renderer,
-                    "chromium_args": CHROMIUM_ARGS},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "webgl_renderer": renderer,
+            "chromium_args": CHROMIUM_ARGS,
+        },
         "results": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -67,8 +67,12 @@ def run_rows(emb, class_names: list[str], *, seed: int = 0, rows=ROWS) -> dict[s
             out[name] = {"skipped": str(exc)}
             continue
         m = cl.metrics
-        out[name] = {"acc": round(100 * m["acc"], 1), "nmi": round(100 * m["nmi"], 1),
-                     "ari": round(100 * m["ari"], 1), "seconds": round(time.perf_counter() - t, 2)}
+        out[name] = {
+            "acc": round(100 * m["acc"], 1),
+            "nmi": round(100 * m["nmi"], 1),
+            "ari": round(100 * m["ari"], 1),
+            "seconds": round(time.perf_counter() - t, 2),
+        }
     return out
 
 
@@ -100,21 +104,33 @@ def main() -> None:
     ap.add_argument("--cache-dir", type=Path, default=BENCH / "data" / "cache")
     a = ap.parse_args()
 
-    folder = BENCH / "data" / f"{a.dataset}-{a.split}" if a.limit is None else \
-        BENCH / "data" / f"{a.dataset}-{a.split}-{a.limit}"
+    folder = (
+        BENCH / "data" / f"{a.dataset}-{a.split}"
+        if a.limit is None
+        else BENCH / "data" / f"{a.dataset}-{a.split}-{a.limit}"
+    )
     names = export(a.dataset, a.root, folder, split=a.split, limit=a.limit)
     cfg = vx.EncodeConfig(model=a.model, device=a.device, cache_dir=a.cache_dir)
     captioner = vx.load_captioner(a.captioner, device=a.device) if a.captioner else None
     emb = vx.embed(vx.scan(folder, cache_dir=a.cache_dir), cfg, captioner=captioner)
     if emb.fallback_note:
-        raise SystemExit(f"the model could not be had ({emb.fallback_note}); these rows need the real weights")
+        raise SystemExit(
+            f"the model could not be had ({emb.fallback_note}); these rows need the real weights"
+        )
     rows = run_rows(emb, names)
     print(table(a.dataset, rows))
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", a.model).strip("-")
-    result = {"dataset": a.dataset, "split": a.split, "n": emb.n, "model": emb.model_id, "captioner": a.captioner,
-              "machine": f"{platform.machine()}, Python {platform.python_version()}",
-              "published": {k[1]: v for k, v in PUBLISHED.items() if k[0] == a.dataset}, "rows": rows,
-              "command": " ".join(["python bench/papers.py", *sys.argv[1:]])}
+    result = {
+        "dataset": a.dataset,
+        "split": a.split,
+        "n": emb.n,
+        "model": emb.model_id,
+        "captioner": a.captioner,
+        "machine": f"{platform.machine()}, Python {platform.python_version()}",
+        "published": {k[1]: v for k, v in PUBLISHED.items() if k[0] == a.dataset},
+        "rows": rows,
+        "command": " ".join(["python bench/papers.py", *sys.argv[1:]]),
+    }
     target = BENCH / "results" / f"papers-{a.dataset}-{slug}.json"
     target.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {target}")

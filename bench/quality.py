@@ -26,7 +26,18 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 sys.path.insert(0, str(BENCH))
 
-PROMPTS = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+PROMPTS = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 
 
 def main(argv=None) -> int:
@@ -70,11 +81,16 @@ def main(argv=None) -> int:
             named = np.array([class_of_prompt.get(int(c), "") for c in res.labels])
             row["acc_named"] = float((named == y).mean())
         rows.append(row)
-        print(f"{name:<24} ACC {m['acc']:.3f}  NMI {m['nmi']:.3f}  ARI {m['ari']:.3f}  "
-              f"clusters {m['n_clusters']}  noise {m['noise_share']:.2f}"
-              + (f"  named-ACC {row['acc_named']:.3f}" if "acc_named" in row else "") + f"  ({dt:.1f} s)")
+        print(
+            f"{name:<24} ACC {m['acc']:.3f}  NMI {m['nmi']:.3f}  ARI {m['ari']:.3f}  "
+            f"clusters {m['n_clusters']}  noise {m['noise_share']:.2f}"
+            + (f"  named-ACC {row['acc_named']:.3f}" if "acc_named" in row else "")
+            + f"  ({dt:.1f} s)"
+        )
     result = {
-        "dataset": f"Fashion-MNIST test split, first {len(y)} images" if a.limit else "Fashion-MNIST test split",
+        "dataset": f"Fashion-MNIST test split, first {len(y)} images"
+        if a.limit
+        else "Fashion-MNIST test split",
         "n_images": int(len(y)),
         "model": emb.model_id,
         "embed_seconds": round(t_embed, 1),

@@ -86,8 +86,15 @@ def speed(repeat: int, density: bool = True) -> list[dict]:
     rows = []
 
     def row(method, n, k, ours, base, **extra):
-        r = {"method": method, "rows": n, "k": k, "seconds": round(ours, 3), "faiss_seconds": round(base, 3),
-             "ratio": round(ours / base, 1), **extra}
+        r = {
+            "method": method,
+            "rows": n,
+            "k": k,
+            "seconds": round(ours, 3),
+            "faiss_seconds": round(base, 3),
+            "ratio": round(ours / base, 1),
+            **extra,
+        }
         b = BEFORE.get((method, n, k))
         if b:
             r["before"] = b
@@ -101,17 +108,40 @@ def speed(repeat: int, density: bool = True) -> list[dict]:
             row("kmeans", n, k, ours, base, n_init=fit.n_init, backend=fit.backend)
         if n == 20_000:
             base, ours, est = paired(1, lambda A: faiss_kmeans(A, 20), AgglomerativeClusterer(k=20).fit, X)
-            row("agglomerative", n, 20, ours, base, pca_dims=est.n_components_, micro_clusters=est.micro_clusters_)
+            row(
+                "agglomerative",
+                n,
+                20,
+                ours,
+                base,
+                pca_dims=est.n_components_,
+                micro_clusters=est.micro_clusters_,
+            )
         if n == 100_000 and density:
             dens._MEMORY.clear()
             base, _ = best(faiss_kmeans, repeat, X, 20)
             cold, est = best(HDBSCANClusterer().fit, 1, X)
-            row("hdbscan cold (UMAP-5 + hdbscan)", n, None, cold, base, clusters=est.n_clusters_,
-                noise_share=round(est.noise_share_, 3))
+            row(
+                "hdbscan cold (UMAP-5 + hdbscan)",
+                n,
+                None,
+                cold,
+                base,
+                clusters=est.n_clusters_,
+                noise_share=round(est.noise_share_, 3),
+            )
             for backend in ("hdbscan", "sklearn"):
                 warm, est = best(HDBSCANClusterer(backend=backend).fit, 1, X)
-                row(f"hdbscan warm ({backend}, cached UMAP-5)", n, None, warm, base, clusters=est.n_clusters_,
-                    noise_share=round(est.noise_share_, 3), reduction_cached=est.reduction_cached_)
+                row(
+                    f"hdbscan warm ({backend}, cached UMAP-5)",
+                    n,
+                    None,
+                    warm,
+                    base,
+                    clusters=est.n_clusters_,
+                    noise_share=round(est.noise_share_, 3),
+                    reduction_cached=est.reduction_cached_,
+                )
     return rows
 
 
@@ -121,9 +151,13 @@ def fashion_mnist() -> tuple[np.ndarray, np.ndarray]:
 
         import vlexplore as vx
 
-        emb = vx.embed(vx.scan(export_fashion_mnist(split="test")),
-                       vx.EncodeConfig(model="bundled", cache_dir=BENCH / "data" / "cache"))
-        np.savez(EMB, image=np.asarray(emb.views["image"], np.float32), labels=np.asarray(emb.collection.labels))
+        emb = vx.embed(
+            vx.scan(export_fashion_mnist(split="test")),
+            vx.EncodeConfig(model="bundled", cache_dir=BENCH / "data" / "cache"),
+        )
+        np.savez(
+            EMB, image=np.asarray(emb.views["image"], np.float32), labels=np.asarray(emb.collection.labels)
+        )
     d = np.load(EMB, allow_pickle=True)
     return d["image"].astype(np.float32), d["labels"]
 
@@ -135,7 +169,10 @@ def datasets() -> dict:
 
     X, y = fashion_mnist()
     dg = load_digits()
-    return {"fashion-mnist-10k": (l2_normalize(X), y), "digits": (l2_normalize(dg.data.astype(np.float32)), dg.target)}
+    return {
+        "fashion-mnist-10k": (l2_normalize(X), y),
+        "digits": (l2_normalize(dg.data.astype(np.float32)), dg.target),
+    }
 
 
 def quality(slow: bool) -> list[dict]:
@@ -149,8 +186,14 @@ def quality(slow: bool) -> list[dict]:
     rows = []
 
     def row(data, method, variant, a, seconds, **extra):
-        r = {"data": data, "method": method, "variant": variant, "acc": round(float(a), 4),
-             "seconds": round(seconds, 2), **extra}
+        r = {
+            "data": data,
+            "method": method,
+            "variant": variant,
+            "acc": round(float(a), 4),
+            "seconds": round(seconds, 2),
+            **extra,
+        }
         rows.append(r)
         print(json.dumps(r), flush=True)
 
@@ -164,17 +207,32 @@ def quality(slow: bool) -> list[dict]:
         for seed in (0, 1, 2, 3, 4):
             t = time.perf_counter()
             fit = kmeans(X, 10, seed=seed)
-            row(name, "kmeans", f"ours ({fit.backend}, {fit.n_init} restarts), seed {seed}", acc(y, fit.labels),
-                time.perf_counter() - t)
+            row(
+                name,
+                "kmeans",
+                f"ours ({fit.backend}, {fit.n_init} restarts), seed {seed}",
+                acc(y, fit.labels),
+                time.perf_counter() - t,
+            )
         dims_list = [20, 50, 100] + ([None] if slow or X.shape[1] <= 100 else [])
         for dims in dims_list:
             t = time.perf_counter()
             lab = ward_labels(pca_reduce(X, dims), 10)
-            row(name, "agglomerative", f"fastcluster Ward on {'raw' if dims is None else f'PCA-{dims}'}",
-                acc(y, lab), time.perf_counter() - t)
-        variants = [("PCA-10, eom, n/100 (before)", {"reducer": "pca", "reduce_dims": 10,
-                                                     "min_cluster_size": max(5, len(X) // 100)}),
-                    ("UMAP-5, leaf, n/20 (default)", {}), ("UMAP-10, leaf, n/20", {"reduce_dims": 10})]
+            row(
+                name,
+                "agglomerative",
+                f"fastcluster Ward on {'raw' if dims is None else f'PCA-{dims}'}",
+                acc(y, lab),
+                time.perf_counter() - t,
+            )
+        variants = [
+            (
+                "PCA-10, eom, n/100 (before)",
+                {"reducer": "pca", "reduce_dims": 10, "min_cluster_size": max(5, len(X) // 100)},
+            ),
+            ("UMAP-5, leaf, n/20 (default)", {}),
+            ("UMAP-10, leaf, n/20", {"reduce_dims": 10}),
+        ]
         for label, kw in variants:
             for backend in ("hdbscan", "sklearn"):
                 for assign in (False, True):
@@ -192,8 +250,15 @@ def quality(slow: bool) -> list[dict]:
                     else:
                         est = HDBSCANClusterer(backend=backend, assign_noise=assign, **kw).fit(X)
                         lab, noise, clusters = est.labels_, est.noise_share_, est.n_clusters_
-                    row(name, "hdbscan", f"{label}, {backend}" + (", noise assigned" if assign else ""),
-                        acc(y, lab), time.perf_counter() - t, noise_share=round(noise, 4), clusters=clusters)
+                    row(
+                        name,
+                        "hdbscan",
+                        f"{label}, {backend}" + (", noise assigned" if assign else ""),
+                        acc(y, lab),
+                        time.perf_counter() - t,
+                        noise_share=round(noise, 4),
+                        clusters=clusters,
+                    )
     return rows
 
 
@@ -212,8 +277,12 @@ def stability() -> list[dict]:
         Xs, ys = X[idx], y[idx]
         before = [acc(ys, KMeans(n_clusters=4, n_init=10, random_state=s).fit(Xs).labels_) for s in range(5)]
         after = [acc(ys, KMeansClusterer(k=4, seed=s).fit(Xs).labels_) for s in range(5)]
-        r = {"data": f"{name}, 80 images of 4 kinds, k=4", "seeds": [0, 1, 2, 3, 4],
-             "acc_before": [round(a, 3) for a in before], "acc_after": [round(a, 3) for a in after]}
+        r = {
+            "data": f"{name}, 80 images of 4 kinds, k=4",
+            "seeds": [0, 1, 2, 3, 4],
+            "acc_before": [round(a, 3) for a in before],
+            "acc_after": [round(a, 3) for a in after],
+        }
         rows.append(r)
         print(json.dumps(r), flush=True)
     return rows
@@ -221,15 +290,25 @@ def stability() -> list[dict]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--parts", nargs="+", default=["speed", "quality", "stability"],
-                    choices=["speed", "quality", "stability"])
+    ap.add_argument(
+        "--parts",
+        nargs="+",
+        default=["speed", "quality", "stability"],
+        choices=["speed", "quality", "stability"],
+    )
     ap.add_argument("--repeat", type=int, default=3, help="best of this many runs per timing")
-    ap.add_argument("--no-density-speed", action="store_true", help="skip HDBSCAN at 100k (UMAP takes minutes)")
+    ap.add_argument(
+        "--no-density-speed", action="store_true", help="skip HDBSCAN at 100k (UMAP takes minutes)"
+    )
     ap.add_argument("--slow", action="store_true", help="also exact Ward on the raw Fashion-MNIST embeddings")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="threads for faiss and BLAS, ours and the baseline alike (default 1: on shared cores "
-                         "OpenMP spinning slows faiss's multi-threaded runs by up to 8x, which would flatter the "
-                         "single-threaded fastcluster and HDBSCAN)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="threads for faiss and BLAS, ours and the baseline alike (default 1: on shared cores "
+        "OpenMP spinning slows faiss's multi-threaded runs by up to 8x, which would flatter the "
+        "single-threaded fastcluster and HDBSCAN)",
+    )
     ap.add_argument("--out", type=Path, default=BENCH / "results" / "recluster.json")
     a = ap.parse_args(argv)
     out = json.loads(a.out.read_text()) if a.out.exists() else {}
@@ -240,20 +319,29 @@ def main(argv=None) -> int:
     threadpool_limits(a.threads)
     if "speed" in a.parts:
         rows = speed(a.repeat, density=not a.no_density_speed)
-        keep = [r for r in out.get("speed", []) if r["method"].startswith("hdbscan")] if a.no_density_speed else []
+        keep = (
+            [r for r in out.get("speed", []) if r["method"].startswith("hdbscan")]
+            if a.no_density_speed
+            else []
+        )
         out["speed"] = rows + keep
     if "quality" in a.parts:
         out["quality"] = quality(a.slow)
     if "stability" in a.parts:
         out["stability"] = stability()
-    out.update({
-        "before": {"kmeans 20k k=20": BEFORE[("kmeans", 20_000, 20)],
-                   "agglomerative 20k": BEFORE[("agglomerative", 20_000, 20)], "fashion-mnist acc": BEFORE["fm_acc"]},
-        "baseline": "faiss.Kmeans(d, k, seed=1) defaults: train + one search for every row's label",
-        "machine": f"{platform.machine()}, {platform.python_version()}, 2 shared cores, CPU only",
-        "threads": a.threads,
-        "command": "python bench/recluster.py" + (" --slow" if a.slow else ""),
-    })
+    out.update(
+        {
+            "before": {
+                "kmeans 20k k=20": BEFORE[("kmeans", 20_000, 20)],
+                "agglomerative 20k": BEFORE[("agglomerative", 20_000, 20)],
+                "fashion-mnist acc": BEFORE["fm_acc"],
+            },
+            "baseline": "faiss.Kmeans(d, k, seed=1) defaults: train + one search for every row's label",
+            "machine": f"{platform.machine()}, {platform.python_version()}, 2 shared cores, CPU only",
+            "threads": a.threads,
+            "command": "python bench/recluster.py" + (" --slow" if a.slow else ""),
+        }
+    )
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(out, indent=2) + "\n")
     print(f"wrote {a.out}")

@@ -76,7 +76,7 @@ def child(folder: Path, cache_dir: Path, repeat: int) -> dict:
     keys = list(dict.fromkeys(col.fingerprints))
     rng = np.random.default_rng(0)
     for start in range(0, len(keys), SHARD_ROWS):
-        part = keys[start:start + SHARD_ROWS]
+        part = keys[start : start + SHARD_ROWS]
         cols = {}
         for view, d in VIEWS.items():
             x = rng.normal(size=(len(part), d)).astype(np.float32)
@@ -95,16 +95,30 @@ def child(folder: Path, cache_dir: Path, repeat: int) -> dict:
         if res.n_computed or len(res.collection) != len(col):
             raise SystemExit("reopen bench: not every vector came from the cache")
     warm, reopen = statistics.median(scans), statistics.median(lookups)
-    return {"n": len(col), "stat_index": indexed, "scan_cold_s": round(scan_cold, 3), "scan_warm_s": round(warm, 3),
-            "reopen_s": round(reopen, 3), "open_s": round(warm + reopen, 3), "repeat": repeat}
+    return {
+        "n": len(col),
+        "stat_index": indexed,
+        "scan_cold_s": round(scan_cold, 3),
+        "scan_warm_s": round(warm, 3),
+        "reopen_s": round(reopen, 3),
+        "open_s": round(warm + reopen, 3),
+        "repeat": repeat,
+    }
 
 
 def measure(code: Path, folder: Path, repeat: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="vlx-reopen-") as tmp:
-        script = (f"import sys, json; sys.path[:0] = [{str(code)!r}, {str(BENCH)!r}]; import reopen; "
-                  f"print(json.dumps(reopen.child(reopen.Path({str(folder)!r}), reopen.Path({tmp!r}), {repeat})))")
-        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
-                             env={"VLEXPLORE_CACHE_DIR": tmp, "PATH": "/usr/bin:/bin"})
+        script = (
+            f"import sys, json; sys.path[:0] = [{str(code)!r}, {str(BENCH)!r}]; import reopen; "
+            f"print(json.dumps(reopen.child(reopen.Path({str(folder)!r}), reopen.Path({tmp!r}), {repeat})))"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"VLEXPLORE_CACHE_DIR": tmp, "PATH": "/usr/bin:/bin"},
+        )
         return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -118,13 +132,18 @@ def main() -> None:
     for name, code in (("before", a.before.resolve()), ("after", ROOT)):
         rows[name] = measure(code, a.folder.resolve(), a.repeat)
         print(name, rows[name], flush=True)
-    before_sha = subprocess.run(["git", "-C", str(a.before), "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True).stdout.strip()
+    before_sha = subprocess.run(
+        ["git", "-C", str(a.before), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
     result = {
         "machine": f"{platform.machine()}, 2 cores shared, Python {platform.python_version()}",
-        "folder": str(a.folder), "before_commit": before_sha, **rows,
-        "ratio_after_over_before": {k: round(rows["after"][k] / rows["before"][k], 3)
-                                    for k in ("scan_cold_s", "scan_warm_s", "reopen_s", "open_s")},
+        "folder": str(a.folder),
+        "before_commit": before_sha,
+        **rows,
+        "ratio_after_over_before": {
+            k: round(rows["after"][k] / rows["before"][k], 3)
+            for k in ("scan_cold_s", "scan_warm_s", "reopen_s", "open_s")
+        },
         "command": "python bench/reopen.py --before <checkout of before_commit>",
     }
     RESULTS.parent.mkdir(exist_ok=True)

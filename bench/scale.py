@@ -42,8 +42,20 @@ DATA = BENCH / "data"
 FOLDER_70K = DATA / "fashion-mnist-70k"
 CACHE = DATA / "cache"
 RESULTS = BENCH / "results" / "scale.json"
-STAGES = ("scan", "embed_cold", "embed_ray", "reopen", "kmeans", "kmeans_exact", "hdbscan", "agglomerative", "knn",
-          "umap", "export", "decode")
+STAGES = (
+    "scan",
+    "embed_cold",
+    "embed_ray",
+    "reopen",
+    "kmeans",
+    "kmeans_exact",
+    "hdbscan",
+    "agglomerative",
+    "knn",
+    "umap",
+    "export",
+    "decode",
+)
 #: Stages whose cost does not depend on the collection size (measured once).
 SIZE_FREE = ("decode",)
 
@@ -89,7 +101,9 @@ def subset_folder(n: int) -> Path:
         return out
     files = sorted(p for p in FOLDER_70K.rglob("*.png"))
     if len(files) < 70_000:
-        raise SystemExit(f"{FOLDER_70K} holds {len(files)} PNGs, expected 70,000; see this script's docstring")
+        raise SystemExit(
+            f"{FOLDER_70K} holds {len(files)} PNGs, expected 70,000; see this script's docstring"
+        )
     pick = np.random.default_rng(0).permutation(len(files))[:n]
     for i in pick:
         src = files[i]
@@ -149,8 +163,13 @@ def child(n: int, stage: str) -> dict:
         for p in paths:
             prepare_image(p, encoder)
         seconds = time.perf_counter() - t
-        return {"n": len(paths), "seconds": seconds, "per_s": len(paths) / seconds,
-                "stage_peak_mb": hwm_mb() - base, "image": "4032x3024 JPEG, q90, one thread"}
+        return {
+            "n": len(paths),
+            "seconds": seconds,
+            "per_s": len(paths) / seconds,
+            "stage_peak_mb": hwm_mb() - base,
+            "image": "4032x3024 JPEG, q90, one thread",
+        }
 
     folder = subset_folder(n)
     if stage == "scan":
@@ -159,7 +178,12 @@ def child(n: int, stage: str) -> dict:
         t = time.perf_counter()
         col = vx.scan_folder(folder)
         seconds = time.perf_counter() - t
-        return {"n": len(col), "seconds": seconds, "per_s": len(col) / seconds, "stage_peak_mb": hwm_mb() - base}
+        return {
+            "n": len(col),
+            "seconds": seconds,
+            "per_s": len(col) / seconds,
+            "stage_peak_mb": hwm_mb() - base,
+        }
 
     col = vx.scan_folder(folder)
     encoder = load_encoder("bundled", device="cpu", cache_dir=CACHE)
@@ -190,9 +214,16 @@ def child(n: int, stage: str) -> dict:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         forward = sum(c for c, _ in calls) / sum(d for _, d in calls)
-        return {"n": len(col), "seconds": seconds, "per_s": len(col) / seconds, "stage_peak_mb": peak,
-                "forward_per_s": forward, "over_forward": len(col) / seconds / forward,
-                "computed": res.n_computed, "threads": torch.get_num_threads()}
+        return {
+            "n": len(col),
+            "seconds": seconds,
+            "per_s": len(col) / seconds,
+            "stage_peak_mb": peak,
+            "forward_per_s": forward,
+            "over_forward": len(col) / seconds / forward,
+            "computed": res.n_computed,
+            "threads": torch.get_num_threads(),
+        }
 
     if stage == "embed_ray":
         from vlexplore.distributed import connect, embed_images_ray, ray_module
@@ -213,9 +244,16 @@ def child(n: int, stage: str) -> dict:
             diff = max(float(np.abs(res.views[v] - local.views[v]).max()) for v in local.views)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        return {"n": len(col), "seconds": seconds, "per_s": len(col) / seconds, "stage_peak_mb": peak,
-                "runtime_start_s": startup, "computed": res.n_computed, "max_abs_diff_vs_local": diff,
-                "runtime": "local Ray runtime, 2 CPUs, one CPU actor"}
+        return {
+            "n": len(col),
+            "seconds": seconds,
+            "per_s": len(col) / seconds,
+            "stage_peak_mb": peak,
+            "runtime_start_s": startup,
+            "computed": res.n_computed,
+            "max_abs_diff_vs_local": diff,
+            "runtime": "local Ray runtime, 2 CPUs, one CPU actor",
+        }
 
     if stage == "reopen":
         reset_peak()
@@ -224,13 +262,21 @@ def child(n: int, stage: str) -> dict:
         res = embed_images(col, encoder, cache_dir=CACHE)
         seconds = time.perf_counter() - t
         out_mb = sum(v.nbytes for v in res.views.values()) / 2**20
-        return {"n": len(res.collection), "seconds": seconds, "per_s": len(res.collection) / seconds,
-                "stage_peak_mb": hwm_mb() - base, "arrays_mb": out_mb, "computed": res.n_computed,
-                "shards": len(list(CACHE.glob(f"{_slug(encoder.model_id)}-*/*.parquet")))}
+        return {
+            "n": len(res.collection),
+            "seconds": seconds,
+            "per_s": len(res.collection) / seconds,
+            "stage_peak_mb": hwm_mb() - base,
+            "arrays_mb": out_mb,
+            "computed": res.n_computed,
+            "shards": len(list(CACHE.glob(f"{_slug(encoder.model_id)}-*/*.parquet"))),
+        }
 
     res = embed_images(col, encoder, cache_dir=CACHE)
     if res.n_computed:
-        raise SystemExit(f"{res.n_computed} images were not cached; run the embed command in the docstring first")
+        raise SystemExit(
+            f"{res.n_computed} images were not cached; run the embed command in the docstring first"
+        )
     X = res.views["image"]
     y = res.collection.labels
     from vlexplore.evaluate import evaluate
@@ -252,17 +298,25 @@ def child(n: int, stage: str) -> dict:
         method = "kmeans" if stage.startswith("kmeans") else stage
         result, seconds, peak = timed(lambda: vx.cluster_vectors(X, vx.ClusterConfig(method=method, k=10)))
         scores = evaluate(y, result.labels)
-        extra = {"acc": scores["acc"], "nmi": scores["nmi"], "ari": scores["ari"], **result.info,
-                 "clusters": int(len(set(result.labels.tolist()) - {-1})),
-                 "noise_share": float((result.labels < 0).mean())}
+        extra = {
+            "acc": scores["acc"],
+            "nmi": scores["nmi"],
+            "ari": scores["ari"],
+            **result.info,
+            "clusters": int(len(set(result.labels.tolist()) - {-1})),
+            "noise_share": float((result.labels < 0).mean()),
+        }
     elif stage == "knn":
         from vlexplore import largescale
         from vlexplore.nouns import knn_indices
 
         idx, seconds, peak = timed(lambda: knn_indices(X, 10))
-        extra = {"consistency_at_10": float((y[idx] == y[:, None]).mean()),
-                 "engine": "exact" if n <= largescale.EXACT_KNN_MAX else
-                 ("faiss-hnsw" if largescale.faiss_module() else "nndescent")}
+        extra = {
+            "consistency_at_10": float((y[idx] == y[:, None]).mean()),
+            "engine": "exact"
+            if n <= largescale.EXACT_KNN_MAX
+            else ("faiss-hnsw" if largescale.faiss_module() else "nndescent"),
+        }
     elif stage == "umap":
         from vlexplore.project import project_2d, warm_up_umap
 
@@ -274,6 +328,7 @@ def child(n: int, stage: str) -> dict:
         labels = vx.cluster_vectors(X, vx.ClusterConfig(method="kmeans", k=10)).labels
         tmp = Path(tempfile.mkdtemp(prefix="vlexplore-scale-"))
         try:
+
             def export():
                 df = to_dataframe(res.collection, labels, {}, np.zeros((len(labels), 2), np.float32))
                 return write_table(df, tmp / "labelled.parquet").stat().st_size
@@ -302,7 +357,7 @@ def run_child(n: int, stage: str, timeout: float) -> dict:
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         return {"error": (proc.stderr or proc.stdout)[-1500:], "returncode": proc.returncode}
-    out = json.loads(lines[-1][len("RESULT "):])
+    out = json.loads(lines[-1][len("RESULT ") :])
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items()}
 
 
@@ -314,21 +369,25 @@ def growth(stages: dict) -> dict:
     out = {}
     for stage, by_n in stages.items():
         pts = sorted((int(n), r["seconds"]) for n, r in by_n.items() if "seconds" in r and r["seconds"] > 0)
-        out[stage] = {f"{a}->{b}": round(math.log(tb / ta) / math.log(b / a), 2)
-                      for (a, ta), (b, tb) in zip(pts, pts[1:])}
+        out[stage] = {
+            f"{a}->{b}": round(math.log(tb / ta) / math.log(b / a), 2)
+            for (a, ta), (b, tb) in zip(pts, pts[1:])
+        }
     return out
 
 
 def estimate(stages: dict, gpu_rate: float, decode_cores: int, gpus: tuple[int, ...]) -> dict:
     """Wall-time estimate for 1M and 10M images from the measured per-image figures (see the README)."""
     decode = stages.get("decode", {}).get("1", {}).get("per_s")
-    out: dict = {"assumptions": {
-        "gpu_images_per_s": gpu_rate,
-        "decode_threads_per_gpu": decode_cores,
-        "decode_images_per_s_per_thread": decode,
-        "note": "GPU rate assumed (not measurable here); decode rate, clustering, neighbour and store "
-                "figures measured on this machine and extrapolated with the measured growth exponents",
-    }}
+    out: dict = {
+        "assumptions": {
+            "gpu_images_per_s": gpu_rate,
+            "decode_threads_per_gpu": decode_cores,
+            "decode_images_per_s_per_thread": decode,
+            "note": "GPU rate assumed (not measurable here); decode rate, clustering, neighbour and store "
+            "figures measured on this machine and extrapolated with the measured growth exponents",
+        }
+    }
     if not decode:
         return out
 
@@ -366,13 +425,18 @@ def parse_embed_log(stdout: Path, stderr: Path) -> dict:
     if not (m and wall and rss):
         raise SystemExit(f"could not read the embed run from {stdout} and {stderr}")
     parts = [float(x) for x in wall.group(1).split(":")]
-    wall_s = sum(v * 60 ** i for i, v in enumerate(reversed(parts)))
+    wall_s = sum(v * 60**i for i, v in enumerate(reversed(parts)))
     computed = int(m.group(2))
-    return {"command": "/usr/bin/time -v python -m vlexplore embed bench/data/fashion-mnist-70k "
-                       "--cache-dir bench/data/cache",
-            "images": int(m.group(1)), "computed": computed, "from_cache": int(m.group(3)),
-            "wall_s": round(wall_s, 1), "per_s": round(computed / wall_s, 2),
-            "max_rss_mb": round(int(rss.group(1)) / 1024, 1)}
+    return {
+        "command": "/usr/bin/time -v python -m vlexplore embed bench/data/fashion-mnist-70k "
+        "--cache-dir bench/data/cache",
+        "images": int(m.group(1)),
+        "computed": computed,
+        "from_cache": int(m.group(3)),
+        "wall_s": round(wall_s, 1),
+        "per_s": round(computed / wall_s, 2),
+        "max_rss_mb": round(int(rss.group(1)) / 1024, 1),
+    }
 
 
 # --------------------------------------------------------------------------- main
@@ -385,30 +449,47 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 70_000])
-    p.add_argument("--stages", nargs="*", default=list(STAGES), choices=STAGES,
-                   help="stages to (re)measure; the others keep their stored results (none: only re-derive)")
+    p.add_argument(
+        "--stages",
+        nargs="*",
+        default=list(STAGES),
+        choices=STAGES,
+        help="stages to (re)measure; the others keep their stored results (none: only re-derive)",
+    )
     p.add_argument("--cold-max", type=int, default=1000, help="largest size embedded from scratch")
     p.add_argument("--timeout", type=float, default=3600)
-    p.add_argument("--gpu-rate", type=float, default=2000.0,
-                   help="assumed images/s of one GPU for the estimate (ViT-B/32 fp16 class)")
+    p.add_argument(
+        "--gpu-rate",
+        type=float,
+        default=2000.0,
+        help="assumed images/s of one GPU for the estimate (ViT-B/32 fp16 class)",
+    )
     p.add_argument("--decode-threads", type=int, default=8, help="decode threads per GPU in the estimate")
     p.add_argument("--out", type=Path, default=RESULTS)
-    p.add_argument("--embed-log", type=Path, nargs=2, metavar=("STDOUT", "STDERR"), default=None,
-                   help="record a one-off full embedding run: the stdout of `python -m vlexplore embed ...` and the "
-                   "stderr of `/usr/bin/time -v` around it")
+    p.add_argument(
+        "--embed-log",
+        type=Path,
+        nargs=2,
+        metavar=("STDOUT", "STDERR"),
+        default=None,
+        help="record a one-off full embedding run: the stdout of `python -m vlexplore embed ...` and the "
+        "stderr of `/usr/bin/time -v` around it",
+    )
     p.add_argument("--embed-note", default=None, help="a remark stored with --embed-log's figures")
     a = p.parse_args(argv)
 
     old = json.loads(a.out.read_text()) if a.out.exists() else {}
     stages: dict = old.get("stages", {})
     for stage in a.stages:
-        for n in ([1] if stage in SIZE_FREE else a.sizes):
+        for n in [1] if stage in SIZE_FREE else a.sizes:
             if stage in ("embed_cold", "embed_ray") and n > a.cold_max:
                 continue
             t = time.perf_counter()
             r = run_child(n, stage, a.timeout)
-            print(f"{stage:>14} n={n:>6}: {json.dumps(r)[:200]}  ({time.perf_counter() - t:.0f} s with start-up)",
-                  flush=True)
+            print(
+                f"{stage:>14} n={n:>6}: {json.dumps(r)[:200]}  ({time.perf_counter() - t:.0f} s with start-up)",
+                flush=True,
+            )
             if "skipped" not in r:
                 stages.setdefault(stage, {})[str(n)] = r
     embed_70k = old.get("embed_70k")

@@ -145,7 +145,9 @@ def main(argv=None) -> int:
     ap.add_argument("--n-embed", type=int, default=1000)
     ap.add_argument("--n-cluster", type=int, default=10000)
     ap.add_argument("--out", type=Path, default=BENCH / "results" / "speed.json")
-    ap.add_argument("--embed-only", action="store_true", help="re-measure embedding only; keep the stored clustering")
+    ap.add_argument(
+        "--embed-only", action="store_true", help="re-measure embedding only; keep the stored clustering"
+    )
     a = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

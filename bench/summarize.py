@@ -1,6 +1,6 @@
 """Render the committed benchmark JSON files as the README's tables (between ``<!-- BENCH:name -->`` markers).
 
-    python bench/summarize.py          # rewrites README.md in place
+python bench/summarize.py          # rewrites README.md in place
 """
 
 from __future__ import annotations
@@ -71,22 +71,34 @@ def quality() -> str:
             ]
     lang = _load("language")
     if lang and lang.get("results"):
-        lines += ["", f"**Language-assisted clustering** (TAC 2024; Ma et al. 2026) — `python bench/language.py` (mean of {lang.get('seeds', 1)} seeds).",
-                  "", "| representation | ACC | NMI | ARI |", "|---|---|---|---|"]
+        lines += [
+            "",
+            f"**Language-assisted clustering** (TAC 2024; Ma et al. 2026) — `python bench/language.py` (mean of {lang.get('seeds', 1)} seeds).",
+            "",
+            "| representation | ACC | NMI | ARI |",
+            "|---|---|---|---|",
+        ]
         for r in lang["results"]:
             lines.append(f"| {r['method']} | {_f(r['acc'])} | {_f(r['nmi'])} | {_f(r['ari'])} |")
         best = lang.get("best")
         if best:
-            lines += ["", f"Best: {best['method']}, ACC {best['acc']:.3f}, "
-                      f"{best['gain_over_image_kmeans'] * 100:+.1f} points over image k-means (target +5: not "
-                      "reached offline). The ablation row shows the gain comes from the self-training, not the "
-                      "nouns: the bundled text side knows only ImageNet's concepts, and its classifier does "
-                      "not recognise 28×28 grayscale products, so noun relations carry little class signal "
-                      "(TAC's +16 on CIFAR-10 rests on CLIP's aligned text space)."]
+            lines += [
+                "",
+                f"Best: {best['method']}, ACC {best['acc']:.3f}, "
+                f"{best['gain_over_image_kmeans'] * 100:+.1f} points over image k-means (target +5: not "
+                "reached offline). The ablation row shows the gain comes from the self-training, not the "
+                "nouns: the bundled text side knows only ImageNet's concepts, and its classifier does "
+                "not recognise 28×28 grayscale products, so noun relations carry little class signal "
+                "(TAC's +16 on CIFAR-10 rests on CLIP's aligned text space).",
+            ]
         nc = lang.get("consistency_at_10")
         if nc:
-            lines += ["", "Neighbourhood consistency @10 (share of the 10 nearest neighbours in the same class): "
-                      + ", ".join(f"{k} {_f(v)}" for k, v in nc.items()) + "."]
+            lines += [
+                "",
+                "Neighbourhood consistency @10 (share of the 10 nearest neighbours in the same class): "
+                + ", ".join(f"{k} {_f(v)}" for k, v in nc.items())
+                + ".",
+            ]
     return "\n".join(lines)
 
 
@@ -109,14 +121,19 @@ def speed() -> str:
             "| ≤ 0.05 |",
         ]
         if e["end_to_end_over_forward"] > 1.05:
-            note = ("End to end ran faster than the model's own calls: timing noise on this shared machine; "
-                    "read the ratio as: decoding beside inference costs the forward pass nothing measurable.")
+            note = (
+                "End to end ran faster than the model's own calls: timing noise on this shared machine; "
+                "read the ratio as: decoding beside inference costs the forward pass nothing measurable."
+            )
         else:
             note = ""
         for m in ("kmeans", "agglomerative", "hdbscan", "umap", "umap-warm-disk-cache"):
             r = c.get(m)
             if r and "warm_s" in r:
-                label = {"umap": "UMAP (empty numba cache)", "umap-warm-disk-cache": "UMAP (numba disk cache filled)"}
+                label = {
+                    "umap": "UMAP (empty numba cache)",
+                    "umap-warm-disk-cache": "UMAP (numba disk cache filled)",
+                }
                 lines.append(
                     f"| {label.get(m, m)} at {c['n_points']:,} × {c['dims']} | first call in a fresh process "
                     f"{r['first_call_s']} s, warm {r['warm_s']} s | |"
@@ -125,28 +142,47 @@ def speed() -> str:
         lines += ["", note]
     app = _load("app")
     if app:
-        lines += ["", "**App** — `python bench/app_start.py`, `python bench/map_scale.py` (headless Debian "
-                  "chromium, software WebGL; load average recorded in `bench/results/app.json`).", "",
-                  "| measure | value | target |", "|---|---|---|"]
+        lines += [
+            "",
+            "**App** — `python bench/app_start.py`, `python bench/map_scale.py` (headless Debian "
+            "chromium, software WebGL; load average recorded in `bench/results/app.json`).",
+            "",
+            "| measure | value | target |",
+            "|---|---|---|",
+        ]
         st = app.get("start")
         if st:
-            lines.append(f"| start → clusters on screen, demo ({st['n_image_files']} images), empty cache "
-                         f"| {st['cold']['clusters_s']} s | |")
-            lines.append(f"| start → clusters on screen, second start (median of {len(st['warm'])}) "
-                         f"| {st['warm_clusters_median_s']} s | ≤ 10 s |")
+            lines.append(
+                f"| start → clusters on screen, demo ({st['n_image_files']} images), empty cache "
+                f"| {st['cold']['clusters_s']} s | |"
+            )
+            lines.append(
+                f"| start → clusters on screen, second start (median of {len(st['warm'])}) "
+                f"| {st['warm_clusters_median_s']} s | ≤ 10 s |"
+            )
         for size in app.get("map", {}).get("sizes", []):
-            lines.append(f"| map with {size['n_points']:,} points: first render / update after a box selection "
-                         f"| {size['first_render_warm_median_s']} s / {size['select_median_s']} s | |")
+            lines.append(
+                f"| map with {size['n_points']:,} points: first render / update after a box selection "
+                f"| {size['first_render_warm_median_s']} s / {size['select_median_s']} s | |"
+            )
         big = app.get("app_70k")
         if big and "clusters_s" in big:
             n = f"{big['n_image_files']:,}"
-            lines.append(f"| app on {n} images (embeddings cached): open → clusters on screen | {big['clusters_s']} s | |")
+            lines.append(
+                f"| app on {n} images (embeddings cached): open → clusters on screen | {big['clusters_s']} s | |"
+            )
             if "next_thumbnail_page_s" in big:
-                lines.append(f"| … next page of a cluster's thumbnails | {big['next_thumbnail_page_s']} s | |")
+                lines.append(
+                    f"| … next page of a cluster's thumbnails | {big['next_thumbnail_page_s']} s | |"
+                )
             if "map_s" in big:
-                picked = sum(int(x.replace(",", "")) for x in re.findall(r"\(([\d,]+)\)", big.get("selection", "")))
-                lines.append(f"| … Map page with all {n} points (layout from the cache) / box selection of "
-                             f"{picked:,} images → their grid | {big['map_s']} s / {big.get('select_s')} s | |")
+                picked = sum(
+                    int(x.replace(",", "")) for x in re.findall(r"\(([\d,]+)\)", big.get("selection", ""))
+                )
+                lines.append(
+                    f"| … Map page with all {n} points (layout from the cache) / box selection of "
+                    f"{picked:,} images → their grid | {big['map_s']} s / {big.get('select_s')} s | |"
+                )
             if "export_s" in big:
                 lines.append(f"| … Export page | {big['export_s']} s | |")
     return "\n".join(lines)
@@ -210,21 +246,28 @@ def scale() -> str:
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {list(g.values())[-1] if g else ''} |")
     extra = s.get("embed_70k")
     if extra:
-        lines += ["", f"Embedding all 70,000 from files once ({extra['command']}): {extra['computed']:,} images computed "
-                  f"in {extra['wall_s'] / 60:.0f} min ({extra['per_s']:.1f} img/s), peak RSS {extra['max_rss_mb']:,.0f} MB."
-                  + (f" {extra['note']}" if extra.get("note") else "")]
+        lines += [
+            "",
+            f"Embedding all 70,000 from files once ({extra['command']}): {extra['computed']:,} images computed "
+            f"in {extra['wall_s'] / 60:.0f} min ({extra['per_s']:.1f} img/s), peak RSS {extra['max_rss_mb']:,.0f} MB."
+            + (f" {extra['note']}" if extra.get("note") else ""),
+        ]
     dec = stages.get("decode", {}).get("1")
     est = s.get("estimate", {})
     if dec and est:
         a = est["assumptions"]
-        lines += ["", f"**1M and 10M images, estimated.** Measured here: decoding + preprocessing a 12-megapixel JPEG takes "
-                  f"{1000 / dec['per_s']:.0f} ms on one thread ({dec['per_s']:.1f} img/s). Assumed: one GPU embeds "
-                  f"{a['gpu_images_per_s']:,.0f} img/s (ViT-B/32-class model, fp16; not measurable here) and is fed by "
-                  f"{a['decode_threads_per_gpu']} decode threads, so a GPU runs at "
-                  f"min({a['gpu_images_per_s']:,.0f}, {a['decode_threads_per_gpu']} × {dec['per_s']:.1f}) img/s. "
-                  "One-machine steps are extrapolated from the measured times with the measured growth exponent (at least 1).",
-                  "", "| images | embed, 1 GPU | 8 GPUs | 64 GPUs | k-means | kNN | UMAP | reopen | store per 512-d view |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"**1M and 10M images, estimated.** Measured here: decoding + preprocessing a 12-megapixel JPEG takes "
+            f"{1000 / dec['per_s']:.0f} ms on one thread ({dec['per_s']:.1f} img/s). Assumed: one GPU embeds "
+            f"{a['gpu_images_per_s']:,.0f} img/s (ViT-B/32-class model, fp16; not measurable here) and is fed by "
+            f"{a['decode_threads_per_gpu']} decode threads, so a GPU runs at "
+            f"min({a['gpu_images_per_s']:,.0f}, {a['decode_threads_per_gpu']} × {dec['per_s']:.1f}) img/s. "
+            "One-machine steps are extrapolated from the measured times with the measured growth exponent (at least 1).",
+            "",
+            "| images | embed, 1 GPU | 8 GPUs | 64 GPUs | k-means | kNN | UMAP | reopen | store per 512-d view |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for n in ("1000000", "10000000"):
             r = est.get(n)
             if not r:
@@ -234,9 +277,11 @@ def scale() -> str:
                 v = r.get(key)
                 return "—" if v is None else (f"{v * 60:.0f} min" if v < 1 else f"{v:.1f} h")
 
-            lines.append(f"| {int(n):,} | {h('embed_h_on_1_gpus')} | {h('embed_h_on_8_gpus')} | {h('embed_h_on_64_gpus')} "
-                         f"| {h('kmeans_h_one_machine')} | {h('knn_h_one_machine')} | {h('umap_h_one_machine')} "
-                         f"| {h('reopen_h_one_machine')} | {r['store_gb_per_512d_view']} GB |")
+            lines.append(
+                f"| {int(n):,} | {h('embed_h_on_1_gpus')} | {h('embed_h_on_8_gpus')} | {h('embed_h_on_64_gpus')} "
+                f"| {h('kmeans_h_one_machine')} | {h('knn_h_one_machine')} | {h('umap_h_one_machine')} "
+                f"| {h('reopen_h_one_machine')} | {r['store_gb_per_512d_view']} GB |"
+            )
     return "\n".join(lines)
 
 

@@ -61,7 +61,9 @@ def main(argv=None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="first N test images (default: all 10,000)")
     ap.add_argument("--cache-dir", type=Path, default=BENCH / "data" / "cache")
     ap.add_argument("--out", type=Path, default=BENCH / "results" / "textguided.json")
-    ap.add_argument("--question", action="append", default=None, help="prompt (repeatable; default: 4 prompts)")
+    ap.add_argument(
+        "--question", action="append", default=None, help="prompt (repeatable; default: 4 prompts)"
+    )
     a = ap.parse_args(argv)
     questions = tuple(a.question or QUESTIONS)
 
@@ -90,57 +92,78 @@ def main(argv=None) -> int:
         dt = time.perf_counter() - t
         m = vx.evaluate_labels(y, cl.labels)
         ex = explanation_scores(cl.keywords, cl.labels, y, texts=cl.texts, sentence_embedder=sentence)
-        row = {"method": name, "representation": cfg.representation,
-               **{k: round(float(m[k]), 4) for k in ("acc", "nmi", "ari")},
-               "keyword_hit_rate": round(ex["hit_rate"], 3), "keyword_coverage": round(ex["coverage"], 3),
-               "keyword_distinctiveness": round(ex["distinctiveness"], 3),
-               "n_distinct_texts": len(set(cl.texts)),
-               "seconds": round(dt, 1)}
+        row = {
+            "method": name,
+            "representation": cfg.representation,
+            **{k: round(float(m[k]), 4) for k in ("acc", "nmi", "ari")},
+            "keyword_hit_rate": round(ex["hit_rate"], 3),
+            "keyword_coverage": round(ex["coverage"], 3),
+            "keyword_distinctiveness": round(ex["distinctiveness"], 3),
+            "n_distinct_texts": len(set(cl.texts)),
+            "seconds": round(dt, 1),
+        }
         if cfg.representation == "prompt":
             info_prompt = cl.info
             row["chosen_prompt"] = cl.info["chosen_prompt"]
         rows.append(row)
-        print(f"{name:<40} ACC {m['acc']:.3f}  NMI {m['nmi']:.3f}  ARI {m['ari']:.3f}  "
-              f"hits {ex['hit_rate']:.2f}  coverage {ex['coverage']:.2f}  distinct {ex['distinctiveness']:.2f}"
-              f"  ({dt:.1f} s)")
-    print(f"top-1 label purity {purity(y, [first_label(t) for t in emb.captions]):.3f} "
-          f"over {len({first_label(t) for t in emb.captions})} distinct labels")
+        print(
+            f"{name:<40} ACC {m['acc']:.3f}  NMI {m['nmi']:.3f}  ARI {m['ari']:.3f}  "
+            f"hits {ex['hit_rate']:.2f}  coverage {ex['coverage']:.2f}  distinct {ex['distinctiveness']:.2f}"
+            f"  ({dt:.1f} s)"
+        )
+    print(
+        f"top-1 label purity {purity(y, [first_label(t) for t in emb.captions]):.3f} "
+        f"over {len({first_label(t) for t in emb.captions})} distinct labels"
+    )
     for r in info_prompt["prompt_ranking"]:
         m = vx.evaluate_labels(y, info_prompt["prompt_labels"][r["prompt"]])
         answers = info_prompt["prompt_answers"][r["prompt"]]
-        prompt_rows.append({
-            "prompt": r["prompt"], "rank": r["rank"], "inertia": round(r["inertia"], 2),
-            "silhouette": round(r["silhouette"], 4), "n_distinct_answers": r["n_distinct"],
-            **{k: round(float(m[k]), 4) for k in ("acc", "nmi", "ari")},
-            "first_answer_purity": round(purity(y, [first_label(t) for t in answers]), 4),
-            "top_answers": [t for t, _ in Counter(answers).most_common(5)],
-        })
-        print(f"  #{r['rank']} {r['prompt']:<40} inertia {r['inertia']:9.2f}  silhouette {r['silhouette']:.3f}  "
-              f"ACC {m['acc']:.3f}  NMI {m['nmi']:.3f}  distinct answers {r['n_distinct']}")
+        prompt_rows.append(
+            {
+                "prompt": r["prompt"],
+                "rank": r["rank"],
+                "inertia": round(r["inertia"], 2),
+                "silhouette": round(r["silhouette"], 4),
+                "n_distinct_answers": r["n_distinct"],
+                **{k: round(float(m[k]), 4) for k in ("acc", "nmi", "ari")},
+                "first_answer_purity": round(purity(y, [first_label(t) for t in answers]), 4),
+                "top_answers": [t for t, _ in Counter(answers).most_common(5)],
+            }
+        )
+        print(
+            f"  #{r['rank']} {r['prompt']:<40} inertia {r['inertia']:9.2f}  silhouette {r['silhouette']:.3f}  "
+            f"ACC {m['acc']:.3f}  NMI {m['nmi']:.3f}  distinct answers {r['n_distinct']}"
+        )
     result = {
-        "dataset": f"Fashion-MNIST test split, first {emb.n} images" if a.limit else "Fashion-MNIST test split",
+        "dataset": f"Fashion-MNIST test split, first {emb.n} images"
+        if a.limit
+        else "Fashion-MNIST test split",
         "n_images": int(emb.n),
         "k": 10,
         "model": emb.model_id,
         "text_source": "bundled label captions: 'a photo of a {top-1 class}, or a {top-2 class}' (ImageNet "
-                       "classes from EfficientNet-Lite0; not a real captioner)",
+        "classes from EfficientNet-Lite0; not a real captioner)",
         "answerer": info_prompt["answerer"],
         "prompt_weight": PROMPT_WEIGHT,
         "machine": f"{platform.machine()}, {platform.python_version()}, CPU only",
         "top1_label_purity": round(purity(y, [first_label(t) for t in emb.captions]), 4),
         "n_distinct_top1_labels": len({first_label(t) for t in emb.captions}),
-        "top1_labels_most_common": [[t, n] for t, n in Counter(first_label(t) for t in emb.captions).most_common(10)],
+        "top1_labels_most_common": [
+            [t, n] for t, n in Counter(first_label(t) for t in emb.captions).most_common(10)
+        ],
         "results": rows,
         "prompts": prompt_rows,
-        "prompt_ami": {"prompts": info_prompt["ami_prompts"],
-                       "matrix": np.round(np.asarray(info_prompt["ami"]), 3).tolist()},
+        "prompt_ami": {
+            "prompts": info_prompt["ami_prompts"],
+            "matrix": np.round(np.asarray(info_prompt["ami"]), 3).tolist(),
+        },
         "columns": {
             "keyword_hit_rate": "share of clusters whose 5 counting-based keywords match the Hungarian-matched "
-                                "class name (string containment either way, or MiniLM cosine >= 0.4)",
+            "class name (string containment either way, or MiniLM cosine >= 0.4)",
             "keyword_coverage": "share of images whose text contains one of their cluster's keywords",
             "keyword_distinctiveness": "1 - mean pairwise Jaccard overlap of the clusters' keyword word sets",
             "top1_label_purity": "share of images whose top-1 ImageNet label's majority class is their own class: "
-                                 "the ACC of giving each distinct label its own cluster (upper bound at K=10)",
+            "the ACC of giving each distinct label its own cluster (upper bound at K=10)",
         },
         "command": "python bench/textguided.py" + (f" --limit {a.limit}" if a.limit else ""),
     }

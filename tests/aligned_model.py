@@ -28,20 +28,43 @@ from PIL import Image, ImageDraw
 
 ARCH = "vx-aligned-tiny"
 IMAGE_SIZE = 32
-COLOURS: dict[str, tuple[int, int, int]] = {"red": (215, 35, 35), "green": (35, 185, 45), "blue": (40, 50, 215)}
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (215, 35, 35),
+    "green": (35, 185, 45),
+    "blue": (40, 50, 215),
+}
 SHAPES = ("circle", "square", "triangle")
 MODEL_CFG = {
     "embed_dim": 64,
-    "vision_cfg": {"image_size": IMAGE_SIZE, "layers": 2, "width": 64, "patch_size": 8, "head_width": 32,
-                   "mlp_ratio": 2.0},
-    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2,
-                 "mlp_ratio": 2.0},
+    "vision_cfg": {
+        "image_size": IMAGE_SIZE,
+        "layers": 2,
+        "width": 64,
+        "patch_size": 8,
+        "head_width": 32,
+        "mlp_ratio": 2.0,
+    },
+    "text_cfg": {
+        "context_length": 16,
+        "vocab_size": 49408,
+        "width": 64,
+        "heads": 2,
+        "layers": 2,
+        "mlp_ratio": 2.0,
+    },
 }
 #: Text templates seen in training: plain, with an article, and the prompt templates vlexplore puts
 #: around prototypes (so "red" as a prototype lands where training put red shapes).
 TEMPLATES = (
-    "{}", "a {}", "a {}.", "a photo of a {}.", "a close-up photo of a {}.", "a photo of the {}.",
-    "a picture of a {}.", "an image of a {}.", "a cropped photo of a {}.",
+    "{}",
+    "a {}",
+    "a {}.",
+    "a photo of a {}.",
+    "a close-up photo of a {}.",
+    "a photo of the {}.",
+    "a picture of a {}.",
+    "an image of a {}.",
+    "a cropped photo of a {}.",
 )
 
 
@@ -154,14 +177,26 @@ def save_model(model, out: Path, config_path: Path, name: str = "aligned.pt") ->
     model_dir = out / "hub-style"
     model_dir.mkdir(exist_ok=True)
     cfg = json.loads(config_path.read_text())
-    preprocess_cfg = {"mean": list(model.visual.preprocess_cfg["mean"]), "std": list(model.visual.preprocess_cfg["std"])}
-    (model_dir / "open_clip_config.json").write_text(json.dumps({"model_cfg": cfg, "preprocess_cfg": preprocess_cfg}))
+    preprocess_cfg = {
+        "mean": list(model.visual.preprocess_cfg["mean"]),
+        "std": list(model.visual.preprocess_cfg["std"]),
+    }
+    (model_dir / "open_clip_config.json").write_text(
+        json.dumps({"model_cfg": cfg, "preprocess_cfg": preprocess_cfg})
+    )
     save_file(state, str(model_dir / "open_clip_model.safetensors"))
     return ckpt, model_dir
 
 
-def train_aligned(out: Path, *, seed: int = 0, steps: int = 300, batch_size: int = 108,
-                  pool_size: int = 2700, base_lr: float = 2e-3) -> TrainedModel:
+def train_aligned(
+    out: Path,
+    *,
+    seed: int = 0,
+    steps: int = 300,
+    batch_size: int = 108,
+    pool_size: int = 2700,
+    base_lr: float = 2e-3,
+) -> TrainedModel:
     """Train the tiny model for ``steps`` steps (about 12 s on one core) and save it under ``out``."""
     import torch
     import torch.nn.functional as F
@@ -195,8 +230,10 @@ def train_aligned(out: Path, *, seed: int = 0, steps: int = 300, batch_size: int
         # each image gets a random text that fits it
         t_idx = []
         for i in idx:
-            fits = np.flatnonzero(((txt_colour == img_colour[i]) | (txt_colour < 0))
-                                  & ((txt_shape == img_shape[i]) | (txt_shape < 0)))
+            fits = np.flatnonzero(
+                ((txt_colour == img_colour[i]) | (txt_colour < 0))
+                & ((txt_shape == img_shape[i]) | (txt_shape < 0))
+            )
             t_idx.append(int(rng.choice(fits)))
         t_idx = np.array(t_idx)
         ok_c = (txt_colour[t_idx][:, None] < 0) | (txt_colour[t_idx][:, None] == img_colour[idx][None, :])
@@ -205,8 +242,10 @@ def train_aligned(out: Path, *, seed: int = 0, steps: int = 300, batch_size: int
         img = F.normalize(model.encode_image(images[idx]), dim=-1)
         txt = F.normalize(model.encode_text(tokens[t_idx]), dim=-1)
         logits = model.logit_scale.exp().clamp(max=100) * txt @ img.T
-        loss = 0.5 * (-(F.log_softmax(logits, 1) * fits / fits.sum(1, keepdim=True)).sum(1).mean()
-                      - (F.log_softmax(logits.T, 1) * fits.T / fits.T.sum(1, keepdim=True)).sum(1).mean())
+        loss = 0.5 * (
+            -(F.log_softmax(logits, 1) * fits / fits.sum(1, keepdim=True)).sum(1).mean()
+            - (F.log_softmax(logits.T, 1) * fits.T / fits.T.sum(1, keepdim=True)).sum(1).mean()
+        )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

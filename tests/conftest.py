@@ -24,10 +24,16 @@ from PIL import Image
 
 # =========================================================================== 1. image folders
 
-CLASS_COLOURS: dict[str, tuple[int, int, int]] = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
+CLASS_COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (220, 30, 30),
+    "green": (30, 200, 40),
+    "blue": (30, 40, 220),
+}
 
 
-def colour_image(colour: tuple[int, int, int], size: tuple[int, int] = (32, 24), seed: int = 0) -> Image.Image:
+def colour_image(
+    colour: tuple[int, int, int], size: tuple[int, int] = (32, 24), seed: int = 0
+) -> Image.Image:
     """An RGB image of ``colour`` with a little noise (so formats and sizes differ, classes do not)."""
     rng = np.random.default_rng(seed)
     w, h = size
@@ -50,7 +56,12 @@ def png_header(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 16))
+        + chunk(b"IEND", b"")
+    )
 
 
 @dataclass
@@ -104,7 +115,10 @@ def build_image_folder(root: Path) -> ImageFolder:
 
     broken_scan = {
         "red/empty.jpg": (b"", "empty file"),
-        "green/page.jpg": (b"<!DOCTYPE html>\n<html><body>Not found</body></html>\n", "not an image (text/HTML)"),
+        "green/page.jpg": (
+            b"<!DOCTYPE html>\n<html><body>Not found</body></html>\n",
+            "not an image (text/HTML)",
+        ),
         "blue/header_only.png": (noise_bytes("PNG")[:16], "truncated"),
         "blue/bomb.png": (png_header(100_000, 100_000), "decompression bomb"),
     }
@@ -177,12 +191,23 @@ class FakeEncoder:
     views = ("image", "joint")
     description = "fake colour encoder (tests)"
     COLOURS = {
-        "red": (1.0, 0.0, 0.0), "green": (0.0, 1.0, 0.0), "blue": (0.0, 0.0, 1.0),
-        "yellow": (1.0, 1.0, 0.0), "white": (1.0, 1.0, 1.0),
+        "red": (1.0, 0.0, 0.0),
+        "green": (0.0, 1.0, 0.0),
+        "blue": (0.0, 0.0, 1.0),
+        "yellow": (1.0, 1.0, 0.0),
+        "white": (1.0, 1.0, 1.0),
     }
 
-    def __init__(self, *, dim: int = 8, seed: int = 0, device: str = "cpu", input_size: int = 16,
-                 fail_after_batches: int | None = None, delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        *,
+        dim: int = 8,
+        seed: int = 0,
+        device: str = "cpu",
+        input_size: int = 16,
+        fail_after_batches: int | None = None,
+        delay: float = 0.0,
+    ) -> None:
         import torch
 
         self.dim = dim
@@ -234,7 +259,10 @@ class FakeEncoder:
         for i, text in enumerate(texts):
             seed = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
             wobble = np.random.default_rng(seed).normal(0, 1, 3)
-            base = next((np.asarray(v) for k, v in self.COLOURS.items() if k in re.findall(r"[a-z]+", text.lower())), None)
+            base = next(
+                (np.asarray(v) for k, v in self.COLOURS.items() if k in re.findall(r"[a-z]+", text.lower())),
+                None,
+            )
             out[i] = wobble if base is None else base + 0.05 * wobble
         self.n_texts += len(texts)
         return out / np.linalg.norm(out, axis=1, keepdims=True)

@@ -531,7 +531,9 @@ def test_user_text_is_rendered_as_text_not_markdown(monkeypatch, tmp_path):
     """Folder, sub-folder and cluster names, prompts and typed paths with Markdown images and HTML:
     no page turns them into an image, a link or a tag (the browser would fetch the URL)."""
     evil_prompt = "![p](http://example.invalid/p.png)"
-    folder = tmp_path / "![t](http:" / "example.invalid" / "x.png)"  # the path reads ![t](http:/example.invalid/x.png)
+    folder = (
+        tmp_path / "![t](http:" / "example.invalid" / "x.png)"
+    )  # the path reads ![t](http:/example.invalid/x.png)
     _make_folder(folder)
     os.rename(folder / "blue", folder / "![s](s.png) <img src=s.png>")
     monkeypatch.setenv("VLEXPLORE_ROOTS", str(tmp_path))

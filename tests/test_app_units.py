@@ -245,11 +245,20 @@ def _pending_map_state(job=None):
     n = 4
     rng = np.random.default_rng(0)
     collection = SimpleNamespace(fingerprints=[f"fp{i}" for i in range(n)])
-    emb = SimpleNamespace(n=n, views={"image": rng.normal(size=(n, 6)).astype(np.float32)},
-                          collection=collection, model_id="fake")
+    emb = SimpleNamespace(
+        n=n,
+        views={"image": rng.normal(size=(n, 6)).astype(np.float32)},
+        collection=collection,
+        model_id="fake",
+    )
     clustered = vx.Clustered(
-        labels=np.zeros(n, dtype=np.int64), names={0: "a"}, keywords={}, similarity=None,
-        coords=np.full((n, 2), np.nan, dtype=np.float32), metrics={}, config=vx.ClusterConfig(),
+        labels=np.zeros(n, dtype=np.int64),
+        names={0: "a"},
+        keywords={},
+        similarity=None,
+        coords=np.full((n, 2), np.nan, dtype=np.float32),
+        metrics={},
+        config=vx.ClusterConfig(),
     )
     return AppState(emb=emb, clustered=clustered, labels=np.zeros(n, dtype=np.int64), map_job=job)
 

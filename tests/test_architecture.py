@@ -59,7 +59,9 @@ def test_importing_the_library_loads_no_heavy_or_app_package():
 
 def test_the_library_never_imports_the_app_or_streamlit():
     bad = {
-        str(path.relative_to(REPO)): sorted(n for n in _imports(path) if _top(n) in ("ui", "views", "streamlit", "app"))
+        str(path.relative_to(REPO)): sorted(
+            n for n in _imports(path) if _top(n) in ("ui", "views", "streamlit", "app")
+        )
         for path in _modules(LIBRARY)
     }
     assert {k: v for k, v in bad.items() if v} == {}
@@ -91,7 +93,7 @@ def test_no_import_cycle_among_app_modules():
         state[node] = 1
         for dep in sorted(graph[node]):
             if state.get(dep) == 1:
-                cycles.append(stack[stack.index(dep):] + [dep])
+                cycles.append(stack[stack.index(dep) :] + [dep])
             elif dep not in state:
                 visit(dep, stack + [dep])
         state[node] = 2

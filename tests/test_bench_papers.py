@@ -89,8 +89,11 @@ def test_rows_run_through_the_pipeline(cifar, tmp_path):
     root, _, _ = cifar
     out = tmp_path / "out"
     names = datasets.export("cifar10", root, out)
-    emb = vx.embed(vx.scan(out, cache_dir=tmp_path / "c"), vx.EncodeConfig(cache_dir=tmp_path / "c"),
-                   encoder=FakeEncoder())
+    emb = vx.embed(
+        vx.scan(out, cache_dir=tmp_path / "c"),
+        vx.EncodeConfig(cache_dir=tmp_path / "c"),
+        encoder=FakeEncoder(),
+    )
     rows = papers.run_rows(emb, names, rows=("kmeans", "zero-shot", "text-guided"))
     assert rows["kmeans"]["acc"] == 100.0 and rows["zero-shot"]["acc"] == 100.0
     assert "skipped" in rows["text-guided"]

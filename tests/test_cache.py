@@ -73,7 +73,9 @@ def test_lookup_reads_only_the_key_column_of_shards_without_hits(store, monkeypa
     store.append(["b"], {"vec": _vectors(1)})
     read = []
     real = cache._iter_rows
-    monkeypatch.setattr(cache, "_iter_rows", lambda path, cols, rows: read.append(path) or real(path, cols, rows))
+    monkeypatch.setattr(
+        cache, "_iter_rows", lambda path, cols, rows: read.append(path) or real(path, cols, rows)
+    )
     store.lookup(["b"], ["vec"])
     assert read == [store.shard_paths()[1]]
 
@@ -110,7 +112,13 @@ def test_append_of_nothing_writes_nothing(store):
 
 @pytest.mark.parametrize(
     "columns",
-    [{"vec": _vectors(3)}, {"text": ["x"]}, {"vec": np.zeros(2, np.float32)}, {"key": ["x", "y"]}, {"n": [1, 2]}],
+    [
+        {"vec": _vectors(3)},
+        {"text": ["x"]},
+        {"vec": np.zeros(2, np.float32)},
+        {"key": ["x", "y"]},
+        {"n": [1, 2]},
+    ],
     ids=["too-many-rows", "too-few-strings", "1-d", "reserved-name", "not-strings"],
 )
 def test_append_rejects_bad_columns(store, columns):
@@ -157,9 +165,15 @@ def test_compact_merges_shards_and_keeps_the_oldest_rows(store):
 
 
 def test_store_for_names_the_folder_by_slug_and_hash(cache_dir):
-    a, b = store_for(cache_dir, "open_clip:ViT-B-32/openai"), store_for(cache_dir, "open_clip:ViT-B-32:openai")
+    a, b = (
+        store_for(cache_dir, "open_clip:ViT-B-32/openai"),
+        store_for(cache_dir, "open_clip:ViT-B-32:openai"),
+    )
     assert a.directory.parent == cache_dir
-    assert a.directory.name.startswith("open_clip-ViT-B-32-openai-") and len(a.directory.name.rsplit("-", 1)[1]) == 8
+    assert (
+        a.directory.name.startswith("open_clip-ViT-B-32-openai-")
+        and len(a.directory.name.rsplit("-", 1)[1]) == 8
+    )
     assert a.directory != b.directory  # same slug, different namespace
 
 
@@ -252,8 +266,9 @@ def test_lookup_reads_only_the_row_groups_it_needs(store, monkeypatch):
     assert pq.ParquetFile(path).metadata.num_row_groups == 10
     read = []
     real = pq.ParquetFile.read_row_group
-    monkeypatch.setattr(pq.ParquetFile, "read_row_group",
-                        lambda self, g, **kw: read.append(g) or real(self, g, **kw))
+    monkeypatch.setattr(
+        pq.ParquetFile, "read_row_group", lambda self, g, **kw: read.append(g) or real(self, g, **kw)
+    )
     want = ["k094", "k003", "k041", "k003", "k049"]
     found, values = store.lookup(want, ["vec"])
     assert found.all()

@@ -61,8 +61,16 @@ def test_three_colour_classes_are_recovered(image_folder, env_cache, tmp_path):
 def test_prototypes_add_similarity_column(image_folder, env_cache, tmp_path):
     out = tmp_path / "p.csv"
     code = cli.main(
-        ["cluster", str(image_folder.root), "--method", "prototypes", "--prototypes", "red, green, blue",
-         "--out", str(out)]
+        [
+            "cluster",
+            str(image_folder.root),
+            "--method",
+            "prototypes",
+            "--prototypes",
+            "red, green, blue",
+            "--out",
+            str(out),
+        ]
     )
     assert code == 0
     df = pd.read_csv(out)
@@ -125,7 +133,10 @@ def test_bad_options_are_clear_errors(image_folder, env_cache, capsys, args, mes
 
 def test_help_explains_every_option():
     r = subprocess.run(
-        [sys.executable, "-m", "vlexplore", "cluster", "--help"], cwd=ROOT, capture_output=True, text=True,
+        [sys.executable, "-m", "vlexplore", "cluster", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
         check=True,
     )
     for opt in ("--method", "--k", "--prototypes", "--model", "--out", "--threshold", "--discover-rest"):
@@ -241,7 +252,9 @@ def test_cluster_with_a_read_only_or_full_cache_still_writes_the_csv(
     assert os.strerror(err) in notes[0]
     assert os.environ["NUMBA_CACHE_DIR"] and not Path(os.environ["NUMBA_CACHE_DIR"]).is_relative_to(env_cache)
     df = pd.read_csv(out)
-    assert sorted(df["path"]) == sorted(image_folder.good) and np.isfinite(df[["umap_x", "umap_y"]]).all().all()
+    assert (
+        sorted(df["path"]) == sorted(image_folder.good) and np.isfinite(df[["umap_x", "umap_y"]]).all().all()
+    )
     assert not (env_cache / "projections").exists()
 
 
@@ -315,8 +328,9 @@ def test_cluster_csv_has_no_formula_cell_when_split_on_semicolons(tmp_path, env_
     for i, name in enumerate(["x;=1+2.png", "semi;@SUM(A1).png", "plain.png", "a.png", "b.png", "c.png"]):
         write_image(folder / name, colour=(40 * i, 100, 200 - 30 * i))
     out = tmp_path / "semi.csv"
-    code = cli.main(["cluster", str(folder), "--method", "prototypes", "--prototypes", "red, x;=1+2",
-                     "--out", str(out)])
+    code = cli.main(
+        ["cluster", str(folder), "--method", "prototypes", "--prototypes", "red, x;=1+2", "--out", str(out)]
+    )
     assert code == 0, capsys.readouterr().err
     raw = out.read_text(encoding="utf-8")
     for sep in (";", "\t"):

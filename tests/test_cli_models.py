@@ -40,10 +40,25 @@ def _run(args, capsys) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
-def test_cluster_with_a_model_directory_recovers_the_colours(aligned_clip, shapes_folder, env_cache, tmp_path, capsys):
+def test_cluster_with_a_model_directory_recovers_the_colours(
+    aligned_clip, shapes_folder, env_cache, tmp_path, capsys
+):
     out = tmp_path / "l.csv"
-    code, stdout, err = _run(["cluster", str(shapes_folder), "--model", str(aligned_clip.model_dir), "--k", "3",
-                              "--cache-dir", str(env_cache), "--out", str(out)], capsys)
+    code, stdout, err = _run(
+        [
+            "cluster",
+            str(shapes_folder),
+            "--model",
+            str(aligned_clip.model_dir),
+            "--k",
+            "3",
+            "--cache-dir",
+            str(env_cache),
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert "bundled" not in err  # no silent fallback
     df = pd.read_csv(out)
@@ -53,8 +68,21 @@ def test_cluster_with_a_model_directory_recovers_the_colours(aligned_clip, shape
 
 def test_names_are_words_with_an_open_clip_model(aligned_clip, shapes_folder, env_cache, tmp_path, capsys):
     out = tmp_path / "l.csv"
-    code, _, err = _run(["cluster", str(shapes_folder), "--model", str(aligned_clip.model_dir), "--k", "3",
-                         "--cache-dir", str(env_cache), "--out", str(out)], capsys)
+    code, _, err = _run(
+        [
+            "cluster",
+            str(shapes_folder),
+            "--model",
+            str(aligned_clip.model_dir),
+            "--k",
+            "3",
+            "--cache-dir",
+            str(env_cache),
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
     assert code == 0, err
     labels = pd.read_csv(out)["cluster_label"].astype(str)
     assert not labels.str.fullmatch(r"cluster \d+").any(), sorted(set(labels))
@@ -64,8 +92,20 @@ def test_a_captioner_fills_the_caption_column_with_any_representation(
     aligned_clip, tiny_blip_dir, shapes_folder, env_cache, tmp_path, capsys, monkeypatch
 ):
     out = tmp_path / "l.csv"
-    args = ["cluster", str(shapes_folder), "--model", str(aligned_clip.model_dir), "--k", "3",
-            "--captioner", str(tiny_blip_dir), "--cache-dir", str(env_cache), "--out", str(out)]
+    args = [
+        "cluster",
+        str(shapes_folder),
+        "--model",
+        str(aligned_clip.model_dir),
+        "--k",
+        "3",
+        "--captioner",
+        str(tiny_blip_dir),
+        "--cache-dir",
+        str(env_cache),
+        "--out",
+        str(out),
+    ]
     code, _, err = _run(args, capsys)
     assert code == 0, err
     captions = pd.read_csv(out, keep_default_na=False)["caption"]
@@ -74,14 +114,17 @@ def test_a_captioner_fills_the_caption_column_with_any_representation(
 
     calls = []
     real = HFCaptioner.caption_batch
-    monkeypatch.setattr(HFCaptioner, "caption_batch", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    monkeypatch.setattr(
+        HFCaptioner, "caption_batch", lambda self, *a, **k: calls.append(1) or real(self, *a, **k)
+    )
     code, _, err = _run([*args, "--overwrite"], capsys)  # cached: the second run captions nothing again
     assert code == 0, err
     assert calls == [] and pd.read_csv(out, keep_default_na=False)["caption"].tolist() == captions.tolist()
 
 
 def test_a_misspelt_captioner_stops_before_any_work(shapes_folder, env_cache, tmp_path, capsys):
-    code, _, err = _run(["cluster", str(shapes_folder), "--captioner", "blip-bsae", "--cache-dir", str(env_cache)],
-                        capsys)
+    code, _, err = _run(
+        ["cluster", str(shapes_folder), "--captioner", "blip-bsae", "--cache-dir", str(env_cache)], capsys
+    )
     assert code == 2
     assert re.search(r"blip-base", err) and err.count("\n") == 1

@@ -114,7 +114,9 @@ def test_kmeans_reports_its_backend_and_restarts(monkeypatch):
     assert same_partition(result.labels, y)
     monkeypatch.setattr(largescale, "faiss_module", lambda: None)
     assert cluster(X, ClusterConfig(method="kmeans", k=4, n_init=3)).info == {
-        "kmeans_backend": "sklearn", "kmeans_n_init": 3}
+        "kmeans_backend": "sklearn",
+        "kmeans_n_init": 3,
+    }
 
 
 def test_kmeans_single_point_is_one_cluster():
@@ -194,7 +196,9 @@ def test_suggest_k_at_10k_builds_its_tree_on_a_sample(monkeypatch):
 
     seen = []
     real = scipy.cluster.hierarchy.linkage
-    monkeypatch.setattr(scipy.cluster.hierarchy, "linkage", lambda S, **kw: seen.append(len(S)) or real(S, **kw))
+    monkeypatch.setattr(
+        scipy.cluster.hierarchy, "linkage", lambda S, **kw: seen.append(len(S)) or real(S, **kw)
+    )
     rng = np.random.default_rng(0)
     X = rng.normal(size=(10_000, 512)).astype(np.float32)
     assert 1 <= suggest_k(X) <= 30
@@ -459,7 +463,9 @@ def test_non_numeric_x_raises():
 # --- the one k-means helper ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("n", "expected"), [(1, 50), (80, 50), (2000, 50), (10_000, 10), (20_000, 5), (10**6, 5)])
+@pytest.mark.parametrize(
+    ("n", "expected"), [(1, 50), (80, 50), (2000, 50), (10_000, 10), (20_000, 5), (10**6, 5)]
+)
 def test_default_n_init_gives_small_folders_more_restarts(n, expected):
     assert cl.default_n_init(n) == expected
 

@@ -154,7 +154,9 @@ def test_a_read_only_cache_only_costs_the_index(tmp_path, cache_dir, monkeypatch
 # --------------------------------------------------------------------------- 2. the bytes hashed are the bytes embedded
 
 
-def test_a_file_replaced_after_the_scan_is_skipped_and_nothing_is_stored_under_its_old_key(tmp_path, cache_dir):
+def test_a_file_replaced_after_the_scan_is_skipped_and_nothing_is_stored_under_its_old_key(
+    tmp_path, cache_dir
+):
     root = tmp_path / "f"
     for kind in ("circle", "square"):
         write_png(root / f"{kind}.png", kind)
@@ -223,7 +225,7 @@ def test_a_damaged_page_header_in_a_vector_column_is_set_aside_once(tmp_path, ca
     names = [md.schema.column(i).path for i in range(md.num_columns)]
     offset = md.row_group(0).column(names.index("image.list.element")).data_page_offset
     raw = bytearray(shard.read_bytes())
-    raw[offset:offset + 16] = b"\xff" * 16
+    raw[offset : offset + 16] = b"\xff" * 16
     shard.write_bytes(bytes(raw))
     enc = FakeEncoder()
     with pytest.warns(UserWarning, match="is damaged"):
@@ -322,7 +324,8 @@ def test_a_memory_error_while_decoding_is_retried_next_time(tmp_path, cache_dir,
     monkeypatch.setattr(imageio, "_decode", short_of_memory)
     first = embed_images(col, FakeEncoder(), cache_dir=cache_dir)
     assert dict(zip(first.collection.skipped["relpath"], first.collection.skipped["reason"])) == {
-        "square.png": "image too large to decode in memory"}
+        "square.png": "image too large to decode in memory"
+    }
     monkeypatch.setattr(imageio, "_decode", real)
     second = embed_images(col, FakeEncoder(), cache_dir=cache_dir)
     assert second.n_computed == 1 and len(second.collection) == 2

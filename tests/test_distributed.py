@@ -94,8 +94,13 @@ def bundled():
 def test_ray_equals_local_and_fills_the_same_cache(ray_runtime, image_folder, tmp_path, bundled):
     col = scan_folder(image_folder.root)
     progress = []
-    ray_res = embed_images_ray(col, "bundled", device="cpu", cache_dir=tmp_path / "ray",
-                               on_progress=lambda d, t: progress.append((d, t)))
+    ray_res = embed_images_ray(
+        col,
+        "bundled",
+        device="cpu",
+        cache_dir=tmp_path / "ray",
+        on_progress=lambda d, t: progress.append((d, t)),
+    )
     local = embed_images(col, bundled, cache_dir=tmp_path / "local", num_workers=0)
 
     assert ray_res.model_id == local.model_id
@@ -143,8 +148,18 @@ def test_cli_engine_ray(ray_runtime, tmp_path, write_image, capsys, monkeypatch)
     for i, colour in enumerate([(200, 30, 30), (30, 200, 30), (30, 30, 200)]):
         write_image(tmp_path / "imgs" / f"{i}.png", colour=colour, seed=i)
     (tmp_path / "imgs" / "cut.png").write_bytes((tmp_path / "imgs" / "0.png").read_bytes()[:60])
-    args = ["embed", str(tmp_path / "imgs"), "--engine", "ray", "--device", "cpu", "--cache-dir", str(tmp_path / "c"),
-            "--batch-size", "1"]
+    args = [
+        "embed",
+        str(tmp_path / "imgs"),
+        "--engine",
+        "ray",
+        "--device",
+        "cpu",
+        "--cache-dir",
+        str(tmp_path / "c"),
+        "--batch-size",
+        "1",
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "3 image(s) embedded" in out and "on Ray; 3 computed" in out
@@ -175,16 +190,26 @@ def test_store_and_export_read_back_in_ray(ray_runtime, tmp_path, write_image):
     assert len(rows[0]["emb_image"]) == res.views["image"].shape[1]
 
 
-def test_ray_captions_equal_local_ones_and_fill_the_same_cache(ray_runtime, tiny_blip_dir, image_folder, tmp_path):
+def test_ray_captions_equal_local_ones_and_fill_the_same_cache(
+    ray_runtime, tiny_blip_dir, image_folder, tmp_path
+):
     from vlexplore.caption import caption_images
     from vlexplore.models.registry import load_captioner
     from vlexplore.raycaption import caption_images_ray
 
     col = scan_folder(image_folder.root)
     progress = []
-    ray_caps = caption_images_ray(col, str(tiny_blip_dir), device="cpu", cache_dir=tmp_path / "ray", batch_size=4,
-                                  on_progress=lambda d, t: progress.append((d, t)))
-    local = caption_images(col, load_captioner(str(tiny_blip_dir), device="cpu"), cache_dir=tmp_path / "local")
+    ray_caps = caption_images_ray(
+        col,
+        str(tiny_blip_dir),
+        device="cpu",
+        cache_dir=tmp_path / "ray",
+        batch_size=4,
+        on_progress=lambda d, t: progress.append((d, t)),
+    )
+    local = caption_images(
+        col, load_captioner(str(tiny_blip_dir), device="cpu"), cache_dir=tmp_path / "local"
+    )
     assert ray_caps == local and sum(bool(c) for c in ray_caps) >= len(image_folder.good)
     assert progress[-1][0] == progress[-1][1]
 
@@ -204,8 +229,20 @@ def test_cli_engine_ray_captions_into_the_export(ray_runtime, tiny_blip_dir, tmp
     for i, colour in enumerate([(200, 30, 30), (30, 200, 30), (30, 30, 200)]):
         write_image(tmp_path / "imgs" / f"{i}.png", colour=colour, seed=i)
     out = tmp_path / "emb.parquet"
-    args = ["embed", str(tmp_path / "imgs"), "--engine", "ray", "--device", "cpu", "--cache-dir", str(tmp_path / "c"),
-            "--captioner", str(tiny_blip_dir), "--export", str(out)]
+    args = [
+        "embed",
+        str(tmp_path / "imgs"),
+        "--engine",
+        "ray",
+        "--device",
+        "cpu",
+        "--cache-dir",
+        str(tmp_path / "c"),
+        "--captioner",
+        str(tiny_blip_dir),
+        "--export",
+        str(out),
+    ]
     assert main(args) == 0, capsys.readouterr().err
     assert "3 image(s) captioned on Ray" in capsys.readouterr().out
     captions = pd.read_parquet(out)["caption"]

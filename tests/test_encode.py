@@ -80,7 +80,9 @@ def test_failures_are_remembered_and_not_decoded_again(collection, fake_encoder,
     assert found.all() and values["error"] == ["truncated file"]
 
 
-def test_an_interrupted_run_keeps_finished_batches_and_resumes(collection, make_encoder, cache_dir, image_folder):
+def test_an_interrupted_run_keeps_finished_batches_and_resumes(
+    collection, make_encoder, cache_dir, image_folder
+):
     crashing = make_encoder(fail_after_batches=2)
     with pytest.raises(RuntimeError, match="simulated crash"):
         _embed(collection, crashing, cache_dir)
@@ -139,7 +141,10 @@ def test_batch_size_zero_uses_the_device_default(collection, make_encoder, cache
 
 def test_decoding_runs_in_worker_threads(collection, fake_encoder, cache_dir):
     _embed(collection, fake_encoder, cache_dir, num_workers=2)
-    assert fake_encoder.preprocess_threads and threading.main_thread().name not in fake_encoder.preprocess_threads
+    assert (
+        fake_encoder.preprocess_threads
+        and threading.main_thread().name not in fake_encoder.preprocess_threads
+    )
 
 
 def test_num_workers_zero_decodes_inline_with_the_same_result(collection, make_encoder, cache_dir):
@@ -172,7 +177,9 @@ def test_an_empty_collection_calls_no_model(tmp_path, fake_encoder, cache_dir):
     assert {k: v.shape for k, v in res.views.items()} == {"image": (0, 0), "joint": (0, 0)}
 
 
-def test_a_collection_of_only_broken_images_returns_empty_views(tmp_path, fake_encoder, cache_dir, image_folder):
+def test_a_collection_of_only_broken_images_returns_empty_views(
+    tmp_path, fake_encoder, cache_dir, image_folder
+):
     solo = tmp_path / "solo"
     (solo / "only").mkdir(parents=True)
     (solo / "only" / "t.jpg").write_bytes((image_folder.root / "red" / "truncated.jpg").read_bytes())
@@ -194,7 +201,9 @@ def test_an_encoder_returning_wrong_shapes_is_reported(collection, fake_encoder,
         _embed(collection, fake_encoder, cache_dir)
 
 
-@pytest.mark.parametrize(("kw", "match"), [({"batch_size": -1}, "batch_size"), ({"num_workers": -1}, "num_workers")])
+@pytest.mark.parametrize(
+    ("kw", "match"), [({"batch_size": -1}, "batch_size"), ({"num_workers": -1}, "num_workers")]
+)
 def test_negative_settings_are_refused(collection, fake_encoder, cache_dir, kw, match):
     with pytest.raises(ConfigError, match=match):
         embed_images(collection, fake_encoder, cache_dir=cache_dir, **kw)
@@ -229,8 +238,11 @@ def test_prompt_templates_are_clip_style():
 
 @pytest.mark.parametrize(
     ("prompts", "templates", "match"),
-    [([], PROMPT_TEMPLATES, "no text prompts"), (["dog", "  "], PROMPT_TEMPLATES, "non-empty"),
-     (["dog"], ["a photo"], "needs a")],
+    [
+        ([], PROMPT_TEMPLATES, "no text prompts"),
+        (["dog", "  "], PROMPT_TEMPLATES, "non-empty"),
+        (["dog"], ["a photo"], "needs a"),
+    ],
     ids=["none", "blank", "template-without-slot"],
 )
 def test_encode_prompts_refuses_bad_input(fake_encoder, prompts, templates, match):

@@ -190,9 +190,15 @@ def test_parquet_and_provenance_keep_semicolon_names_raw(tmp_path):
     back = pd.read_parquet(write_table(semicolon_table(), tmp_path / "out.parquet"))
     assert back["path"].tolist() == list(SEMICOLON_NAMES)
     assert back["cluster_label"].tolist() == ["x;=1+2", "x;=1+2"]
-    rec = json.loads(write_provenance(tmp_path / "out.csv", {
-        "cluster": ClusterConfig(method="prototypes", prototypes=("x;=1+2",)), "folder": "semi;@SUM(A1)",
-    }).read_text(encoding="utf-8"))
+    rec = json.loads(
+        write_provenance(
+            tmp_path / "out.csv",
+            {
+                "cluster": ClusterConfig(method="prototypes", prototypes=("x;=1+2",)),
+                "folder": "semi;@SUM(A1)",
+            },
+        ).read_text(encoding="utf-8")
+    )
     assert rec["cluster"]["prototypes"] == ["x;=1+2"] and rec["folder"] == "semi;@SUM(A1)"
 
 

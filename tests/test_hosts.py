@@ -53,8 +53,17 @@ def test_this_machine_is_allowed(header):
 
 @pytest.mark.parametrize(
     "header",
-    ["evil.example", "evil.example:8501", "localhost.evil.example", "127.0.0.1.evil.example", "0.0.0.0:8501",
-     "", None, "localhost:bad", "user@localhost"],
+    [
+        "evil.example",
+        "evil.example:8501",
+        "localhost.evil.example",
+        "127.0.0.1.evil.example",
+        "0.0.0.0:8501",
+        "",
+        None,
+        "localhost:bad",
+        "user@localhost",
+    ],
 )
 def test_other_hosts_are_refused(header):
     assert not hosts.is_allowed(header, ALLOWED)
@@ -179,7 +188,9 @@ def server(tmp_path_factory):
     env.pop(hosts.HOSTS_ENV, None)
     log = tmp_path_factory.mktemp("hosts") / "server.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen(serve_command(REPO / "app.py", port), cwd=REPO, env=env, stdout=out, stderr=out)
+        proc = subprocess.Popen(
+            serve_command(REPO / "app.py", port), cwd=REPO, env=env, stdout=out, stderr=out
+        )
     try:
         wait_healthy(f"http://127.0.0.1:{port}", proc, timeout=120)
         yield port
@@ -197,11 +208,20 @@ def test_real_server_refuses_other_hosts(server):
     # so the script stops before it shows anything.
     text = _run_script_as(port, f"evil.example:{port}")
     assert "not allowed to use the app" in text and "Load a folder" not in text
-    for path in ("/", "/_stcore/health", "/media/0123456789abcdef.jpg", "/static/js/x.js", "/_stcore/host-config"):
+    for path in (
+        "/",
+        "/_stcore/health",
+        "/media/0123456789abcdef.jpg",
+        "/static/js/x.js",
+        "/_stcore/host-config",
+    ):
         status, body = _request(port, "evil.example", path)
         assert (status, body) == (403, hosts.REFUSED_BODY), path
         assert _request(port, f"evil.example:{port}", path)[0] == 403
-    assert _request(port, f"evil.example:{port}", "/_stcore/stream", upgrade=True) == (403, hosts.REFUSED_BODY)
+    assert _request(port, f"evil.example:{port}", "/_stcore/stream", upgrade=True) == (
+        403,
+        hosts.REFUSED_BODY,
+    )
     for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}", "localhost"):
         assert _request(port, host, "/")[0] == 200, host
         assert _request(port, host, "/_stcore/health") == (200, b"ok"), host

@@ -48,7 +48,9 @@ def test_items_have_the_documented_columns_and_dtypes(image_folder):
     assert row["path"] == str(image_folder.root / "red" / "red_0.jpg")
     assert row["bytes"] == (image_folder.root / "red" / "red_0.jpg").stat().st_size
     data = (image_folder.root / "red" / "red_0.jpg").read_bytes()
-    assert row["fingerprint"] == images.content_key(data) and re.fullmatch(r"b3[0-9a-f]{32}", row["fingerprint"])
+    assert row["fingerprint"] == images.content_key(data) and re.fullmatch(
+        r"b3[0-9a-f]{32}", row["fingerprint"]
+    )
 
 
 def test_items_are_sorted_by_relpath_and_repeatable(image_folder):
@@ -126,7 +128,9 @@ def test_scan_does_not_follow_symlinks_that_leave_the_root(image_folder, tmp_pat
 def test_scan_survives_symlink_loops(image_folder):
     (image_folder.root / "red" / "loop").symlink_to(image_folder.root, target_is_directory=True)
     (image_folder.root / "green" / "sub").mkdir()
-    (image_folder.root / "green" / "sub" / "up").symlink_to(image_folder.root / "green", target_is_directory=True)
+    (image_folder.root / "green" / "sub" / "up").symlink_to(
+        image_folder.root / "green", target_is_directory=True
+    )
     c = scan_folder(image_folder.root)
     assert set(c.items["relpath"]) == image_folder.scanned
 
@@ -332,7 +336,9 @@ def test_thumbnail_rejects_an_unknown_relpath(image_folder, cache_dir):
 def test_make_thumbnails_skips_undecodable_images(image_folder, cache_dir):
     c = scan_folder(image_folder.root)
     calls = []
-    made = images.make_thumbnails(c, size=32, cache_dir=cache_dir, on_progress=lambda d, t: calls.append((d, t)))
+    made = images.make_thumbnails(
+        c, size=32, cache_dir=cache_dir, on_progress=lambda d, t: calls.append((d, t))
+    )
     assert set(made) == set(image_folder.good)
     assert all(p.is_file() for p in made.values())
     assert calls[-1] == (len(c), len(c))

@@ -70,13 +70,22 @@ def make_data(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def emb() -> Embedded:
     joint, image, y = make_data()
     return Embedded(
-        collection=Collection(np.array(PLANTED)[y]), views={"image": image, "joint": joint},
-        captions=[""] * len(y), model_id="fake-language-v1", model_description="fake", encoder=TextEncoder(),
+        collection=Collection(np.array(PLANTED)[y]),
+        views={"image": image, "joint": joint},
+        captions=[""] * len(y),
+        model_id="fake-language-v1",
+        model_description="fake",
+        encoder=TextEncoder(),
     )
 
 
 def options(tmp_path, **extra) -> dict:
-    return {"nouns": [*PLANTED, *DISTRACTORS], "cache_dir": str(tmp_path / "cache"), "templates": "tac", **extra}
+    return {
+        "nouns": [*PLANTED, *DISTRACTORS],
+        "cache_dir": str(tmp_path / "cache"),
+        "templates": "tac",
+        **extra,
+    }
 
 
 def run(emb, tmp_path, representation: str, k: int = 3, seed: int = 0, **extra):
@@ -115,7 +124,9 @@ def test_noun_embeddings_average_templates_and_are_cached(tmp_path):
     again = N.noun_embeddings(["thing1", "alpha", "beta"], enc, templates=N.TAC_TEMPLATES, cache_dir=tmp_path)
     assert enc.n_texts == 3 * len(N.TAC_TEMPLATES)  # only "beta" was new
     assert np.allclose(again[:2], first[::-1], atol=1e-6)
-    other = N.noun_embeddings(["alpha"], enc, templates=("{}",), cache_dir=tmp_path)  # other templates: own cache
+    other = N.noun_embeddings(
+        ["alpha"], enc, templates=("{}",), cache_dir=tmp_path
+    )  # other templates: own cache
     assert enc.n_texts == 3 * len(N.TAC_TEMPLATES) + 1 and other.shape == (1, D_JOINT)
 
 
@@ -226,8 +237,12 @@ def test_train_centres_is_deterministic_and_lowers_its_objective():
 def test_nouns_through_the_pipeline(emb, tmp_path):
     cl = run(emb, tmp_path, "nouns")
     assert cl.metrics["acc"] == 1.0
-    assert set(PLANTED) <= set(cl.info["nouns"]) and cl.info["n_vocabulary"] == len(PLANTED) + len(DISTRACTORS)
-    assert sorted(w for kws in cl.keywords.values() for w in kws[:1]) == sorted(PLANTED)  # clusters named by nouns
+    assert set(PLANTED) <= set(cl.info["nouns"]) and cl.info["n_vocabulary"] == len(PLANTED) + len(
+        DISTRACTORS
+    )
+    assert sorted(w for kws in cl.keywords.values() for w in kws[:1]) == sorted(
+        PLANTED
+    )  # clusters named by nouns
     assert cl.info["temperature"] > 0
 
 
@@ -249,8 +264,12 @@ def test_centres_through_the_pipeline(emb, tmp_path):
     cl = run(emb, tmp_path, "centres", rounds=2, epochs=30)
     assert cl.metrics["acc"] == 1.0
     assert [r["round"] for r in cl.info["rounds"]] == [1, 2]
-    assert all({"confident", "changed", "objective_first", "objective_last"} <= set(r) for r in cl.info["rounds"])
-    assert sorted(v[0] for v in cl.info["centre_nouns"].values()) == sorted(PLANTED)  # each centre named by its noun
+    assert all(
+        {"confident", "changed", "objective_first", "objective_last"} <= set(r) for r in cl.info["rounds"]
+    )
+    assert sorted(v[0] for v in cl.info["centre_nouns"].values()) == sorted(
+        PLANTED
+    )  # each centre named by its noun
     conf = cl.info["confident"]
     assert conf.dtype == bool and conf.shape == (emb.n,) and conf.mean() > 0.9
     again = run(emb, tmp_path, "centres", rounds=2, epochs=30)
@@ -275,9 +294,16 @@ def test_bundled_defaults_apply_under_user_options():
 @pytest.mark.parametrize(
     ("key", "value", "match"),
     [
-        ("n_nouns", 0, "n_nouns"), ("knn", 2.5, "knn"), ("epochs", True, "epochs"), ("agree", 0, "agree"),
-        ("agree", 1.5, "agree"), ("temperature", -1.0, "temperature"), ("lr", 0, "lr"),
-        ("balance", -1, "balance"), ("relation_norm", "rank", "relation_norm"), ("space", "image", "space"),
+        ("n_nouns", 0, "n_nouns"),
+        ("knn", 2.5, "knn"),
+        ("epochs", True, "epochs"),
+        ("agree", 0, "agree"),
+        ("agree", 1.5, "agree"),
+        ("temperature", -1.0, "temperature"),
+        ("lr", 0, "lr"),
+        ("balance", -1, "balance"),
+        ("relation_norm", "rank", "relation_norm"),
+        ("space", "image", "space"),
         ("init", "random", "init"),
     ],
 )
@@ -291,11 +317,23 @@ def test_bad_inputs(emb, tmp_path):
         run(emb, tmp_path, "nouns", k=91)
     with pytest.raises(ConfigError, match="empty"):
         run(emb, tmp_path, "relations", nouns=[])
-    no_joint = Embedded(collection=emb.collection, views={"image": emb.views["image"]}, captions=emb.captions,
-                        model_id="x", model_description="x", encoder=TextEncoder())
+    no_joint = Embedded(
+        collection=emb.collection,
+        views={"image": emb.views["image"]},
+        captions=emb.captions,
+        model_id="x",
+        model_description="x",
+        encoder=TextEncoder(),
+    )
     with pytest.raises(ConfigError, match="joint"):
         run(no_joint, tmp_path, "nouns")
-    small = Embedded(collection=Collection(np.array(["a", "b"])), views={k: v[:2] for k, v in emb.views.items()},
-                     captions=["", ""], model_id="x", model_description="x", encoder=TextEncoder())
+    small = Embedded(
+        collection=Collection(np.array(["a", "b"])),
+        views={k: v[:2] for k, v in emb.views.items()},
+        captions=["", ""],
+        model_id="x",
+        model_description="x",
+        encoder=TextEncoder(),
+    )
     with pytest.raises(ConfigError, match="at least 3"):
         run(small, tmp_path, "centres", k=2)

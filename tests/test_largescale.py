@@ -21,7 +21,9 @@ def blobs(k=5, per=200, d=24, spread=0.15, seed=0):
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(k, d))
     y = np.repeat(np.arange(k), per)
-    X = centres[y] / np.linalg.norm(centres[y], axis=1, keepdims=True) + rng.normal(scale=spread, size=(k * per, d))
+    X = centres[y] / np.linalg.norm(centres[y], axis=1, keepdims=True) + rng.normal(
+        scale=spread, size=(k * per, d)
+    )
     return (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32), y
 
 
@@ -102,7 +104,9 @@ def test_knn_indices_switches_to_approximate_above_the_limit(monkeypatch):
     X, _ = blobs(k=3, per=40)
     calls = []
     monkeypatch.setattr(largescale, "EXACT_KNN_MAX", 100)
-    monkeypatch.setattr(largescale, "knn_approximate", lambda X, k: calls.append(len(X)) or np.zeros((len(X), k), int))
+    monkeypatch.setattr(
+        largescale, "knn_approximate", lambda X, k: calls.append(len(X)) or np.zeros((len(X), k), int)
+    )
     assert nouns.knn_indices(X, 5).shape == (120, 5)
     assert calls == [120]
 

@@ -45,8 +45,9 @@ def test_normalise_degenerate_and_non_finite():
 def test_map_points_codes_palette_names_order():
     coords = np.random.default_rng(0).normal(size=(7, 2))
     labels = np.array([2, 0, -1, 2, 5, 0, 2])
-    p = mapdata.map_points(coords, labels, {0: "#111111", 2: "#222222", -1: "#b8b8b8"},
-                           {0: "shoes", 2: "bags"}, order=[2, 0, -1])
+    p = mapdata.map_points(
+        coords, labels, {0: "#111111", 2: "#222222", -1: "#b8b8b8"}, {0: "shoes", 2: "bags"}, order=[2, 0, -1]
+    )
     assert p.ids == [2, 0, -1, 5]  # order first, ids missing from it after
     assert p.category.dtype == np.uint16
     assert [p.ids[c] for c in p.category] == labels.tolist()
@@ -121,7 +122,7 @@ def make_data(base: Path):
     emb = dataclasses.replace(emb, captions=[f"a {p.split('/')[0]} square" for p in col.items["relpath"]])
     k = np.array([list(CLASS_COLOURS).index(p.split("/")[0]) for p in col.items["relpath"]])
     rng = np.random.default_rng(0)
-    coords = (np.array([[-6.0, -4.0], [6.0, -4.0], [0.0, 6.0]])[k] + rng.normal(scale=0.3, size=(len(k), 2)))
+    coords = np.array([[-6.0, -4.0], [6.0, -4.0], [0.0, 6.0]])[k] + rng.normal(scale=0.3, size=(len(k), 2))
     cl = vx.cluster_embedded(emb, vx.ClusterConfig(k=3), coords=coords.astype(np.float32), cache_dir=cache)
     return SimpleNamespace(base=base, root=root, cache=cache, emb=emb, cl=cl, klass=k)
 
@@ -188,7 +189,9 @@ def test_map_page_renders_the_webgl_component_fed_with_points(data, env):
 def test_thumbnail_answers_are_cached_jpegs_as_data_urls(data, env, tmp_path):
     from ui import scatter
 
-    jpeg = vx.thumbnail(data.emb.collection, data.emb.collection.items["relpath"].iat[0], cache_dir=data.cache)
+    jpeg = vx.thumbnail(
+        data.emb.collection, data.emb.collection.items["relpath"].iat[0], cache_dir=data.cache
+    )
     url = scatter.thumb_data_url(jpeg)
     assert url.startswith("data:image/jpeg;base64,")
     assert base64.b64decode(url.split(",", 1)[1]) == Path(jpeg).read_bytes()
@@ -226,17 +229,34 @@ def served(data, tmp_path_factory):
     pytest.importorskip("playwright.sync_api")
     tmp = tmp_path_factory.mktemp("mapserve")
     script = tmp / "serve_map.py"
-    script.write_text(SERVE.format(repo=str(REPO), tests=str(REPO / "tests"), base=str(data.base),
-                                   page=str(REPO / "views" / "map.py")))
+    script.write_text(
+        SERVE.format(
+            repo=str(REPO),
+            tests=str(REPO / "tests"),
+            base=str(data.base),
+            page=str(REPO / "views" / "map.py"),
+        )
+    )
     (tmp / ".streamlit").mkdir()
     (tmp / ".streamlit" / "config.toml").write_text((REPO / ".streamlit" / "config.toml").read_text())
     port = free_port()
-    env = {**os.environ, "VLEXPLORE_ROOTS": str(data.base), "VLEXPLORE_CACHE_DIR": str(data.cache),
-           "HF_HUB_OFFLINE": "1", "VLEXPLORE_WARM_UMAP": "0"}
+    env = {
+        **os.environ,
+        "VLEXPLORE_ROOTS": str(data.base),
+        "VLEXPLORE_CACHE_DIR": str(data.cache),
+        "HF_HUB_OFFLINE": "1",
+        "VLEXPLORE_WARM_UMAP": "0",
+    }
     env.pop("VLEXPLORE_FOLDER", None)
     log = (tmp / "server.log").open("wb")
-    proc = subprocess.Popen(serve_command(script, port), cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        serve_command(script, port),
+        cwd=tmp,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, proc, timeout=90)
@@ -302,10 +322,16 @@ def test_browser_hover_click_and_box_select(served, data):
             page.mouse.up()
             page.get_by_text(f"{len(members)} images selected").first.wait_for()
             page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]')
-            page.wait_for_function(f"document.querySelectorAll('[data-testid=\"stImage\"] img').length >= {len(members)}")
+            page.wait_for_function(
+                f"document.querySelectorAll('[data-testid=\"stImage\"] img').length >= {len(members)}"
+            )
             captions = page.locator('[data-testid="stImage"]').all_inner_texts()
             names = {data.emb.collection.items["relpath"].iat[i].rsplit("/", 1)[-1] for i in members}
-            assert names <= {c.strip() for c in captions} | {n for n in names if any(n[:20] in c for c in captions)}
-            assert page.evaluate("document.querySelector('.vx-scatter').__vxScatter.selection.length") == len(members)
+            assert names <= {c.strip() for c in captions} | {
+                n for n in names if any(n[:20] in c for c in captions)
+            }
+            assert page.evaluate("document.querySelector('.vx-scatter').__vxScatter.selection.length") == len(
+                members
+            )
         finally:
             browser.close()

@@ -110,7 +110,9 @@ def tiny_clip():
 def test_openclip_shapes_and_norms(tiny_clip):
     import torch
 
-    batch = torch.stack([tiny_clip.preprocess(Image.new("RGB", (50, 40), c)) for c in ("red", "blue", "green")])
+    batch = torch.stack(
+        [tiny_clip.preprocess(Image.new("RGB", (50, 40), c)) for c in ("red", "blue", "green")]
+    )
     out = tiny_clip.encode_image_batch(batch)
     assert out["image"].shape == (3, 32) and out["joint"] is out["image"]
     np.testing.assert_allclose(np.linalg.norm(out["image"], axis=1), 1.0, atol=1e-5)
@@ -180,7 +182,13 @@ def test_blip_samples_several_captions(tiny_blip_parts):
 
     model, proc = tiny_blip_parts
     cap = HFCaptioner(
-        "tiny-blip", family="blip", device="cpu", model=model, processor=proc, max_new_tokens=4, num_captions=3
+        "tiny-blip",
+        family="blip",
+        device="cpu",
+        model=model,
+        processor=proc,
+        max_new_tokens=4,
+        num_captions=3,
     )
     out = cap.caption_batch([Image.new("RGB", (40, 30), "red")] * 2)
     assert len(out) == 2 and all(t.count(" | ") == 2 for t in out)
@@ -280,8 +288,9 @@ def test_bundled_preprocess_equals_torchvision_bit_for_bit():
     rng = np.random.default_rng(0)
     for size, mode in (((40, 28), "RGB"), ((300, 500), "RGB"), ((28, 28), "L")):
         image = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).convert(mode)
-        square = ImageOps.pad(image.convert("RGB"), (IMAGE_SIZE, IMAGE_SIZE), method=Image.Resampling.BICUBIC,
-                              color=PAD_COLOUR)
+        square = ImageOps.pad(
+            image.convert("RGB"), (IMAGE_SIZE, IMAGE_SIZE), method=Image.Resampling.BICUBIC, color=PAD_COLOUR
+        )
         expected = T.Compose([T.ToTensor(), T.Normalize([0.5] * 3, [0.5] * 3)])(square)
         got = enc.preprocess(image.convert("RGB"))
         assert got.dtype == torch.float32 and got.shape == (3, IMAGE_SIZE, IMAGE_SIZE)
@@ -315,7 +324,9 @@ def test_openai_spelling_of_an_architecture_suggests_open_clip_names():
 
 
 def test_unknown_pretrained_tag_names_the_closest():
-    with pytest.raises(ConfigError, match=r"no pretrained tag 'opnai' for ViT-B-32; closest: ViT-B-32/openai"):
+    with pytest.raises(
+        ConfigError, match=r"no pretrained tag 'opnai' for ViT-B-32; closest: ViT-B-32/openai"
+    ):
         registry.load_encoder("ViT-B-32/opnai", device="cpu")
 
 
@@ -326,8 +337,11 @@ def test_architecture_alone_asks_for_weights():
 
 def test_missing_checkpoint_is_a_config_error_naming_near_files(tmp_path):
     (tmp_path / "vitb32.pt").write_bytes(b"x")
-    for name in (f"openclip:ViT-B-32:{tmp_path / 'vitb23.pt'}", str(tmp_path / "vitb23.pt"),
-                 f"ViT-B-32@{tmp_path / 'vitb23.pt'}"):
+    for name in (
+        f"openclip:ViT-B-32:{tmp_path / 'vitb23.pt'}",
+        str(tmp_path / "vitb23.pt"),
+        f"ViT-B-32@{tmp_path / 'vitb23.pt'}",
+    ):
         with pytest.raises(ConfigError) as info:
             registry.load_encoder(name, device="cpu")
         msg = str(info.value)
@@ -339,7 +353,9 @@ def test_missing_checkpoint_is_a_config_error_naming_near_files(tmp_path):
 def test_corrupt_checkpoint_is_a_config_error(tiny_clip, tmp_path, content):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(content)
-    with pytest.raises(ConfigError, match=r"checkpoint .*bad\.pt' could not be loaded into open_clip vx-test-tiny"):
+    with pytest.raises(
+        ConfigError, match=r"checkpoint .*bad\.pt' could not be loaded into open_clip vx-test-tiny"
+    ):
         registry.load_encoder(f"openclip:vx-test-tiny:{bad}", device="cpu")
 
 
@@ -386,7 +402,9 @@ def test_hf_hub_model_offline_and_not_cached_is_unavailable(monkeypatch, tmp_pat
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     t = time.perf_counter()
-    with pytest.raises(ModelUnavailableError, match=r"hub model laion/CLIP-ViT-B-32-laion2B-s34B-b79K: not cached"):
+    with pytest.raises(
+        ModelUnavailableError, match=r"hub model laion/CLIP-ViT-B-32-laion2B-s34B-b79K: not cached"
+    ):
         registry.load_encoder("hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K", device="cpu")
     assert time.perf_counter() - t < 30
 
@@ -420,15 +438,20 @@ def test_hf_hub_model_loads_from_the_local_hub_cache_offline(tiny_clip, monkeypa
     state = {k: v.contiguous() for k, v in tiny_clip._model.state_dict().items()}
     weights = save(state)
     config = {"model_cfg": factory._MODEL_CONFIGS["vx-test-tiny"], "preprocess_cfg": {}}
-    _fake_hub_repo(tmp_path / "hub", "vxorg/tiny-clip",
-                   {"open_clip_config.json": json.dumps(config).encode(), "open_clip_model.safetensors": weights})
+    _fake_hub_repo(
+        tmp_path / "hub",
+        "vxorg/tiny-clip",
+        {"open_clip_config.json": json.dumps(config).encode(), "open_clip_model.safetensors": weights},
+    )
     enc = registry.load_encoder("hf-hub:vxorg/tiny-clip", device="cpu")
     import hashlib
 
     assert enc.model_id == f"open_clip:hf-hub:vxorg/tiny-clip:hub-{hashlib.sha256(weights).hexdigest()[:32]}"
     np.testing.assert_allclose(enc.encode_texts(["a dog"]), tiny_clip.encode_texts(["a dog"]), atol=1e-6)
     x = torch.stack([tiny_clip.preprocess(Image.new("RGB", (40, 30), "red"))])
-    np.testing.assert_allclose(enc.encode_image_batch(x)["image"], tiny_clip.encode_image_batch(x)["image"], atol=1e-6)
+    np.testing.assert_allclose(
+        enc.encode_image_batch(x)["image"], tiny_clip.encode_image_batch(x)["image"], atol=1e-6
+    )
 
 
 def test_hf_hub_repo_with_config_but_no_weights_is_never_a_random_model(tiny_clip, monkeypatch, tmp_path):
@@ -453,7 +476,9 @@ def test_fallback_only_for_an_unavailable_valid_model(monkeypatch, tmp_path):
     for bad in ("ViT-Foo/bar", "ViT-B-32/nope", f"openclip:ViT-B-32:{tmp_path / 'missing.pt'}"):
         with pytest.raises(ConfigError):
             load_encoder_or_fallback(EncodeConfig(model=bad, device="cpu", cache_dir=tmp_path))
-    enc, note = load_encoder_or_fallback(EncodeConfig(model="ViT-B-32/openai", device="cpu", cache_dir=tmp_path))
+    enc, note = load_encoder_or_fallback(
+        EncodeConfig(model="ViT-B-32/openai", device="cpu", cache_dir=tmp_path)
+    )
     assert enc.model_id.startswith("bundled:") and "not cached" in note and "bundled" in note
 
 
@@ -466,11 +491,17 @@ def test_cli_unknown_architecture_exits_2_with_one_line(tmp_path, write_image):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLEXPLORE_CACHE_DIR": str(tmp_path / "cache")}
     proc = subprocess.run(
         [sys.executable, "-m", "vlexplore", "embed", str(tmp_path / "images"), "--model", "ViT-Foo/bar"],
-        capture_output=True, text=True, env=env, cwd=Path(__file__).resolve().parent.parent, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parent.parent,
+        timeout=300,
     )
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: unknown open_clip architecture 'ViT-Foo'"), proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: unknown open_clip architecture 'ViT-Foo'"), (
+        proc.stderr
+    )
     assert "closest: ViT-" in lines[0]
     assert "note:" not in proc.stdout + proc.stderr  # no silent fallback to the bundled model
 
@@ -557,7 +588,9 @@ def test_captioner_directory_id_is_its_content(tiny_blip_parts, tmp_path):
     proc.save_pretrained(tmp_path / "a" / "blip")
     shutil.copytree(tmp_path / "a" / "blip", tmp_path / "b" / "blip")
     assert _content_tag(str(tmp_path / "a" / "blip")) == _content_tag(str(tmp_path / "b" / "blip"))
-    (tmp_path / "b" / "blip" / "config.json").write_text((tmp_path / "b" / "blip" / "config.json").read_text() + " ")
+    (tmp_path / "b" / "blip" / "config.json").write_text(
+        (tmp_path / "b" / "blip" / "config.json").read_text() + " "
+    )
     assert _content_tag(str(tmp_path / "a" / "blip")) != _content_tag(str(tmp_path / "b" / "blip"))
     assert _content_tag("Salesforce/blip-image-captioning-base") is None
 
@@ -586,7 +619,9 @@ def test_broken_captioner_directory_is_a_config_error(tmp_path):
 def test_guess_family_reads_a_directory_config(tmp_path):
     from vlexplore.models.hf_caption import guess_family
 
-    (tmp_path / "config.json").write_text('{"model_type": "blip", "architectures": ["BlipForQuestionAnswering"]}')
+    (tmp_path / "config.json").write_text(
+        '{"model_type": "blip", "architectures": ["BlipForQuestionAnswering"]}'
+    )
     assert guess_family(str(tmp_path)) == "blip-vqa"
     (tmp_path / "config.json").write_text('{"model_type": "git"}')
     assert guess_family(str(tmp_path)) == "git"
@@ -734,7 +769,9 @@ def test_captioner_generate_on_cuda_uses_autocast_and_half_inputs(tiny_blip_part
     monkeypatch.setattr(hf_caption, "resolve_device", lambda d: "cuda")
     monkeypatch.setattr(hf_caption, "to_device", lambda t, d: moved.append(d) or t)
     monkeypatch.setattr(hf_caption, "cuda_autocast", lambda d: _Recorder(d))
-    cap = hf_caption.HFCaptioner("tiny-blip", family="blip", device="cuda", model=FakeCudaModel(), processor=proc)
+    cap = hf_caption.HFCaptioner(
+        "tiny-blip", family="blip", device="cuda", model=FakeCudaModel(), processor=proc
+    )
     out = cap.caption_batch([Image.new("RGB", (40, 30), "red")] * 2)
     assert len(out) == 2 and seen == {"to": "cuda", "dtype": torch.bfloat16, "inside": True}
     assert moved and set(moved) == {"cuda"}
@@ -761,13 +798,17 @@ def test_offline_first_tells_a_misspelt_hub_model_from_an_unavailable_one(monkey
         def build():
             calls.append(1)
             if len(calls) == 1:
-                raise RuntimeError("Failed to download") from errors.LocalEntryNotFoundError("not in the cache")
+                raise RuntimeError("Failed to download") from errors.LocalEntryNotFoundError(
+                    "not in the cache"
+                )
             raise RuntimeError("Failed initial config load") from second
 
         return build
 
     monkeypatch.setattr(oc, "hub_reachable", lambda: False)
-    with pytest.raises(ModelUnavailableError, match="x: not cached here, and the model hub cannot be reached; do y"):
+    with pytest.raises(
+        ModelUnavailableError, match="x: not cached here, and the model hub cannot be reached; do y"
+    ):
         oc.offline_first(failing(None), "x", "do y")
     monkeypatch.setattr(oc, "hub_reachable", lambda: True)
     with pytest.raises(ConfigError, match="does not exist on the model hub"):
@@ -786,5 +827,7 @@ def test_captioner_hub_models_offline_are_unavailable(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     for name in ("blip-large", "blip2", "git-base"):
-        with pytest.raises(ModelUnavailableError, match="not cached here, and the model hub cannot be reached"):
+        with pytest.raises(
+            ModelUnavailableError, match="not cached here, and the model hub cannot be reached"
+        ):
             registry.load_captioner(name, device="cpu")

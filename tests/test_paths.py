@@ -289,7 +289,7 @@ def test_secrets_file_missing_means_no_secret(secrets_file):
 
 @pytest.mark.parametrize(
     "content",
-    [b"roots = [\"/data\"\n", b"roots = ", b"[unclosed", b"roots = \"\xff\xfe\""],
+    [b'roots = ["/data"\n', b"roots = ", b"[unclosed", b'roots = "\xff\xfe"'],
     ids=["unclosed-list", "no-value", "bad-table", "not-utf8"],
 )
 def test_an_invalid_or_unreadable_secrets_file_is_an_error(secrets_file, content, tmp_path):
@@ -306,6 +306,7 @@ def test_secrets_file_roots(secrets_file, tmp_path):
     path.write_text("roots = 5\n")
     with pytest.raises(ConfigError, match="must be a folder path"):
         paths.allowed_roots({}, secrets=Secrets())
+
 
 # --------------------------------------------------------------------------- no shell
 

@@ -217,7 +217,9 @@ def test_nan_input_raises():
 
 def test_wide_inputs_are_reduced_to_pca_before_umap(monkeypatch):
     seen = []
-    monkeypatch.setattr(pj, "_umap", lambda X, **kw: seen.append(X.shape) or np.zeros((len(X), 2), np.float32))
+    monkeypatch.setattr(
+        pj, "_umap", lambda X, **kw: seen.append(X.shape) or np.zeros((len(X), 2), np.float32)
+    )
     rng = np.random.default_rng(0)
     project_2d(rng.normal(size=(200, 300)).astype(np.float32))
     project_2d(rng.normal(size=(200, pj.UMAP_PCA_DIMS)).astype(np.float32))

@@ -20,10 +20,22 @@ from vlexplore.errors import ConfigError
 from vlexplore.pipeline import Embedded, cluster_embedded
 from vlexplore.represent import Representation, build_representation
 
-DOGS = ["a photo of a dog on grass", "a small dog running", "a dog with a ball", "a brown dog sleeping",
-        "a dog in the park", "a happy dog"]
-CARS = ["a photo of a red car", "a car on the road", "a fast car parked", "an old car in a street",
-        "a blue car", "a car near a house"]
+DOGS = [
+    "a photo of a dog on grass",
+    "a small dog running",
+    "a dog with a ball",
+    "a brown dog sleeping",
+    "a dog in the park",
+    "a happy dog",
+]
+CARS = [
+    "a photo of a red car",
+    "a car on the road",
+    "a fast car parked",
+    "an old car in a street",
+    "a blue car",
+    "a car near a house",
+]
 CAPTIONS = DOGS + CARS
 Y = np.array(["dog"] * len(DOGS) + ["car"] * len(CARS))
 
@@ -70,8 +82,14 @@ def make_emb(captions=CAPTIONS, labels=Y, *, encoder=None, joint=None) -> Embedd
     views = {"image": image / np.linalg.norm(image, axis=1, keepdims=True)}
     if joint is not None:
         views["joint"] = joint
-    return Embedded(collection=FakeCollection(labels), views=views, captions=list(captions), model_id="fake",
-                    model_description="fake", encoder=encoder or SimpleNamespace(sentence=FakeSentence()))
+    return Embedded(
+        collection=FakeCollection(labels),
+        views=views,
+        captions=list(captions),
+        model_id="fake",
+        model_description="fake",
+        encoder=encoder or SimpleNamespace(sentence=FakeSentence()),
+    )
 
 
 def kmeans_acc(X, k=2) -> float:
@@ -127,10 +145,18 @@ def test_caption_sbert_embeds_each_distinct_text_once_and_caches(tmp_path):
 
 
 def test_extract_keywords_known_example():
-    texts = ["a photo of a letter opener, or a bulletproof vest", "a letter opener", "a bulletproof vest",
-             "a rare word"]
-    assert tg.extract_keywords(texts) == [["bulletproof vest", "letter opener"], ["letter opener"],
-                                          ["bulletproof vest"], []]
+    texts = [
+        "a photo of a letter opener, or a bulletproof vest",
+        "a letter opener",
+        "a bulletproof vest",
+        "a rare word",
+    ]
+    assert tg.extract_keywords(texts) == [
+        ["bulletproof vest", "letter opener"],
+        ["letter opener"],
+        ["bulletproof vest"],
+        [],
+    ]
 
 
 def test_keyword_tfidf_texts_are_keywords():
@@ -160,8 +186,14 @@ def test_real_captioner_path_uses_caption_images(image_folder, cache_dir, monkey
             return ["a red thing" if np.asarray(im)[..., 0].mean() > 128 else "a dark thing" for im in batch]
 
     col = scan_folder(image_folder.root)
-    emb = Embedded(collection=col, views={}, captions=[""] * len(col), model_id="x", model_description="x",
-                   encoder=SimpleNamespace(cache_dir=cache_dir))
+    emb = Embedded(
+        collection=col,
+        views={},
+        captions=[""] * len(col),
+        model_id="x",
+        model_description="x",
+        encoder=SimpleNamespace(cache_dir=cache_dir),
+    )
     monkeypatch.setattr(tg, "_load_captioner", lambda cfg: ColourCaptioner())
     texts, source = tg.image_captions(emb, ClusterConfig(options={"captioner": "fake"}))
     assert source == "fake captioner" and len(texts) == len(col)
@@ -185,8 +217,9 @@ def test_unknown_captioner_is_a_config_error():
 
 @pytest.mark.parametrize("options", [{"label_top": 0}, {"max_keywords": "5"}, {"prompt_weight": -1.0}])
 def test_bad_options_are_config_errors(options, monkeypatch):
-    enc = SimpleNamespace(sentence=FakeSentence(), class_text_embeddings=lambda: None,
-                          label_captions=lambda j, top: CAPTIONS)
+    enc = SimpleNamespace(
+        sentence=FakeSentence(), class_text_embeddings=lambda: None, label_captions=lambda j, top: CAPTIONS
+    )
     emb = make_emb(encoder=enc, joint=np.zeros((len(CAPTIONS), 1000), dtype=np.float32))
     build = tg.prompt_guided if "prompt_weight" in options else tg.keyword_tfidf
     with pytest.raises(ConfigError, match=next(iter(options))):
@@ -208,11 +241,16 @@ def test_non_string_question_is_a_config_error():
 
 # --- prompts -------------------------------------------------------------------------------------
 
-GOOD = [f"a {w} dog" for w in ("small", "big", "brown", "happy", "old", "young")] + \
-       [f"a {w} car" for w in ("red", "blue", "fast", "old", "new", "small")]
-NOISY = [f"{a} {b}" for a, b in zip(["sky", "tree", "lamp", "rock", "hat", "cup"] * 2,
-                                     ["river", "book", "door", "fish", "sand", "leaf", "coin", "bird",
-                                      "moon", "shoe", "rain", "salt"])]
+GOOD = [f"a {w} dog" for w in ("small", "big", "brown", "happy", "old", "young")] + [
+    f"a {w} car" for w in ("red", "blue", "fast", "old", "new", "small")
+]
+NOISY = [
+    f"{a} {b}"
+    for a, b in zip(
+        ["sky", "tree", "lamp", "rock", "hat", "cup"] * 2,
+        ["river", "book", "door", "fish", "sand", "leaf", "coin", "bird", "moon", "shoe", "rain", "salt"],
+    )
+]
 SAME = ["a thing"] * len(GOOD)
 ANSWERS = {"What animal or vehicle?": GOOD, "What is around?": NOISY, "What is it?": SAME}
 
@@ -233,8 +271,10 @@ def test_rank_prompts_picks_the_separating_prompt():
     assert table[-1]["degenerate"] and table[-1]["inertia"] == 0.0  # loss 0, yet last
     assert table[0]["inertia"] < table[1]["inertia"] and table[0]["silhouette"] > table[1]["silhouette"]
     assert [r["rank"] for r in table] == [1, 2, 3]
-    np.testing.assert_array_equal(ranking["labels"]["What animal or vehicle?"][:6], [ranking["labels"][
-        "What animal or vehicle?"][0]] * 6)
+    np.testing.assert_array_equal(
+        ranking["labels"]["What animal or vehicle?"][:6],
+        [ranking["labels"]["What animal or vehicle?"][0]] * 6,
+    )
 
 
 def test_ami_matrix_is_symmetric_with_unit_diagonal():
@@ -286,16 +326,20 @@ def test_offline_answers_follow_the_question():
 
 def test_cluster_embedded_with_caption_tfidf():
     emb = make_emb()
-    cl = cluster_embedded(emb, ClusterConfig(representation="caption-tfidf", k=2),
-                          coords=np.zeros((emb.n, 2), dtype=np.float32))
+    cl = cluster_embedded(
+        emb, ClusterConfig(representation="caption-tfidf", k=2), coords=np.zeros((emb.n, 2), dtype=np.float32)
+    )
     assert cl.metrics["acc"] == 1.0
     assert sorted(kw[0] for kw in cl.keywords.values()) == ["car", "dog"]
     assert cl.info["text_source"] == "captions"
 
 
 def test_cluster_embedded_with_prompts(prompt_emb):
-    cl = cluster_embedded(prompt_emb, ClusterConfig(representation="prompt", k=2, questions=tuple(ANSWERS)),
-                          coords=np.zeros((prompt_emb.n, 2), dtype=np.float32))
+    cl = cluster_embedded(
+        prompt_emb,
+        ClusterConfig(representation="prompt", k=2, questions=tuple(ANSWERS)),
+        coords=np.zeros((prompt_emb.n, 2), dtype=np.float32),
+    )
     assert cl.metrics["acc"] == 1.0 and cl.info["chosen_prompt"] == "What animal or vehicle?"
 
 
@@ -315,13 +359,24 @@ def test_explanation_scores_known_example():
     assert s["distinctiveness"] == pytest.approx(1 - 1 / 9)
     assert s["hit_rate"] == pytest.approx(2 / 3)  # dog ⊂ "dog", "bench" ⊂ "park bench"; wheel ≠ car
     assert s["hits_by_string"] == 2 and s["hits_by_similarity"] == 0
-    assert s["per_cluster"][1] == {"keywords": ["wheel"], "coverage": 0.5, "class": "car", "hit": False,
-                                   "match": None}
+    assert s["per_cluster"][1] == {
+        "keywords": ["wheel"],
+        "coverage": 0.5,
+        "class": "car",
+        "hit": False,
+        "match": None,
+    }
 
 
 def test_explanation_scores_sentence_similarity_hits():
-    table = {"car": [1.0, 0.0], "wheel": [0.6, 0.8], "bench": [0.0, 1.0], "park bench": [0.0, 1.0],
-             "dog": [1.0, 0.0], "park": [0.0, 1.0]}
+    table = {
+        "car": [1.0, 0.0],
+        "wheel": [0.6, 0.8],
+        "bench": [0.0, 1.0],
+        "park bench": [0.0, 1.0],
+        "dog": [1.0, 0.0],
+        "park": [0.0, 1.0],
+    }
     embedder = SimpleNamespace(encode=lambda texts: np.array([table[t] for t in texts], dtype=np.float32))
     s = tg.explanation_scores(EX_KW, EX_LABELS, EX_TRUE, texts=EX_TEXTS, sentence_embedder=embedder)
     assert s["hit_rate"] == 1.0 and s["hits_by_similarity"] == 1
@@ -329,8 +384,9 @@ def test_explanation_scores_sentence_similarity_hits():
 
 
 def test_explanation_scores_class_names_and_label_free():
-    s = tg.explanation_scores({0: ["boot"], 1: ["tee"]}, [0, 0, 1], [9, 9, 0],
-                              class_names={0: "t-shirt_top", 9: "ankle_boot"})
+    s = tg.explanation_scores(
+        {0: ["boot"], 1: ["tee"]}, [0, 0, 1], [9, 9, 0], class_names={0: "t-shirt_top", 9: "ankle_boot"}
+    )
     assert s["hit_rate"] == 0.5 and s["per_cluster"][0]["class"] == "ankle boot"
     free = tg.explanation_scores({0: ["boot"]}, [0, 0, -1])
     assert np.isnan(free["coverage"]) and np.isnan(free["distinctiveness"]) and "hit_rate" not in free

@@ -22,8 +22,21 @@ CHROMIUM_ARGS = [
 
 def serve_command(script, port: int) -> list[str]:
     """The command that serves a Streamlit ``script`` headless on ``127.0.0.1:port``, usage statistics off."""
-    return [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
-            "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(script),
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
 
 
 def free_port() -> int:

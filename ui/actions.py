@@ -49,7 +49,9 @@ def load_folder(
         cfg = vx.EncodeConfig(model=model, device=device, cache_dir=cache_dir)
         bar = ProgressBar("Embedding")
         cap_bar = ProgressBar("Captioning") if cap is not None else None
-        emb = vx.embed(collection, cfg, encoder=encoder, captioner=cap, on_progress=bar, on_caption_progress=cap_bar)
+        emb = vx.embed(
+            collection, cfg, encoder=encoder, captioner=cap, on_progress=bar, on_caption_progress=cap_bar
+        )
         bar.clear()
         if cap_bar is not None:
             cap_bar.clear()

@@ -93,7 +93,11 @@ class ProgressBar:
         if elapsed > 0.5 and done > self._d0:
             unit = self.unit.replace("{", "{{").replace("}", "}}")
             rate = tqdm.format_meter(
-                done, total, elapsed, initial=self._d0, bar_format=f"{{rate:,.0f}} {unit}/s · {{remaining}} left"
+                done,
+                total,
+                elapsed,
+                initial=self._d0,
+                bar_format=f"{{rate:,.0f}} {unit}/s · {{remaining}} left",
             )
         else:
             rate = "starting…"

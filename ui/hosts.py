@@ -44,7 +44,13 @@ def parse_host(value: str | None) -> str | None:
         port = parts.port  # validates a given port
     except ValueError:
         return None
-    if parts.username is not None or parts.password is not None or parts.path or parts.query or parts.fragment:
+    if (
+        parts.username is not None
+        or parts.password is not None
+        or parts.path
+        or parts.query
+        or parts.fragment
+    ):
         return None
     if value.endswith(":") or (port is None and ":" in value.rsplit("]", 1)[-1]):
         return None
@@ -82,7 +88,10 @@ def _scope_host(scope) -> str | None:
 
 
 async def _refuse(scope, receive, send) -> None:
-    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(REFUSED_BODY)).encode())]
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(REFUSED_BODY)).encode()),
+    ]
     if scope["type"] == "http":
         await send({"type": "http.response.start", "status": 403, "headers": headers})
         await send({"type": "http.response.body", "body": REFUSED_BODY})

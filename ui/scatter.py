@@ -110,7 +110,9 @@ def thumb_data_url(path: str | Path) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
 
 
-def _on_want(key: str, n: int, thumb: Callable[[int], str | Path], caption: Callable[[int], str] | None) -> None:
+def _on_want(
+    key: str, n: int, thumb: Callable[[int], str | Path], caption: Callable[[int], str] | None
+) -> None:
     want = st.session_state[key].get("want") or []
     out: dict[str, dict] = {}
     for v in list(want)[-MAX_THUMBS_PER_ASK:]:

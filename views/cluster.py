@@ -120,7 +120,8 @@ with st.form("cluster_form", border=True):
             )
         )
         kwargs["assign_noise"] = st.checkbox(
-            "Give noise images to their nearest cluster", value=bool(current.assign_noise),
+            "Give noise images to their nearest cluster",
+            value=bool(current.assign_noise),
             help="Off: images in no dense group stay as noise (their share is shown after clustering).",
         )
     else:
@@ -208,11 +209,19 @@ if s.has_clusters:
     if info.get("centre_nouns"):
         st.markdown("**Learned semantic centres** — each centre's nearest nouns")
         st.dataframe(
-            pd.DataFrame([{"cluster": s.name(c), "nearest nouns": ", ".join(v)} for c, v in info["centre_nouns"].items()]),
-            hide_index=True, width="stretch",
+            pd.DataFrame(
+                [
+                    {"cluster": s.name(c), "nearest nouns": ", ".join(v)}
+                    for c, v in info["centre_nouns"].items()
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
         )
     if info.get("rounds"):
-        st.markdown("**Rounds** — confident share, images that changed cluster, objective before → after training")
+        st.markdown(
+            "**Rounds** — confident share, images that changed cluster, objective before → after training"
+        )
         st.dataframe(pd.DataFrame(info["rounds"]), hide_index=True, width="stretch")
     if info.get("confident") is not None:
         confident = np.asarray(info["confident"], dtype=bool)

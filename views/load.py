@@ -28,8 +28,14 @@ MODEL_LABELS = {
 }
 OTHER = "other…"
 #: Captioners offered by name; "" = none (the bundled model gives its label captions).
-CAPTIONERS = {"": "none", "blip-base": "BLIP base", "blip-large": "BLIP large", "blip2": "BLIP-2 (OPT-2.7b)",
-              "git-base": "GIT base", OTHER: "other: a hub id or a local model directory…"}
+CAPTIONERS = {
+    "": "none",
+    "blip-base": "BLIP base",
+    "blip-large": "BLIP large",
+    "blip2": "BLIP-2 (OPT-2.7b)",
+    "git-base": "GIT base",
+    OTHER: "other: a hub id or a local model directory…",
+}
 
 
 def model_label(name: str) -> str:
@@ -38,15 +44,32 @@ def model_label(name: str) -> str:
     return MODEL_LABELS.get(name) or f"{name} — {MODELS[name].description}"
 
 
-def _pick(label: str, options: list[str], current: str, *, key: str, fmt, typed_label: str, placeholder: str,
-          help: str) -> str:
+def _pick(
+    label: str,
+    options: list[str],
+    current: str,
+    *,
+    key: str,
+    fmt,
+    typed_label: str,
+    placeholder: str,
+    help: str,
+) -> str:
     """A selectbox of known names plus "other…", which opens a text box; returns the chosen id (stripped)."""
     known = current in options and current != OTHER
-    choice = st.selectbox(label, options, index=options.index(current) if known else options.index(OTHER),
-                          format_func=fmt, key=key, help=help)
+    choice = st.selectbox(
+        label,
+        options,
+        index=options.index(current) if known else options.index(OTHER),
+        format_func=fmt,
+        key=key,
+        help=help,
+    )
     if choice != OTHER:
         return choice
-    typed = st.text_input(typed_label, value="" if known else current, placeholder=placeholder, key=f"{key}_typed")
+    typed = st.text_input(
+        typed_label, value="" if known else current, placeholder=placeholder, key=f"{key}_typed"
+    )
     return typed.strip()
 
 
@@ -88,7 +111,9 @@ with left:
             c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
             c1.button("⬆ Up", disabled=up is None, on_click=_open, args=(str(up),), width="stretch")
             if subs:
-                label = f"{len(subs)} sub-folder{'s' if len(subs) != 1 else ''} of {md_code(here.name or here)}"
+                label = (
+                    f"{len(subs)} sub-folder{'s' if len(subs) != 1 else ''} of {md_code(here.name or here)}"
+                )
                 pick = c2.selectbox(label, subs, key="browse_pick")
                 st.button("Open sub-folder", on_click=_open, args=(str(here / pick),))
             else:
@@ -96,15 +121,25 @@ with left:
 
 with right:
     model = _pick(
-        "Model", [*encoder_names(), OTHER], s.model, key="model_pick", fmt=model_label, typed_label="Model id or path",
+        "Model",
+        [*encoder_names(), OTHER],
+        s.model,
+        key="model_pick",
+        fmt=model_label,
+        typed_label="Model id or path",
         placeholder="ViT-B-32/laion2b_s34b_b79k · hf-hub:timm/ViT-B-16-SigLIP · /models/my-clip/",
         help="Hub models download their weights the first time; a misspelt name or a missing file is an error. "
         "Only a valid hub model that cannot be fetched falls back to the bundled model, and the app says so. "
         "Local weights must lie inside the allowed roots.",
     )
     captioner = _pick(
-        "Captioner", list(CAPTIONERS), s.captioner, key="captioner_pick", fmt=CAPTIONERS.get,
-        typed_label="Captioner id or directory", placeholder="Salesforce/blip-image-captioning-base · /models/blip/",
+        "Captioner",
+        list(CAPTIONERS),
+        s.captioner,
+        key="captioner_pick",
+        fmt=CAPTIONERS.get,
+        typed_label="Captioner id or directory",
+        placeholder="Salesforce/blip-image-captioning-base · /models/blip/",
         help="Captions name clusters, appear on hover and in grids, and fill the export's caption column; "
         "they are computed once per image and cached.",
     )

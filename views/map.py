@@ -33,13 +33,14 @@ else:  # the plotly map (a random sample above 200,000 points)
 
     def build() -> plots.MapFigure:
         hover = None
-        if s.n_images <= plots.MAX_HOVER_POINTS:  # (escaped by plots: plotly renders a subset of HTML, links too)
+        if (
+            s.n_images <= plots.MAX_HOVER_POINTS
+        ):  # (escaped by plots: plotly renders a subset of HTML, links too)
             hover = plots.hover_texts(s.emb.collection.items["relpath"].tolist(), s.emb.captions)
         names = {c: s.name(c) for c in s.order()}
         return plots.scatter_map(
             s.clustered.coords, s.labels, names, s.order(), cluster_colours(s), hover=hover
         )
-
 
     fig = s.cached("map", build)
     st.caption(
@@ -74,7 +75,9 @@ if len(sel):
     sizes = edit.cluster_sizes(s.labels[sel])
     st.caption(
         "Selected images by cluster: "
-        + ", ".join(f"{md_escape(s.name(c))} ({n:,})" for c, n in sorted(sizes.items(), key=lambda kv: -kv[1]))
+        + ", ".join(
+            f"{md_escape(s.name(c))} ({n:,})" for c, n in sorted(sizes.items(), key=lambda kv: -kv[1])
+        )
     )
     page = pager(len(sel), GRID_PAGE, key="map-grid-page")
     thumbnail_grid(s, edit.page_slice(np.asarray(sel), page, GRID_PAGE), columns=8, key="map")

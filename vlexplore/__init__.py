@@ -62,8 +62,16 @@ _LAZY = {
 }
 
 __all__ = [
-    "CacheError", "ClusterConfig", "ConfigError", "EncodeConfig", "ImageReadError", "ModelUnavailableError",
-    "PathNotAllowedError", "VlexploreError", "default_cache_dir", *sorted(_LAZY),
+    "CacheError",
+    "ClusterConfig",
+    "ConfigError",
+    "EncodeConfig",
+    "ImageReadError",
+    "ModelUnavailableError",
+    "PathNotAllowedError",
+    "VlexploreError",
+    "default_cache_dir",
+    *sorted(_LAZY),
 ]
 
 

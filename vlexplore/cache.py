@@ -168,8 +168,10 @@ class ShardStore:
                             if c not in vectors:
                                 vectors[c] = np.empty((len(hits), part.shape[1]), dtype=np.float32)
                             elif vectors[c].shape[1] != part.shape[1]:
-                                raise CacheError(f"cache column {c!r} holds vectors of different lengths "
-                                                 f"{sorted({vectors[c].shape[1], part.shape[1]})}")
+                                raise CacheError(
+                                    f"cache column {c!r} holds vectors of different lengths "
+                                    f"{sorted({vectors[c].shape[1], part.shape[1]})}"
+                                )
                             vectors[c][at] = part
                         else:
                             column = strings.setdefault(c, [None] * len(hits))
@@ -194,8 +196,10 @@ class ShardStore:
             return
         except OSError:  # a read-only cache: skipped in this process only
             where = "skipped"
-        warnings.warn(f"cache shard {path} is damaged ({str(cause)[:120]}); {where}, its rows are computed again",
-                      stacklevel=3)
+        warnings.warn(
+            f"cache shard {path} is damaged ({str(cause)[:120]}); {where}, its rows are computed again",
+            stacklevel=3,
+        )
 
     def contains(self, keys: Sequence[str]) -> np.ndarray:
         """bool ``(n,)``: which ``keys`` some readable shard holds (only key columns are read)."""
@@ -247,7 +251,9 @@ class ShardStore:
         table = _to_table(keys, columns)
         return self._write(table, f"{_stamp()}-{uuid.uuid4().hex}{SHARD_SUFFIX}")
 
-    def append_best_effort(self, keys: Sequence[str], columns: Mapping[str, np.ndarray | Sequence[str]]) -> bool:
+    def append_best_effort(
+        self, keys: Sequence[str], columns: Mapping[str, np.ndarray | Sequence[str]]
+    ) -> bool:
         """:meth:`append`, but a cache that cannot be written (read-only, full) only warns
         (:class:`~vlexplore.errors.CacheWriteWarning`) and returns ``False``: the caller keeps the values in
         memory. For derived caches (noun and sentence embeddings) that can always be computed again."""
@@ -289,7 +295,9 @@ class ShardStore:
         def flush(members: list[tuple[Path, pa.Table]]) -> None:
             if len(members) >= 2:
                 merged = pa.concat_tables([t for _, t in members])
-                keep = [i for i, k in enumerate(merged.column(KEY).to_pylist()) if not (k in seen or seen.add(k))]
+                keep = [
+                    i for i, k in enumerate(merged.column(KEY).to_pylist()) if not (k in seen or seen.add(k))
+                ]
                 merged = merged.take(pa.array(keep, type=pa.int64()))
                 stamp = members[0][0].name.split("-", 1)[0]  # sorts where the oldest member did
                 out = self._write(merged, f"{stamp}-{uuid.uuid4().hex}{SHARD_SUFFIX}")
@@ -326,12 +334,20 @@ class ShardStore:
         tmp_name = None
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=self.directory, prefix=".", suffix=TMP_SUFFIX, delete=False) as fh:
+            with tempfile.NamedTemporaryFile(
+                dir=self.directory, prefix=".", suffix=TMP_SUFFIX, delete=False
+            ) as fh:
                 tmp_name = fh.name
                 # Vectors neither compress nor dictionary-encode; plain pages read ~4x faster.
                 strings = [f.name for f in table.schema if f.name != KEY and not _is_vector(f.type)]
-                pq.write_table(table, fh, compression="none", use_dictionary=strings or False, write_statistics=False,
-                               row_group_size=ROW_GROUP_ROWS)
+                pq.write_table(
+                    table,
+                    fh,
+                    compression="none",
+                    use_dictionary=strings or False,
+                    write_statistics=False,
+                    row_group_size=ROW_GROUP_ROWS,
+                )
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp_name, target)
@@ -384,10 +400,13 @@ def check_format(cache_dir: str | Path) -> None:
     except OSError:
         old = []
     if old:
-        warnings.warn(f"the cache in {root} was made by an older vlexplore (its keys hashed only part of each "
-                      f"file, so different images could share one); it is not used, and what is needed is "
-                      f"computed again. Its old folders can be deleted: {', '.join(old[:4])}"
-                      f"{' …' if len(old) > 4 else ''}", stacklevel=3)
+        warnings.warn(
+            f"the cache in {root} was made by an older vlexplore (its keys hashed only part of each "
+            f"file, so different images could share one); it is not used, and what is needed is "
+            f"computed again. Its old folders can be deleted: {', '.join(old[:4])}"
+            f"{' …' if len(old) > 4 else ''}",
+            stacklevel=3,
+        )
     try:
         root.mkdir(parents=True, exist_ok=True)
         atomic_write_text(marker, f"{CACHE_FORMAT}\n")
@@ -481,13 +500,17 @@ def _to_table(keys: list[str], columns: Mapping[str, np.ndarray | Sequence[str]]
             raise ConfigError(f"a cache column cannot be named {KEY!r}")
         if isinstance(col, np.ndarray) and col.dtype.kind in "fiu":
             if col.ndim != 2 or len(col) != len(keys):
-                raise ConfigError(f"cache column {name!r} must be a ({len(keys)}, d) array, got shape {col.shape}")
+                raise ConfigError(
+                    f"cache column {name!r} must be a ({len(keys)}, d) array, got shape {col.shape}"
+                )
             flat = pa.array(np.ascontiguousarray(col, dtype=np.float32).ravel(), type=pa.float32())
             arrays.append(pa.FixedSizeListArray.from_arrays(flat, col.shape[1]))
         else:
             col = list(col)
             if len(col) != len(keys) or not all(isinstance(s, str) for s in col):
-                raise ConfigError(f"cache column {name!r} must be {len(keys)} strings or an (n, d) float array")
+                raise ConfigError(
+                    f"cache column {name!r} must be {len(keys)} strings or an (n, d) float array"
+                )
             arrays.append(pa.array(col, type=pa.string()))
         names.append(name)
     return pa.Table.from_arrays(arrays, names=names)

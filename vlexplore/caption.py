@@ -45,7 +45,9 @@ def caption_images(
     from .cache import store_for
     from .imageio import open_image, read_image_bytes
 
-    store = store_for(Path(cache_dir) if cache_dir is not None else default_cache_dir(), _namespace(captioner, prompt))
+    store = store_for(
+        Path(cache_dir) if cache_dir is not None else default_cache_dir(), _namespace(captioner, prompt)
+    )
     keys = list(collection.fingerprints)
     paths = list(collection.paths)
     found, cols = store.lookup(keys, ["caption"])
@@ -70,7 +72,7 @@ def caption_images(
 
     with ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool:
         for start in range(0, len(missing), batch_size):
-            chunk = list(pool.map(load, missing[start:start + batch_size]))
+            chunk = list(pool.map(load, missing[start : start + batch_size]))
             good = [(i, img) for i, img in chunk if img is not None]
             texts = captioner.caption_batch([img for _, img in good], prompt=prompt) if good else []
             for (i, _), text in zip(good, texts, strict=True):
@@ -80,7 +82,11 @@ def caption_images(
                     store.append([keys[i] for i, _ in good], {"caption": [out[i] for i, _ in good]})
                 except CacheError as exc:
                     writable = False
-                    warnings.warn(f"{exc}; captions of this run are kept in memory only", CacheWriteWarning, stacklevel=2)
+                    warnings.warn(
+                        f"{exc}; captions of this run are kept in memory only",
+                        CacheWriteWarning,
+                        stacklevel=2,
+                    )
             done += len(chunk)
             if on_progress:
                 on_progress(done, total)

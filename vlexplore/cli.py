@@ -1,9 +1,9 @@
 """``python -m vlexplore``: the library's steps, headless.
 
-    python -m vlexplore cluster FOLDER --method prototypes --prototypes "dog, cat, car" --out labelled.csv
-    python -m vlexplore embed FOLDER --model ViT-B-32/openai
-    python -m vlexplore embed FOLDER --engine ray --address auto
-    python -m vlexplore scan FOLDER
+python -m vlexplore cluster FOLDER --method prototypes --prototypes "dog, cat, car" --out labelled.csv
+python -m vlexplore embed FOLDER --model ViT-B-32/openai
+python -m vlexplore embed FOLDER --engine ray --address auto
+python -m vlexplore scan FOLDER
 """
 
 from __future__ import annotations
@@ -78,15 +78,20 @@ def _tqdm_progress(desc: str):
 def _add_encode_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("embedding")
     g.add_argument(
-        "--model", default="bundled",
+        "--model",
+        default="bundled",
         help="encoder: 'bundled' (offline, default), an open_clip 'ARCH/TAG' such as ViT-B-32/openai "
         "(downloads from the model hub), 'openclip:ARCH:/path/to/checkpoint.pt', or a checkpoint path",
     )
     g.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
-    g.add_argument("--batch-size", type=int, default=0, help="images per forward pass (0 = chosen for the device)")
+    g.add_argument(
+        "--batch-size", type=int, default=0, help="images per forward pass (0 = chosen for the device)"
+    )
     g.add_argument("--workers", type=int, default=2, help="image-decoding threads running beside the model")
     g.add_argument(
-        "--cache-dir", type=Path, default=None,
+        "--cache-dir",
+        type=Path,
+        default=None,
         help="where embeddings, captions and projections are kept (default: the user cache dir, "
         "or $VLEXPLORE_CACHE_DIR)",
     )
@@ -107,88 +112,147 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("scan", help="list readable images and the files that will be skipped (and why)")
     p.add_argument("folder", type=Path, help="image folder (scanned recursively)")
-    p.add_argument("--cache-dir", type=Path, default=None,
-                   help="the cache that remembers unchanged files (default: the user cache dir, or $VLEXPLORE_CACHE_DIR)")
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="the cache that remembers unchanged files (default: the user cache dir, or $VLEXPLORE_CACHE_DIR)",
+    )
 
     p = sub.add_parser(
-        "embed", help="compute and cache image embeddings (resumable), here or on a Ray cluster",
+        "embed",
+        help="compute and cache image embeddings (resumable), here or on a Ray cluster",
         description="Embeds every image of FOLDER into the cache that 'cluster' and the app read. "
         "--engine ray runs the encoder in Ray Data actors (a local Ray runtime, or the cluster at --address); "
         "the driver writes the same cache, so the results open anywhere the folder and cache are.",
     )
     p.add_argument("folder", type=Path, help="image folder (scanned recursively)")
     _add_encode_args(p)
-    p.add_argument("--export", type=Path, default=None, metavar="FILE.parquet",
-                   help="also write one Parquet file: path, fingerprint, folder label, caption and a vector "
-                   "column per view (reads in pandas, DuckDB, Ray)")
+    p.add_argument(
+        "--export",
+        type=Path,
+        default=None,
+        metavar="FILE.parquet",
+        help="also write one Parquet file: path, fingerprint, folder label, caption and a vector "
+        "column per view (reads in pandas, DuckDB, Ray)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing --export file")
-    g = p.add_argument_group("distributed (--engine ray; needs: pip install \"ray[data]\")")
-    g.add_argument("--engine", choices=("local", "ray"), default="local",
-                   help="local: this process (default); ray: Ray Data actors")
-    g.add_argument("--address", default=None,
-                   help="Ray cluster to join: auto, HOST:PORT or ray://HOST:10001 (default: start a local runtime)")
-    g.add_argument("--actors", type=int, default=None,
-                   help="encoder actors (default: one per GPU, else one per 4 CPUs)")
-    g.add_argument("--gpus-per-actor", type=float, default=None,
-                   help="GPUs per actor (default: 1 when the cluster has GPUs, else 0)")
-    p.add_argument("--captioner", default=None,
-                   help="also caption every image into the cache (blip-base, blip-large, blip2, git-base, a hub id "
-                   "or a local directory); with --engine ray the captioner runs in Ray actors too")
+    g = p.add_argument_group('distributed (--engine ray; needs: pip install "ray[data]")')
+    g.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this process (default); ray: Ray Data actors",
+    )
+    g.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster to join: auto, HOST:PORT or ray://HOST:10001 (default: start a local runtime)",
+    )
+    g.add_argument(
+        "--actors", type=int, default=None, help="encoder actors (default: one per GPU, else one per 4 CPUs)"
+    )
+    g.add_argument(
+        "--gpus-per-actor",
+        type=float,
+        default=None,
+        help="GPUs per actor (default: 1 when the cluster has GPUs, else 0)",
+    )
+    p.add_argument(
+        "--captioner",
+        default=None,
+        help="also caption every image into the cache (blip-base, blip-large, blip2, git-base, a hub id "
+        "or a local directory); with --engine ray the captioner runs in Ray actors too",
+    )
 
     p = sub.add_parser(
-        "cluster", help="embed (cached), cluster, name clusters, project to 2-d and write a labelled CSV",
+        "cluster",
+        help="embed (cached), cluster, name clusters, project to 2-d and write a labelled CSV",
         description="Runs the whole pipeline. Prints ACC/NMI/ARI when the images sit in class sub-folders "
         "(folder name = label) and label-free scores otherwise.",
     )
     p.add_argument("folder", type=Path, help="image folder (scanned recursively)")
     _add_encode_args(p)
     g = p.add_argument_group("clustering")
-    g.add_argument("--method", choices=CLUSTER_METHODS, default="kmeans", help="clustering method (default kmeans)")
-    g.add_argument("--k", type=int, default=None, help="number of clusters (default: suggested from the data)")
     g.add_argument(
-        "--prototypes", default="",
+        "--method", choices=CLUSTER_METHODS, default="kmeans", help="clustering method (default kmeans)"
+    )
+    g.add_argument(
+        "--k", type=int, default=None, help="number of clusters (default: suggested from the data)"
+    )
+    g.add_argument(
+        "--prototypes",
+        default="",
         help='text prototypes, comma- or newline-separated, e.g. "dog, cat, car" (with --method prototypes they '
         "are the centroids; with kmeans they seed it)",
     )
     g.add_argument(
-        "--threshold", type=float, default=None,
+        "--threshold",
+        type=float,
+        default=None,
         help="prototypes: images less similar than this (cosine) to every prototype go to 'other'",
     )
     g.add_argument(
-        "--discover-rest", action="store_true",
+        "--discover-rest",
+        action="store_true",
         help="prototypes: cluster the 'other' images with k-means (--k of them)",
     )
     g.add_argument(
-        "--representation", choices=REPRESENTATIONS, default="image",
+        "--representation",
+        choices=REPRESENTATIONS,
+        default="image",
         help="what is clustered: the image embedding (default); captions as TF-IDF or sentence embeddings, "
         "caption keywords, or answers to --question (text-guided, Stephan et al. 2024); nouns (TAC), "
         "image-noun relations or learned semantic centres (language-assisted)",
     )
     g.add_argument(
-        "--question", "--prompt", dest="question", action="append", default=[], metavar="TEXT",
+        "--question",
+        "--prompt",
+        dest="question",
+        action="append",
+        default=[],
+        metavar="TEXT",
         help='prompt-guided clustering: a question for the captioner, e.g. "What is the main object?" '
         "(repeatable; each gives a clustering, the best by k-means loss is kept)",
     )
     g.add_argument(
-        "--captioner", default=None,
+        "--captioner",
+        default=None,
         help="captions for names, the export's caption column and text-guided representations: "
         "blip-base, blip-large, blip2 (BLIP-2 OPT-2.7b), git-base, a hub id or a local model directory "
         "(default: none; the bundled model gives its label captions)",
     )
     g.add_argument(
-        "--nouns", default=None, metavar="TEXT",
+        "--nouns",
+        default=None,
+        metavar="TEXT",
         help="nouns/relations/centres: your own candidate nouns, comma-separated "
         "(default: about 8,000 WordNet nouns plus the ImageNet class names)",
     )
     g.add_argument("--linkage", choices=("ward", "average"), default="ward", help="agglomerative linkage")
-    g.add_argument("--min-cluster-size", type=int, default=None, help="HDBSCAN smallest cluster (default ~n/20)")
-    g.add_argument("--min-samples", type=int, default=None, help="HDBSCAN density smoothing (default: min(size, 25))")
-    g.add_argument("--reducer", choices=("umap", "pca"), default="umap",
-                   help="HDBSCAN runs on this reduction to 5 dimensions (UMAP: cosine, cached)")
-    g.add_argument("--assign-noise", action="store_true",
-                   help="HDBSCAN: give each noise image the cluster of its nearest clustered image")
-    g.add_argument("--n-init", type=int, default=None,
-                   help="k-means restarts (default: more for small folders, 5 from 20,000 images)")
+    g.add_argument(
+        "--min-cluster-size", type=int, default=None, help="HDBSCAN smallest cluster (default ~n/20)"
+    )
+    g.add_argument(
+        "--min-samples", type=int, default=None, help="HDBSCAN density smoothing (default: min(size, 25))"
+    )
+    g.add_argument(
+        "--reducer",
+        choices=("umap", "pca"),
+        default="umap",
+        help="HDBSCAN runs on this reduction to 5 dimensions (UMAP: cosine, cached)",
+    )
+    g.add_argument(
+        "--assign-noise",
+        action="store_true",
+        help="HDBSCAN: give each noise image the cluster of its nearest clustered image",
+    )
+    g.add_argument(
+        "--n-init",
+        type=int,
+        default=None,
+        help="k-means restarts (default: more for small folders, 5 from 20,000 images)",
+    )
     g.add_argument("--seed", type=int, default=0, help="random seed for every stochastic step")
     g = p.add_argument_group("output")
     g.add_argument("--out", type=Path, default=None, help="write the labelled table here (.csv or .parquet)")
@@ -221,8 +285,10 @@ def _print_prompt_ranking(info: dict) -> None:
     for r in ranking:
         mark = "*" if r["prompt"] == info.get("chosen_prompt") else " "
         note = "  (fewer distinct answers than clusters)" if r["degenerate"] else ""
-        _out(f" {mark}{r['rank']:>2}. inertia {r['inertia']:.2f}  silhouette {_fmt(r['silhouette'])}  "
-              f"{r['n_distinct']} distinct answers  {r['prompt']}{note}")
+        _out(
+            f" {mark}{r['rank']:>2}. inertia {r['inertia']:.2f}  silhouette {_fmt(r['silhouette'])}  "
+            f"{r['n_distinct']} distinct answers  {r['prompt']}{note}"
+        )
     order = info.get("ami_prompts") or []
     if len(order) > 1:
         _out("AMI between the prompts' clusterings:")
@@ -254,35 +320,55 @@ def cmd_embed(a: argparse.Namespace) -> int:
 
         enc = _encode_config(a)
         res = embed_images_ray(
-            col, a.model, device=a.device, cache_dir=enc.resolved_cache_dir, batch_size=a.batch_size,
-            address=a.address, actors=a.actors, gpus_per_actor=a.gpus_per_actor,
+            col,
+            a.model,
+            device=a.device,
+            cache_dir=enc.resolved_cache_dir,
+            batch_size=a.batch_size,
+            address=a.address,
+            actors=a.actors,
+            gpus_per_actor=a.gpus_per_actor,
             on_progress=_tqdm_progress("embedding (ray)"),
         )
         _print_skipped(res.collection)
         dims = ", ".join(f"{k} {v.shape[1]}-d" for k, v in res.views.items() if v.ndim == 2)
-        _out(f"{len(res.collection)} image(s) embedded with {res.model_id} ({dims}) on Ray; "
-              f"{res.n_computed} computed, {len(res.collection) - res.n_computed} from cache")
+        _out(
+            f"{len(res.collection)} image(s) embedded with {res.model_id} ({dims}) on Ray; "
+            f"{res.n_computed} computed, {len(res.collection) - res.n_computed} from cache"
+        )
         captions = None
         if (a.captioner or "").strip() not in ("", "none", "bundled", "bundled-labels"):
             from .raycaption import caption_images_ray
 
             captions = caption_images_ray(
-                res.collection, a.captioner, device=a.device, cache_dir=enc.resolved_cache_dir,
-                address=a.address, actors=a.actors, gpus_per_actor=a.gpus_per_actor,
+                res.collection,
+                a.captioner,
+                device=a.device,
+                cache_dir=enc.resolved_cache_dir,
+                address=a.address,
+                actors=a.actors,
+                gpus_per_actor=a.gpus_per_actor,
                 on_progress=_tqdm_progress("captioning (ray)"),
             )
             _out(f"{sum(bool(c) for c in captions)} image(s) captioned on Ray")
         _export_embeddings(a, res.collection, res.views, res.model_id, captions)
         return 0
     captioner = _captioner(a)
-    emb = embed(col, _encode_config(a), captioner=captioner, on_progress=_tqdm_progress("embedding"),
-                on_caption_progress=_tqdm_progress("captioning") if captioner is not None else None)
+    emb = embed(
+        col,
+        _encode_config(a),
+        captioner=captioner,
+        on_progress=_tqdm_progress("embedding"),
+        on_caption_progress=_tqdm_progress("captioning") if captioner is not None else None,
+    )
     if emb.fallback_note:
         _err(f"note: {emb.fallback_note}")
     _print_skipped(emb.collection)
     dims = ", ".join(f"{k} {v.shape[1]}-d" for k, v in emb.views.items() if v.ndim == 2)
-    _out(f"{emb.n} image(s) embedded with {emb.model_id} ({dims}); {emb.n_computed} computed, "
-          f"{emb.n - emb.n_computed} from cache")
+    _out(
+        f"{emb.n} image(s) embedded with {emb.model_id} ({dims}); {emb.n_computed} computed, "
+        f"{emb.n - emb.n_computed} from cache"
+    )
     _export_embeddings(a, emb.collection, emb.views, emb.model_id, emb.captions)
     return 0
 
@@ -292,8 +378,9 @@ def _export_embeddings(a: argparse.Namespace, collection, views, model_id: str, 
         return
     from .export import write_embeddings
 
-    path = write_embeddings(collection, views, a.export, model_id=model_id, captions=captions,
-                            overwrite=a.overwrite)
+    path = write_embeddings(
+        collection, views, a.export, model_id=model_id, captions=captions, overwrite=a.overwrite
+    )
     _out(f"wrote {len(collection)} rows to {path}")
 
 
@@ -314,10 +401,20 @@ def cmd_cluster(a: argparse.Namespace) -> int:
     enc = _encode_config(a)
     prototypes = tuple(parse_prompts(a.prototypes)) if a.prototypes else ()
     ccfg = ClusterConfig(
-        method=a.method, k=a.k, linkage=a.linkage, min_cluster_size=a.min_cluster_size,
-        min_samples=a.min_samples, reducer=a.reducer, assign_noise=a.assign_noise, n_init=a.n_init,
-        prototypes=prototypes, threshold=a.threshold, discover_rest=a.discover_rest, seed=a.seed,
-        representation=a.representation, questions=tuple(a.question),
+        method=a.method,
+        k=a.k,
+        linkage=a.linkage,
+        min_cluster_size=a.min_cluster_size,
+        min_samples=a.min_samples,
+        reducer=a.reducer,
+        assign_noise=a.assign_noise,
+        n_init=a.n_init,
+        prototypes=prototypes,
+        threshold=a.threshold,
+        discover_rest=a.discover_rest,
+        seed=a.seed,
+        representation=a.representation,
+        questions=tuple(a.question),
         options={k: v for k, v in (("captioner", a.captioner), ("nouns", a.nouns)) if v},
     )
     if a.out is not None and a.out.exists() and not a.overwrite:
@@ -325,13 +422,20 @@ def cmd_cluster(a: argparse.Namespace) -> int:
         return 2
     col = scan(a.folder, cache_dir=a.cache_dir)
     captioner = _captioner(a)
-    emb = embed(col, enc, captioner=captioner, on_progress=_tqdm_progress("embedding"),
-                on_caption_progress=_tqdm_progress("captioning") if captioner is not None else None)
+    emb = embed(
+        col,
+        enc,
+        captioner=captioner,
+        on_progress=_tqdm_progress("embedding"),
+        on_caption_progress=_tqdm_progress("captioning") if captioner is not None else None,
+    )
     if emb.fallback_note:
         _err(f"note: {emb.fallback_note}")
     _print_skipped(emb.collection)
     cl = cluster_embedded(emb, ccfg, cache_dir=enc.resolved_cache_dir)
-    _out(f"{emb.n} images → {len(set(cl.labels.tolist()) - {-1})} clusters ({a.method}, model {emb.model_id})")
+    _out(
+        f"{emb.n} images → {len(set(cl.labels.tolist()) - {-1})} clusters ({a.method}, model {emb.model_id})"
+    )
     counts = {int(c): int((cl.labels == c).sum()) for c in sorted(set(cl.labels.tolist()))}
     for c, n in counts.items():
         _out(f"  {c:>4}  {n:>6}  {cl.names.get(c, '')}")
@@ -343,8 +447,10 @@ def cmd_cluster(a: argparse.Namespace) -> int:
     for c, nouns in (cl.info.get("centre_nouns") or {}).items():
         _out(f"  centre {c:>3}: {', '.join(nouns)}")
     for r in cl.info.get("rounds") or []:
-        _out(f"  round {r['round']}: {r['confident']:.0%} confident, {r['changed']} images changed cluster, "
-              f"objective {r['objective_first']:.3f} → {r['objective_last']:.3f}")
+        _out(
+            f"  round {r['round']}: {r['confident']:.0%} confident, {r['changed']} images changed cluster, "
+            f"objective {r['objective_first']:.3f} → {r['objective_last']:.3f}"
+        )
     if a.out is not None:
         from .export import build_provenance, write_provenance, write_table
 

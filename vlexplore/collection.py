@@ -41,7 +41,17 @@ from .imageio import (
     too_large,
 )
 
-ITEM_COLUMNS = ("relpath", "path", "folder_label", "bytes", "mtime_ns", "width", "height", "format", "fingerprint")
+ITEM_COLUMNS = (
+    "relpath",
+    "path",
+    "folder_label",
+    "bytes",
+    "mtime_ns",
+    "width",
+    "height",
+    "format",
+    "fingerprint",
+)
 SKIPPED_COLUMNS = ("relpath", "reason")
 _INT_COLUMNS = frozenset({"bytes", "mtime_ns", "width", "height"})
 _SCAN_BLOCK = 4096  # files probed per thread-pool round (bounds memory for huge folders)
@@ -55,6 +65,7 @@ RACY_NS = 2_000_000_000
 _INDEX_COMPACT_ABOVE = 32
 
 Progress = Callable[[int, int], None] | None
+
 
 @dataclass
 class Collection:
@@ -120,18 +131,27 @@ class Collection:
 def _text_series(values: list) -> pd.Series:
     try:
         return pd.Series(values, dtype="str")
-    except UnicodeEncodeError:  # a path that is not valid UTF-8 (Arrow strings refuse it): kept as the OS gave it
+    except (
+        UnicodeEncodeError
+    ):  # a path that is not valid UTF-8 (Arrow strings refuse it): kept as the OS gave it
         return pd.Series(values, dtype=object)
 
 
 def _items_frame(rows: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series([r[c] for r in rows], dtype="int64") if c in _INT_COLUMNS
-                         else _text_series([r[c] for r in rows]) for c in ITEM_COLUMNS})
+    return pd.DataFrame(
+        {
+            c: pd.Series([r[c] for r in rows], dtype="int64")
+            if c in _INT_COLUMNS
+            else _text_series([r[c] for r in rows])
+            for c in ITEM_COLUMNS
+        }
+    )
 
 
 def _skipped_frame(rows: list[tuple[str, str]]) -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series([_printable(r[i]) for r in rows], dtype="str")
-                         for i, c in enumerate(SKIPPED_COLUMNS)})
+    return pd.DataFrame(
+        {c: pd.Series([_printable(r[i]) for r in rows], dtype="str") for i, c in enumerate(SKIPPED_COLUMNS)}
+    )
 
 
 def _printable(text: str) -> str:
@@ -141,7 +161,6 @@ def _printable(text: str) -> str:
         return text
     except UnicodeEncodeError:
         return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
 
 
 # --------------------------------------------------------------------------- scanning
@@ -207,12 +226,18 @@ def scan_folder(
             todo.append(i)
     learned: dict[str, tuple[str, str, str, str]] = {}
     done = len(files) - len(todo)
-    probes = _map_in_blocks(lambda i: _probe(files[i][1], max_pixels), todo, min(8, (os.cpu_count() or 1) + 4))
+    probes = _map_in_blocks(
+        lambda i: _probe(files[i][1], max_pixels), todo, min(8, (os.cpu_count() or 1) + 4)
+    )
     for n, (i, (info, reason, trusted)) in enumerate(zip(todo, probes), start=1):
         results[i] = (info, reason)
         if info is not None and trusted is not None:
             learned[_stat_key(files[i][1], trusted)] = (
-                info["fingerprint"], str(info["width"]), str(info["height"]), info["format"])
+                info["fingerprint"],
+                str(info["width"]),
+                str(info["height"]),
+                info["format"],
+            )
         if on_progress is not None and n % _SCAN_BLOCK == 0:
             on_progress(done + n, len(files))
     if on_progress is not None:
@@ -259,8 +284,11 @@ class _StatIndex:
             if len(self.store.shard_paths()) > _INDEX_COMPACT_ABOVE:
                 self.store.compact()
         except CacheError as exc:
-            warnings.warn(f"the scan index could not be saved ({exc}); the next scan reads every file again",
-                          CacheWriteWarning, stacklevel=3)
+            warnings.warn(
+                f"the scan index could not be saved ({exc}); the next scan reads every file again",
+                CacheWriteWarning,
+                stacklevel=3,
+            )
 
 
 def _stat(path: str) -> os.stat_result | None:
@@ -276,15 +304,23 @@ def _stat_key(path: str, st: os.stat_result) -> str:
     return blake3.blake3(ident + os.fsencode(path)).hexdigest(length=16)
 
 
-def _from_index(st: os.stat_result, entry: tuple[str, ...], max_pixels: int) -> tuple[dict | None, str | None]:
+def _from_index(
+    st: os.stat_result, entry: tuple[str, ...], max_pixels: int
+) -> tuple[dict | None, str | None]:
     fingerprint, width, height, fmt = entry
     w, h = int(width), int(height)
     if not stat.S_ISREG(st.st_mode):
         return None, NOT_REGULAR
     if w * h > max_pixels:
         return None, too_large(w, h, max_pixels)
-    return {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "width": w, "height": h, "format": fmt,
-            "fingerprint": fingerprint}, None
+    return {
+        "bytes": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "width": w,
+        "height": h,
+        "format": fmt,
+        "fingerprint": fingerprint,
+    }, None
 
 
 def _probe(path: str, max_pixels: int) -> tuple[dict | None, str | None, os.stat_result | None]:
@@ -317,10 +353,20 @@ def _probe(path: str, max_pixels: int) -> tuple[dict | None, str | None, os.stat
             after = os.fstat(fh.fileno())
     except (*READ_ERRORS, ImageReadError) as exc:
         return None, str(reason_for(exc, head)), None
-    same = (after.st_size, after.st_mtime_ns, after.st_ctime_ns) == (st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    same = (after.st_size, after.st_mtime_ns, after.st_ctime_ns) == (
+        st.st_size,
+        st.st_mtime_ns,
+        st.st_ctime_ns,
+    )
     recent = time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_NS
-    info = {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "width": width, "height": height, "format": fmt,
-            "fingerprint": fingerprint}
+    info = {
+        "bytes": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "width": width,
+        "height": height,
+        "format": fmt,
+        "fingerprint": fingerprint,
+    }
     return info, None, st if same and not recent else None
 
 

@@ -137,9 +137,7 @@ class ClusterConfig:
                 f"unknown representation {self.representation!r}; choose one of {', '.join(REPRESENTATIONS)}"
             )
         if self.method == "prototypes" and not [p for p in self.prototypes if p.strip()]:
-            raise ConfigError(
-                'method "prototypes" needs at least one text prototype, e.g. "dog, cat, car"'
-            )
+            raise ConfigError('method "prototypes" needs at least one text prototype, e.g. "dog, cat, car"')
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -79,8 +79,9 @@ class EncoderRecipe:
     def __call__(self):
         from .models.registry import load_encoder
 
-        return load_encoder(self.model, device=self.device,
-                            cache_dir=Path(self.cache_dir) if self.cache_dir else None)
+        return load_encoder(
+            self.model, device=self.device, cache_dir=Path(self.cache_dir) if self.cache_dir else None
+        )
 
 
 @dataclass(frozen=True)
@@ -135,8 +136,14 @@ def connect(address: str | None = None, *, num_cpus: int | None = None):
     return True
 
 
-def plan_resources(resources: dict, *, device: str = "auto", actors: int | None = None,
-                   gpus_per_actor: float | None = None, batch_size: int = 0) -> RayPlan:
+def plan_resources(
+    resources: dict,
+    *,
+    device: str = "auto",
+    actors: int | None = None,
+    gpus_per_actor: float | None = None,
+    batch_size: int = 0,
+) -> RayPlan:
     """Choose the actor pool from the cluster's resources (``ray.cluster_resources()``).
 
     With GPUs (and ``device`` not ``cpu``): one actor per GPU, each with an equal share of the CPUs for
@@ -164,8 +171,12 @@ def plan_resources(resources: dict, *, device: str = "auto", actors: int | None 
     cpu_share = max(1.0, min(float(MAX_DECODE_THREADS), math.floor(spare / n * 4) / 4))
     if batch_size < 0:
         raise ConfigError(f"batch_size must be >= 0 (0 = automatic), got {batch_size}")
-    return RayPlan(actors=n, gpus_per_actor=per, cpus_per_actor=cpu_share,
-                   batch_size=batch_size or default_batch_size("cuda" if use_gpu else "cpu"))
+    return RayPlan(
+        actors=n,
+        gpus_per_actor=per,
+        cpus_per_actor=cpu_share,
+        batch_size=batch_size or default_batch_size("cuda" if use_gpu else "cpu"),
+    )
 
 
 class _EmbedActor:
@@ -210,9 +221,13 @@ class _EmbedActor:
                     errors[i] = INVALID_OUTPUT
             for v in self.views:
                 out[v][kept] = arrays[v]
-        return {"path": np.array(paths, dtype=object), "error": np.array(errors, dtype=object),
-                "lasting": np.array(lasting, dtype=bool), "key": np.array([p[3] for p in prepared], dtype=object),
-                **out}
+        return {
+            "path": np.array(paths, dtype=object),
+            "error": np.array(errors, dtype=object),
+            "lasting": np.array(lasting, dtype=bool),
+            "key": np.array([p[3] for p in prepared], dtype=object),
+            **out,
+        }
 
 
 def _describe(factory: Callable) -> tuple[str, tuple[str, ...], dict[str, int]]:
@@ -321,22 +336,40 @@ def embed_images_ray(
 
         n_computed = 0
         if missing:
-            plan = plan_resources(ray.cluster_resources(), device=device, actors=actors,
-                                  gpus_per_actor=gpus_per_actor, batch_size=batch_size)
+            plan = plan_resources(
+                ray.cluster_resources(),
+                device=device,
+                actors=actors,
+                gpus_per_actor=gpus_per_actor,
+                batch_size=batch_size,
+            )
             if isinstance(factory, EncoderRecipe):
                 factory = EncoderRecipe(factory.model, plan.device, factory.cache_dir)
-            log.info("ray: %d images on %d actor(s) (%s, %.2f CPUs each), batches of %d",
-                     len(missing), plan.actors, plan.device, plan.cpus_per_actor, plan.batch_size)
+            log.info(
+                "ray: %d images on %d actor(s) (%s, %.2f CPUs each), batches of %d",
+                len(missing),
+                plan.actors,
+                plan.device,
+                plan.cpus_per_actor,
+                plan.batch_size,
+            )
             fp_of = {os.path.abspath(path_of[fp]): fp for fp in missing}
-            ds = ray.data.read_binary_files([os.path.abspath(path_of[fp]) for fp in missing],
-                                            include_paths=True, num_cpus=READ_TASK_CPUS)
+            ds = ray.data.read_binary_files(
+                [os.path.abspath(path_of[fp]) for fp in missing], include_paths=True, num_cpus=READ_TASK_CPUS
+            )
             ds = ds.map_batches(
                 _EmbedActor,
-                fn_constructor_kwargs={"factory": factory, "views": views, "dims": dims,
-                                       "threads": int(round(plan.cpus_per_actor))},
-                batch_size=plan.batch_size, batch_format="numpy",
+                fn_constructor_kwargs={
+                    "factory": factory,
+                    "views": views,
+                    "dims": dims,
+                    "threads": int(round(plan.cpus_per_actor)),
+                },
+                batch_size=plan.batch_size,
+                batch_format="numpy",
                 compute=ray.data.ActorPoolStrategy(size=plan.actors),
-                num_gpus=plan.gpus_per_actor or None, num_cpus=plan.cpus_per_actor,
+                num_gpus=plan.gpus_per_actor or None,
+                num_cpus=plan.cpus_per_actor,
             )
             for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
                 fps = [fp_of[_local_path(p)] for p in batch["path"]]
@@ -347,7 +380,9 @@ def embed_images_ray(
                 if good.any():
                     store.append([fp for fp, g in zip(fps, good) if g], {v: batch[v][good] for v in views})
                     n_computed += int(good.sum())
-                lasting = {fp: e for fp, e, keep, ok in zip(fps, errors, batch["lasting"], same) if e and keep and ok}
+                lasting = {
+                    fp: e for fp, e, keep, ok in zip(fps, errors, batch["lasting"], same) if e and keep and ok
+                }
                 if lasting:
                     failure_store.append(list(lasting), {"error": list(lasting.values())})
                 done += sum(weight[fp] for fp in fps)
@@ -358,8 +393,7 @@ def embed_images_ray(
     finally:
         if started:
             ray.shutdown()
-    result = embed_images(collection, _FromCache(model_id, views), cache_dir=cache_dir,
-                          num_workers=0)
+    result = embed_images(collection, _FromCache(model_id, views), cache_dir=cache_dir, num_workers=0)
     result.n_computed = n_computed
     return result
 
@@ -376,4 +410,4 @@ def _quiet(ray) -> None:
 def _local_path(path) -> str:
     """A path as Ray Data reports it, in the form the driver sent (a ``file://`` scheme dropped)."""
     path = str(path)
-    return path[len("file://"):] if path.startswith("file://") else path
+    return path[len("file://") :] if path.startswith("file://") else path

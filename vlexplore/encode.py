@@ -128,13 +128,18 @@ def embed_images(
     found, cached = store.lookup(unique, views)
     damaged = _damaged_rows(cached, views) if found.any() else np.zeros(0, dtype=bool)
     if damaged.any():  # bit rot in a shard: compute those rows again rather than hand NaN to clustering
-        warnings.warn(f"{int(damaged.sum())} cached embeddings in {store.directory} are damaged (NaN, infinite "
-                      "or not unit length) and are computed again; delete that folder to stop this", stacklevel=2)
+        warnings.warn(
+            f"{int(damaged.sum())} cached embeddings in {store.directory} are damaged (NaN, infinite "
+            "or not unit length) and are computed again; delete that folder to stop this",
+            stacklevel=2,
+        )
         found[np.flatnonzero(found)[damaged]] = False
         cached = {v: cached[v][~damaged] for v in views}
     rest = [fp for fp, hit in zip(unique, found) if not hit]
     failed_mask, failed_vals = failure_store.lookup(rest, ["error"])
-    errors: dict[str, str] = dict(zip([fp for fp, hit in zip(rest, failed_mask) if hit], failed_vals["error"]))
+    errors: dict[str, str] = dict(
+        zip([fp for fp, hit in zip(rest, failed_mask) if hit], failed_vals["error"])
+    )
     missing = [fp for fp, hit in zip(rest, failed_mask) if not hit]
 
     total = len(fps)
@@ -168,8 +173,12 @@ def embed_images(
             target.append(keys, columns)
         except CacheError as exc:
             writable[0] = False
-            warnings.warn(f"{exc}; this run keeps its results in memory only (free space or fix the "
-                          "permissions, then run again to fill the cache)", CacheWriteWarning, stacklevel=3)
+            warnings.warn(
+                f"{exc}; this run keeps its results in memory only (free space or fix the "
+                "permissions, then run again to fill the cache)",
+                CacheWriteWarning,
+                stacklevel=3,
+            )
 
     batch_fps: list[str] = []
     tensors: list = []
@@ -181,8 +190,11 @@ def embed_images(
             out = encoder.encode_image_batch(torch.stack(tensors))
             arrays, finite = finish_batch(out, views, len(tensors), encoder.model_id)
             if not finite.all():
-                new_errors.update((fp, ImageReadError(INVALID_OUTPUT, lasting=False))
-                                  for fp, ok in zip(batch_fps, finite) if not ok)
+                new_errors.update(
+                    (fp, ImageReadError(INVALID_OUTPUT, lasting=False))
+                    for fp, ok in zip(batch_fps, finite)
+                    if not ok
+                )
                 batch_fps[:] = [fp for fp, ok in zip(batch_fps, finite) if ok]
             save(store, batch_fps, arrays)
             for fp in batch_fps:
@@ -216,11 +228,16 @@ def embed_images(
     if n_computed and writable[0] and len(store.shard_paths()) > COMPACT_ABOVE:  # reopening reads every shard
         store.compact()
     items = collection.items
-    failed = {r: changed.get(p) or errors[fp] for r, p, fp in zip(items["relpath"], items["path"], fps)
-              if p in changed or fp in errors}
+    failed = {
+        r: changed.get(p) or errors[fp]
+        for r, p, fp in zip(items["relpath"], items["path"], fps)
+        if p in changed or fp in errors
+    }
     kept = collection.without(failed)
     if len(kept) == 0:
-        return EmbedResult(kept, {v: np.zeros((0, 0), np.float32) for v in views}, encoder.model_id, n_computed)
+        return EmbedResult(
+            kept, {v: np.zeros((0, 0), np.float32) for v in views}, encoder.model_id, n_computed
+        )
     rows = np.fromiter((row_of[fp] for fp in kept.fingerprints), dtype=np.int64, count=len(kept))
     out_views = {v: _gather(blocks.pop(v), rows) for v in views}
     return EmbedResult(kept, out_views, encoder.model_id, n_computed)
@@ -243,7 +260,7 @@ def _gather(blocks: list[np.ndarray], rows: np.ndarray) -> np.ndarray:
     out = np.empty((len(rows), blocks[0].shape[1]), dtype=blocks[0].dtype)
     for i in range(len(blocks)):
         block, blocks[i] = blocks[i], None
-        at = order[bounds[i]:bounds[i + 1]]
+        at = order[bounds[i] : bounds[i + 1]]
         out[at] = block[rows[at] - offsets[i]]
     blocks.clear()
     return out
@@ -258,7 +275,9 @@ def prepare_image(source: str | Path | bytes, encoder: Encoder):
     return encoder.preprocess(_bounded_aspect(open_image(source, max_side=DECODE_MAX_SIDE)))
 
 
-def finish_batch(out, views: tuple[str, ...], n: int, model_id: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def finish_batch(
+    out, views: tuple[str, ...], n: int, model_id: str
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """An encoder's raw batch output → (``{view: L2-normalised float32 (n_ok, d)}``, bool ``(n,)`` finite rows).
 
     Rows with NaN or infinity are dropped (never cached; they would make a collection unclusterable).
@@ -280,8 +299,9 @@ def _bounded_aspect(image: Image.Image, max_aspect: int = MAX_ASPECT) -> Image.I
         return image
     longest = 8 * DECODE_MAX_SIDE
     if max(w, h) > longest:
-        image = image.resize((max(1, w * longest // max(w, h)), max(1, h * longest // max(w, h))),
-                             Image.Resampling.BOX)
+        image = image.resize(
+            (max(1, w * longest // max(w, h)), max(1, h * longest // max(w, h))), Image.Resampling.BOX
+        )
         w, h = image.size
     short = -(-max(w, h) // max_aspect)  # ceil
     canvas = Image.new("RGB", (w, short) if w > h else (short, h), (255, 255, 255))
@@ -320,7 +340,9 @@ def _check_output(out, views: tuple[str, ...], n: int, model_id: str) -> dict[st
     for v in views:
         a = np.asarray(out.get(v) if isinstance(out, dict) else None, dtype=np.float32)
         if a.ndim != 2 or a.shape[0] != n:
-            raise VlexploreError(f"encoder {model_id!r} returned view {v!r} with shape {a.shape}, expected ({n}, d)")
+            raise VlexploreError(
+                f"encoder {model_id!r} returned view {v!r} with shape {a.shape}, expected ({n}, d)"
+            )
         arrays[v] = a
     return arrays
 
@@ -333,10 +355,12 @@ def _damaged_rows(cached: dict[str, np.ndarray], views: tuple[str, ...]) -> np.n
     for v in views:
         a = np.asarray(cached[v], dtype=np.float32)
         for start in range(0, n, step):
-            block = a[start:start + step]
+            block = a[start : start + step]
             with np.errstate(over="ignore", invalid="ignore"):
                 norm = np.linalg.norm(block.astype(np.float64), axis=1)
-            bad[start:start + step] |= ~np.isfinite(block).all(axis=1) | ((np.abs(norm - 1.0) > 1e-3) & (norm != 0.0))
+            bad[start : start + step] |= ~np.isfinite(block).all(axis=1) | (
+                (np.abs(norm - 1.0) > 1e-3) & (norm != 0.0)
+            )
     return bad
 
 
@@ -371,7 +395,9 @@ def encode_prompts(
     """
     prompts = list(prompts)
     if not prompts:
-        raise ConfigError('no text prompts were given; type one or more, separated by commas, e.g. "dog, cat"')
+        raise ConfigError(
+            'no text prompts were given; type one or more, separated by commas, e.g. "dog, cat"'
+        )
     for p in prompts:
         if not isinstance(p, str) or not p.strip():
             raise ConfigError(f"prompts must be non-empty texts, got {p!r}")

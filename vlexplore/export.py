@@ -353,7 +353,10 @@ def build_provenance(
             "clusters": int(sum(1 for c in ids if c != -1)),
         },
         clusters={
-            str(int(c)): {"name": str(names[int(c)]) if int(c) in names else default_name(int(c)), "size": int(n)}
+            str(int(c)): {
+                "name": str(names[int(c)]) if int(c) in names else default_name(int(c)),
+                "size": int(n),
+            }
             for c, n in zip(ids, sizes)
         },
         edits=list(edits),
@@ -387,8 +390,13 @@ def write_provenance(path: str | Path, info: dict) -> Path:
 
 
 def write_embeddings(
-    collection, views: dict[str, np.ndarray], path: str | Path, *, model_id: str = "",
-    captions=None, overwrite: bool = False,
+    collection,
+    views: dict[str, np.ndarray],
+    path: str | Path,
+    *,
+    model_id: str = "",
+    captions=None,
+    overwrite: bool = False,
 ) -> Path:
     """Write one Parquet file with a row per image: ``path``, ``fingerprint``, ``folder_label``, optional
     ``caption``, and one ``fixed_size_list<float32>[d]`` column per view (``emb_image``, ``emb_joint``…).

@@ -84,7 +84,9 @@ def _place(tmp: str, target: Path, *, overwrite: bool) -> None:
         os.replace(tmp, target)
 
 
-def atomic_write_bytes(target: str | os.PathLike, data: bytes, *, overwrite: bool = True, durable: bool = True) -> None:
+def atomic_write_bytes(
+    target: str | os.PathLike, data: bytes, *, overwrite: bool = True, durable: bool = True
+) -> None:
     """Replace ``target`` with ``data`` in one step (see :func:`atomic_writer`)."""
     with atomic_writer(target, "wb", overwrite=overwrite, durable=durable) as fh:
         fh.write(data)

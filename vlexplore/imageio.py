@@ -51,8 +51,19 @@ _IMAGE_MAGIC = (b"\xff\xd8", b"\x89PNG", b"GIF8", b"RIFF", b"BM", b"II*\x00", b"
 # What Pillow raises on damaged files (OSError covers UnidentifiedImageError, PermissionError and
 # "image file is truncated"; SyntaxError broken PNG chunks; DecompressionBombWarning only when warnings
 # are errors). No bare except: anything else is a bug and should surface.
-READ_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError, KeyError, ZeroDivisionError,
-               MemoryError, Image.DecompressionBombError, Image.DecompressionBombWarning)
+READ_ERRORS = (
+    OSError,
+    ValueError,
+    SyntaxError,
+    EOFError,
+    struct.error,
+    IndexError,
+    KeyError,
+    ZeroDivisionError,
+    MemoryError,
+    Image.DecompressionBombError,
+    Image.DecompressionBombWarning,
+)
 
 
 # --------------------------------------------------------------------------- content keys

@@ -19,7 +19,17 @@ from .imageio import (
 from .thumbs import make_thumbnails, thumbnail
 
 __all__ = [
-    "DEFAULT_MAX_PIXELS", "IMAGE_EXTENSIONS", "ITEM_COLUMNS", "NOT_REGULAR", "SKIPPED_COLUMNS", "Collection",
-    "content_key", "fingerprint_file", "make_thumbnails", "open_image", "read_image_bytes", "scan_folder",
+    "DEFAULT_MAX_PIXELS",
+    "IMAGE_EXTENSIONS",
+    "ITEM_COLUMNS",
+    "NOT_REGULAR",
+    "SKIPPED_COLUMNS",
+    "Collection",
+    "content_key",
+    "fingerprint_file",
+    "make_thumbnails",
+    "open_image",
+    "read_image_bytes",
+    "scan_folder",
     "thumbnail",
 ]

@@ -151,12 +151,18 @@ class LanguageOptions:
             v = getattr(self, name)
             if not isinstance(v, int | float) or v < 0:
                 raise ConfigError(f"option {name} must be a number >= 0, got {v!r}")
-        if self.temperature is not None and (not isinstance(self.temperature, int | float) or self.temperature <= 0):
-            raise ConfigError(f"option temperature must be a positive number or None (automatic), got {self.temperature!r}")
+        if self.temperature is not None and (
+            not isinstance(self.temperature, int | float) or self.temperature <= 0
+        ):
+            raise ConfigError(
+                f"option temperature must be a positive number or None (automatic), got {self.temperature!r}"
+            )
         if not isinstance(self.agree, int | float) or not 0 < self.agree <= 1:
             raise ConfigError(f"option agree is a share of neighbours in (0, 1], got {self.agree!r}")
         if self.relation_norm not in RELATION_NORMS:
-            raise ConfigError(f"option relation_norm must be one of {', '.join(RELATION_NORMS)}, got {self.relation_norm!r}")
+            raise ConfigError(
+                f"option relation_norm must be one of {', '.join(RELATION_NORMS)}, got {self.relation_norm!r}"
+            )
         if self.init not in CENTRE_INITS:
             raise ConfigError(f"option init must be one of {', '.join(CENTRE_INITS)}, got {self.init!r}")
         if self.space not in CENTRE_SPACES:
@@ -186,8 +192,11 @@ class _Prepared:
         names = self.names
         summary = f"{len(names)} of {len(self.vocab):,} nouns, e.g. {', '.join(names[:8])}"
         return {
-            "nouns": names, "n_vocabulary": len(self.vocab), "n_centres": self.n_centres,
-            "temperature": self.temperature, "selected_nouns_summary": summary,
+            "nouns": names,
+            "n_vocabulary": len(self.vocab),
+            "n_centres": self.n_centres,
+            "temperature": self.temperature,
+            "selected_nouns_summary": summary,
         }
 
 
@@ -214,7 +223,9 @@ def _prepare(emb, cfg) -> _Prepared:
     cache_dir = opts.cache_dir or getattr(encoder, "cache_dir", None)
     E = noun_embeddings(vocab, encoder, templates=resolve_templates(templates, encoder), cache_dir=cache_dir)
     if E.shape[1] != joint.shape[1]:
-        raise ConfigError(f"noun embeddings have {E.shape[1]} dimensions but the joint view has {joint.shape[1]}")
+        raise ConfigError(
+            f"noun embeddings have {E.shape[1]} dimensions but the joint view has {joint.shape[1]}"
+        )
     n_centres = int(min(n, max(round(n / opts.images_per_centre), cfg.k or MIN_CENTRES)))
     selected, _ = select_nouns(joint, E, n_centres=n_centres, per_centre=opts.n_nouns, seed=cfg.seed)
     sims = joint @ E[selected].T
@@ -272,11 +283,17 @@ def train_centres(
     mask = np.asarray(mask, dtype=bool)
     labels = np.asarray(labels, dtype=np.int64)
     if not mask.any():
-        raise ConfigError("no image is confident, so there is nothing to train the centres on; lower option agree")
+        raise ConfigError(
+            "no image is confident, so there is nothing to train the centres on; lower option agree"
+        )
     if labels[mask].min() < 0 or labels[mask].max() >= K:
-        raise ConfigError(f"pseudo-labels must lie in 0..{K - 1}, got {labels[mask].min()}..{labels[mask].max()}")
+        raise ConfigError(
+            f"pseudo-labels must lie in 0..{K - 1}, got {labels[mask].min()}..{labels[mask].max()}"
+        )
     z = torch.from_numpy(np.ascontiguousarray(Z, dtype=np.float32))
-    w0 = torch.from_numpy(np.ascontiguousarray(anchor_to if anchor_to is not None else init, dtype=np.float32))
+    w0 = torch.from_numpy(
+        np.ascontiguousarray(anchor_to if anchor_to is not None else init, dtype=np.float32)
+    )
     W = torch.nn.Parameter(torch.from_numpy(np.array(init, dtype=np.float32)))
     offset = torch.nn.Parameter(torch.zeros(z.shape[1]))
     opt = torch.optim.Adam([W, offset], lr=lr)
@@ -344,7 +361,8 @@ def relation_representation(emb, cfg) -> Representation:
     k = min(p.opts.knn, len(C) - 1)
     if y is not None and 1 <= k and len(C) <= CONSISTENCY_MAX_N:
         info[f"consistency@{k}"] = {
-            "image": neighbourhood_consistency(p.image, y, k), "relations": neighbourhood_consistency(C, y, k),
+            "image": neighbourhood_consistency(p.image, y, k),
+            "relations": neighbourhood_consistency(C, y, k),
         }
     return Representation(X=C, joint=p.joint, texts=top_nouns(p.sims, p.names), info=info)
 
@@ -379,8 +397,12 @@ def semantic_centres(emb, cfg) -> Representation:
     d_img = p.image.shape[1]
     if o.space == "nouns":
         Z = X_tac
-        img_means = np.stack([p.image[labels == c].mean(axis=0) if (labels == c).any() else p.image.mean(axis=0)
-                              for c in range(K)]).astype(np.float32)
+        img_means = np.stack(
+            [
+                p.image[labels == c].mean(axis=0) if (labels == c).any() else p.image.mean(axis=0)
+                for c in range(K)
+            ]
+        ).astype(np.float32)
         init = l2_normalize(np.concatenate([l2_normalize(img_means), o.text_weight * text_init], axis=1))
     else:
         Z, init = p.joint, text_init
@@ -390,22 +412,39 @@ def semantic_centres(emb, cfg) -> Representation:
     for r in range(o.rounds):
         mask = confident_mask(None, labels, knn, o.agree, neighbours=neighbours)
         centres, losses = train_centres(
-            Z, labels, mask, centres, anchor_to=init, temperature=o.centre_temperature, balance=o.balance,
-            anchor=o.anchor, epochs=o.epochs, lr=o.lr,
+            Z,
+            labels,
+            mask,
+            centres,
+            anchor_to=init,
+            temperature=o.centre_temperature,
+            balance=o.balance,
+            anchor=o.anchor,
+            epochs=o.epochs,
+            lr=o.lr,
         )
         new = np.argmax(Z @ centres.T, axis=1).astype(np.int64)
-        rounds.append({
-            "round": r + 1, "confident": float(mask.mean()), "changed": int((new != labels).sum()),
-            "objective_first": losses[0], "objective_last": losses[-1],
-        })
+        rounds.append(
+            {
+                "round": r + 1,
+                "confident": float(mask.mean()),
+                "changed": int((new != labels).sum()),
+                "objective_first": losses[0],
+                "objective_last": losses[-1],
+            }
+        )
         labels = new
     text_part = centres[:, d_img:] if o.space == "nouns" else centres
     info = {
-        **p.info(), "k": int(K), "space": o.space, "init": o.init,
+        **p.info(),
+        "k": int(K),
+        "space": o.space,
+        "init": o.init,
         "centre_nouns": nearest_nouns(text_part, p.noun_emb, p.vocab, 5),
         "init_nouns": nearest_nouns(text_init, p.noun_emb, p.vocab, 5),
         "confident": confident_mask(None, labels, knn, o.agree, neighbours=neighbours),
         "changed_from_init": int((labels != init_labels).sum()),
-        "rounds": rounds, "losses": losses,
+        "rounds": rounds,
+        "losses": losses,
     }
     return Representation(X=Z, joint=p.joint, texts=top_nouns(p.sims, p.names), labels=labels, info=info)

@@ -55,16 +55,17 @@ def assign(X: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, float]:
     inertia = 0.0
     step = max(256, min(ASSIGN_BLOCK, (1 << 24) // max(1, len(C))))  # the distance block stays ≤ 128 MB
     for start in range(0, len(X), step):
-        B = np.asarray(X[start:start + step], dtype=np.float32)
+        B = np.asarray(X[start : start + step], dtype=np.float32)
         d = (B.astype(np.float64) ** 2).sum(axis=1)[:, None] - 2.0 * (B @ C.T) + c_sq[None, :]
         lab = d.argmin(axis=1)
-        labels[start:start + len(B)] = lab
+        labels[start : start + len(B)] = lab
         inertia += float(np.maximum(d[np.arange(len(B)), lab], 0.0).sum())
     return labels, inertia
 
 
-def kmeans_at_scale(X: np.ndarray, k: int, *, seed: int = 0, n_init: int = 3,
-                    backend: str | None = None) -> tuple[np.ndarray, float, str]:
+def kmeans_at_scale(
+    X: np.ndarray, k: int, *, seed: int = 0, n_init: int = 3, backend: str | None = None
+) -> tuple[np.ndarray, float, str]:
     """k-means for many rows: fitted on a sample of at most :data:`KMEANS_SAMPLE`, all rows assigned in blocks.
 
     The library's one k-means (:func:`vlexplore.cluster.kmeans.kmeans`) with a large-scale backend.
@@ -104,12 +105,15 @@ def knn_approximate(X: np.ndarray, k: int, *, seed: int = 0) -> np.ndarray:
         index.add(Xn)
         found = np.empty((n, k + 1), dtype=np.int64)
         for start in range(0, n, ASSIGN_BLOCK):
-            _, found[start:start + ASSIGN_BLOCK] = index.search(Xn[start:start + ASSIGN_BLOCK], k + 1)
+            _, found[start : start + ASSIGN_BLOCK] = index.search(Xn[start : start + ASSIGN_BLOCK], k + 1)
     else:
         from pynndescent import NNDescent
 
-        found = NNDescent(Xn, metric="cosine", n_neighbors=k + 1, random_state=seed,
-                          low_memory=True, n_jobs=1).neighbor_graph[0].astype(np.int64)
+        found = (
+            NNDescent(Xn, metric="cosine", n_neighbors=k + 1, random_state=seed, low_memory=True, n_jobs=1)
+            .neighbor_graph[0]
+            .astype(np.int64)
+        )
     return _drop_self(found, k)
 
 
@@ -126,8 +130,9 @@ def _drop_self(found: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def micro_cluster_linkage(Xn: np.ndarray, k: int, *, linkage: str = "ward", seed: int = 0,
-                          n_micro: int | None = None) -> tuple[np.ndarray, int]:
+def micro_cluster_linkage(
+    Xn: np.ndarray, k: int, *, linkage: str = "ward", seed: int = 0, n_micro: int | None = None
+) -> tuple[np.ndarray, int]:
     """Agglomerative clustering for many rows: k-means into micro-clusters, link their centres, map back.
 
     Returns:
@@ -164,7 +169,7 @@ def weighted_linkage(centres: np.ndarray, sizes: np.ndarray, k: int, *, linkage:
     n = np.asarray(sizes, dtype=np.float64).copy()
     m = len(C)
     if linkage == "ward":
-        sq = (C ** 2).sum(axis=1)
+        sq = (C**2).sum(axis=1)
         D = np.maximum(sq[:, None] + sq[None, :] - 2.0 * C @ C.T, 0.0)
         D *= (n[:, None] * n[None, :]) / (n[:, None] + n[None, :])
     elif linkage == "average":

@@ -120,8 +120,13 @@ def _pad4(b: bytes) -> bytes:
     return b + b"\0" * (-len(b) % 4)
 
 
-def encode(points: MapPoints, selection: Sequence[int] | np.ndarray = (), *, with_points: bool = True,
-           extra: Mapping | None = None) -> bytes:
+def encode(
+    points: MapPoints,
+    selection: Sequence[int] | np.ndarray = (),
+    *,
+    with_points: bool = True,
+    extra: Mapping | None = None,
+) -> bytes:
     """The binary payload of the map (see the module docstring); ``with_points=False`` sends the header
     and selection only. ``extra`` adds JSON-serialisable keys to the header (e.g. point size)."""
     sel = np.asarray(selection, dtype=np.int64).reshape(-1)
@@ -139,8 +144,11 @@ def encode(points: MapPoints, selection: Sequence[int] | np.ndarray = (), *, wit
     head = _pad4(json.dumps(header, separators=(",", ":")).encode())
     parts = [MAGIC, struct.pack("<I", len(head)), head]
     if with_points:
-        parts += [points.x.astype("<f4").tobytes(), points.y.astype("<f4").tobytes(),
-                  _pad4(points.category.astype("<u2").tobytes())]
+        parts += [
+            points.x.astype("<f4").tobytes(),
+            points.y.astype("<f4").tobytes(),
+            _pad4(points.category.astype("<u2").tobytes()),
+        ]
     parts.append(sel.tobytes())
     return b"".join(parts)
 

@@ -32,7 +32,9 @@ def _split(value: str | Iterable[str] | None) -> list[str]:
 
 def _refuse_filesystem_root(path: Path, where: str) -> Path:
     if path == Path(path.anchor):
-        raise ConfigError(f"{where} names the file-system root {path}; the app does not read the whole disk, name a folder")
+        raise ConfigError(
+            f"{where} names the file-system root {path}; the app does not read the whole disk, name a folder"
+        )
     return path
 
 
@@ -248,8 +250,12 @@ def parent_within(folder: Path, roots: list[Path]) -> Path | None:
 
 
 #: Model-id forms that carry a local path after a prefix (see :func:`vlexplore.models.registry.resolve_spec`).
-_MODEL_PATH_FORMS = (re.compile(r"^openclip:[^:]+:(?P<p>.+)$"), re.compile(r"^local-dir:(?P<p>.+)$"),
-                     re.compile(r"^hf:(?P<p>.+)$"), re.compile(r"^[\w.-]+@(?P<p>.+)$"))
+_MODEL_PATH_FORMS = (
+    re.compile(r"^openclip:[^:]+:(?P<p>.+)$"),
+    re.compile(r"^local-dir:(?P<p>.+)$"),
+    re.compile(r"^hf:(?P<p>.+)$"),
+    re.compile(r"^[\w.-]+@(?P<p>.+)$"),
+)
 
 
 def model_path(name: str) -> str | None:

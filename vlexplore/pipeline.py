@@ -130,15 +130,26 @@ def embed(
     if encoder is None:
         encoder, note = load_encoder_or_fallback(cfg)
     res = embed_images(
-        collection, encoder, cache_dir=cfg.resolved_cache_dir, batch_size=cfg.batch_size,
-        num_workers=cfg.num_workers, on_progress=on_progress,
+        collection,
+        encoder,
+        cache_dir=cfg.resolved_cache_dir,
+        batch_size=cfg.batch_size,
+        num_workers=cfg.num_workers,
+        on_progress=on_progress,
     )
-    captions = caption_texts(res, encoder, captioner=captioner, cache_dir=cfg.resolved_cache_dir,
-                             on_progress=on_caption_progress)
+    captions = caption_texts(
+        res, encoder, captioner=captioner, cache_dir=cfg.resolved_cache_dir, on_progress=on_caption_progress
+    )
     return Embedded(
-        collection=res.collection, views=res.views, captions=captions, model_id=res.model_id,
-        model_description=getattr(encoder, "description", res.model_id), encoder=encoder,
-        fallback_note=note, n_computed=res.n_computed, cache_dir=cfg.resolved_cache_dir,
+        collection=res.collection,
+        views=res.views,
+        captions=captions,
+        model_id=res.model_id,
+        model_description=getattr(encoder, "description", res.model_id),
+        encoder=encoder,
+        fallback_note=note,
+        n_computed=res.n_computed,
+        cache_dir=cfg.resolved_cache_dir,
     )
 
 
@@ -152,7 +163,9 @@ def caption_texts(
         return [""] * len(res.collection)
     from .caption import caption_images
 
-    return caption_images(res.collection, captioner, prompt=prompt, cache_dir=cache_dir, on_progress=on_progress)
+    return caption_images(
+        res.collection, captioner, prompt=prompt, cache_dir=cache_dir, on_progress=on_progress
+    )
 
 
 def prototype_embeddings(encoder, prototypes: Sequence[str]) -> np.ndarray:
@@ -171,7 +184,10 @@ def _cache_key(*parts) -> str:
 
 
 def project(
-    emb: Embedded, *, seed: int = 0, cache_dir: Path | None = None,
+    emb: Embedded,
+    *,
+    seed: int = 0,
+    cache_dir: Path | None = None,
     on_cache_error: Callable[[str], None] | None = None,
 ) -> np.ndarray:
     """2-d map coordinates of the ``image`` view, cached by content (fingerprints × model × seed).
@@ -233,14 +249,22 @@ def cluster_embedded(
         rep.info["confident"] = confident_mask(x, labels, k=min(10, len(x) - 1))
     keywords = cluster_keywords(texts, labels) if any(texts) else {}
     names = cluster_names(
-        keywords, prototypes=protos if cfg.method == "prototypes" else None,
+        keywords,
+        prototypes=protos if cfg.method == "prototypes" else None,
         noise_name="noise" if cfg.method == "hdbscan" else "other",
     )
     from .naming import name_pipeline_clusters  # zero-shot vocabulary names wherever there is a text tower
 
     names, keywords = name_pipeline_clusters(
-        emb, labels, cfg, caption_keywords=keywords, caption_names=names, own_texts=rep.texts is not None,
-        prototypes=protos if cfg.method == "prototypes" else None, prototype_emb=p_emb, info=rep.info,
+        emb,
+        labels,
+        cfg,
+        caption_keywords=keywords,
+        caption_names=names,
+        own_texts=rep.texts is not None,
+        prototypes=protos if cfg.method == "prototypes" else None,
+        prototype_emb=p_emb,
+        info=rep.info,
     )
     for c in np.unique(labels):
         noise = "noise" if cfg.method == "hdbscan" else "other"
@@ -255,8 +279,16 @@ def cluster_embedded(
             warnings.simplefilter("ignore")
             metrics = label_free_scores(emb.views["image"], labels, seed=cfg.seed)
     return Clustered(
-        labels=labels, names=names, keywords=keywords, similarity=similarity, coords=coords,
-        metrics=metrics, config=cfg, prototypes=protos, texts=texts, info=rep.info,
+        labels=labels,
+        names=names,
+        keywords=keywords,
+        similarity=similarity,
+        coords=coords,
+        metrics=metrics,
+        config=cfg,
+        prototypes=protos,
+        texts=texts,
+        info=rep.info,
     )
 
 
@@ -264,7 +296,9 @@ def to_dataframe(emb: Embedded, cl: Clustered) -> pd.DataFrame:
     """The labelled table: one row per readable image (see :func:`vlexplore.export.to_dataframe`)."""
     from .export import to_dataframe as _to_df
 
-    df = _to_df(emb.collection, cl.labels, cl.names, cl.coords, captions=emb.captions, similarity=cl.similarity)
+    df = _to_df(
+        emb.collection, cl.labels, cl.names, cl.coords, captions=emb.captions, similarity=cl.similarity
+    )
     if cl.texts and list(cl.texts) != list(emb.captions):  # answers / keywords the clusters were made from
         df.insert(df.columns.get_loc("caption") + 1, "text", list(cl.texts))
     return df

@@ -28,13 +28,66 @@ NOISE_COLOUR = "#b8b8b8"
 REST_COLOUR = "#7f7f7f"
 # plotly.colors.qualitative T10 + Alphabet + Dark24, spelled out so the data step needs no plotly.
 PALETTE = [
-    "#4C78A8", "#F58518", "#E45756", "#72B7B2", "#54A24B", "#EECA3B", "#B279A2", "#FF9DA6", "#9D755D",
-    "#BAB0AC", "#AA0DFE", "#3283FE", "#85660D", "#782AB6", "#565656", "#1C8356", "#16FF32", "#F7E1A0",
-    "#E2E2E2", "#1CBE4F", "#C4451C", "#DEA0FD", "#FE00FA", "#325A9B", "#FEAF16", "#F8A19F", "#90AD1C",
-    "#F6222E", "#1CFFCE", "#2ED9FF", "#B10DA1", "#C075A6", "#FC1CBF", "#B00068", "#FBE426", "#FA0087",
-    "#2E91E5", "#E15F99", "#1CA71C", "#FB0D0D", "#DA16FF", "#222A2A", "#B68100", "#750D86", "#EB663B",
-    "#511CFB", "#00A08B", "#FB00D1", "#FC0080", "#B2828D", "#6C7C32", "#778AAE", "#862A16", "#A777F1",
-    "#620042", "#1616A7", "#DA60CA", "#6C4516", "#0D2A63", "#AF0038",
+    "#4C78A8",
+    "#F58518",
+    "#E45756",
+    "#72B7B2",
+    "#54A24B",
+    "#EECA3B",
+    "#B279A2",
+    "#FF9DA6",
+    "#9D755D",
+    "#BAB0AC",
+    "#AA0DFE",
+    "#3283FE",
+    "#85660D",
+    "#782AB6",
+    "#565656",
+    "#1C8356",
+    "#16FF32",
+    "#F7E1A0",
+    "#E2E2E2",
+    "#1CBE4F",
+    "#C4451C",
+    "#DEA0FD",
+    "#FE00FA",
+    "#325A9B",
+    "#FEAF16",
+    "#F8A19F",
+    "#90AD1C",
+    "#F6222E",
+    "#1CFFCE",
+    "#2ED9FF",
+    "#B10DA1",
+    "#C075A6",
+    "#FC1CBF",
+    "#B00068",
+    "#FBE426",
+    "#FA0087",
+    "#2E91E5",
+    "#E15F99",
+    "#1CA71C",
+    "#FB0D0D",
+    "#DA16FF",
+    "#222A2A",
+    "#B68100",
+    "#750D86",
+    "#EB663B",
+    "#511CFB",
+    "#00A08B",
+    "#FB00D1",
+    "#FC0080",
+    "#B2828D",
+    "#6C7C32",
+    "#778AAE",
+    "#862A16",
+    "#A777F1",
+    "#620042",
+    "#1616A7",
+    "#DA60CA",
+    "#6C4516",
+    "#0D2A63",
+    "#AF0038",
 ]
 MAX_TRACES = 40  # clusters beyond this share one trace (a legend of hundreds of entries helps no one)
 MAX_POINTS = 200_000  # points drawn on the map; beyond it a seeded random sample is drawn
@@ -226,7 +279,8 @@ def render_map(data: MapData, *, height: int = 640) -> go.Figure:
                 name=t.legend,
                 marker={"size": data.marker_size, "color": t.colour, "opacity": 0.85, "line": {"width": 0}},
                 hovertemplate=(
-                    f"<b>{name}</b><br>%{{text}}<extra></extra>" if t.hover is not None
+                    f"<b>{name}</b><br>%{{text}}<extra></extra>"
+                    if t.hover is not None
                     else f"<b>{name}</b><extra></extra>"
                 ),
                 text=t.hover,
@@ -382,8 +436,11 @@ def render_ami(data: HeatmapData) -> go.Figure:
     fig = go.Figure(
         go.Heatmap(z=data.z, x=data.x, y=data.y, zmin=0, zmax=1, colorscale="Blues", texttemplate="%{z:.2f}")
     )
-    fig.update_layout(height=120 + 40 * len(data.y), margin={"l": 10, "r": 10, "t": 30, "b": 10},
-                      title="AMI between the prompts' clusterings")
+    fig.update_layout(
+        height=120 + 40 * len(data.y),
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        title="AMI between the prompts' clusterings",
+    )
     return fig
 
 

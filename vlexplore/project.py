@@ -40,7 +40,6 @@ UMAP_PCA_DIMS = 50
 _KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 
-
 CacheErrorHandler = Callable[[str], None] | None
 
 
@@ -80,8 +79,11 @@ def _set_numba_cache(cache_dir: str | Path | None, on_cache_error: CacheErrorHan
         if fallback is not None:
             atexit.register(shutil.rmtree, fallback, ignore_errors=True)  # of use to this process only
             os.environ["NUMBA_CACHE_DIR"] = fallback
-        _tell(on_cache_error, f"cannot write to the cache folder {path} ({_why(exc)}); UMAP's compiled "
-              "code is not kept between runs")
+        _tell(
+            on_cache_error,
+            f"cannot write to the cache folder {path} ({_why(exc)}); UMAP's compiled "
+            "code is not kept between runs",
+        )
         return
     os.environ["NUMBA_CACHE_DIR"] = str(path)
 
@@ -128,8 +130,11 @@ def _umap_degrading(X: np.ndarray, on_cache_error: CacheErrorHandler = None, **k
     def report(exc: OSError) -> None:
         if not told:
             told.append(exc)
-            _tell(on_cache_error, f"cannot write UMAP's compiled code to the cache ({_why(exc)}); "
-                  "it is compiled in memory and not kept between runs")
+            _tell(
+                on_cache_error,
+                f"cannot write UMAP's compiled code to the cache ({_why(exc)}); "
+                "it is compiled in memory and not kept between runs",
+            )
 
     _tolerate_numba_cache_errors()
     token = _numba_save_failed.set(report)
@@ -249,7 +254,11 @@ def project_2d(
     if n >= UMAP_MIN_POINTS:
         _set_numba_cache(cache_dir, on_cache_error)
         coords = _umap_degrading(
-            _reduce(X, seed), on_cache_error, seed=seed, n_neighbors=min(n_neighbors, n - 1), min_dist=min_dist
+            _reduce(X, seed),
+            on_cache_error,
+            seed=seed,
+            n_neighbors=min(n_neighbors, n - 1),
+            min_dist=min_dist,
         )
     else:
         coords = _pca(X, seed)
@@ -258,8 +267,11 @@ def project_2d(
         try:
             _save(path, coords)
         except OSError as exc:
-            _tell(on_cache_error, f"cannot save the map to the cache ({path.parent}: {_why(exc)}); it was "
-                  "computed in memory and will be computed again next time")
+            _tell(
+                on_cache_error,
+                f"cannot save the map to the cache ({path.parent}: {_why(exc)}); it was "
+                "computed in memory and will be computed again next time",
+            )
     return coords
 
 
@@ -281,4 +293,6 @@ def warm_up_umap(cache_dir: str | Path | None = None, *, seed: int = 0) -> None:
     _set_numba_cache(default_cache_dir() if cache_dir is None else cache_dir)
     X = np.random.default_rng(seed).normal(size=(UMAP_MIN_POINTS + 10, 8)).astype(np.float32)
     _umap_degrading(X, seed=seed, n_neighbors=15, min_dist=0.1, n_epochs=10)
-    _umap_degrading(X, seed=seed, n_neighbors=15, min_dist=0.1, n_epochs=10, force_approximation_algorithm=True)
+    _umap_degrading(
+        X, seed=seed, n_neighbors=15, min_dist=0.1, n_epochs=10, force_approximation_algorithm=True
+    )

@@ -68,8 +68,12 @@ class _CaptionActor:
         if ok:
             for i, text in zip(ok, self.captioner.caption_batch([images[i] for i in ok], prompt=self.prompt)):
                 captions[i] = text
-        return {"path": np.array(paths, dtype=object), "caption": np.array(captions, dtype=object),
-                "error": np.array(errors, dtype=object), "key": np.array(keys, dtype=object)}
+        return {
+            "path": np.array(paths, dtype=object),
+            "caption": np.array(captions, dtype=object),
+            "error": np.array(errors, dtype=object),
+            "key": np.array(keys, dtype=object),
+        }
 
 
 class _CachedCaptions:
@@ -79,7 +83,9 @@ class _CachedCaptions:
         self.model_id = model_id
 
     def preprocess(self, image):
-        raise ImageReadError("file could not be captioned on the Ray cluster; run again to retry it", lasting=False)
+        raise ImageReadError(
+            "file could not be captioned on the Ray cluster; run again to retry it", lasting=False
+        )
 
     def caption_batch(self, images, prompt=None):  # pragma: no cover - preprocess always raises
         raise VlexploreError("no captioner is loaded when gathering a ray run's captions")
@@ -151,25 +157,42 @@ def caption_images_ray(
         if on_progress is not None:
             on_progress(done, total)
         if missing:
-            plan = plan_resources(ray.cluster_resources(), device=device, actors=actors,
-                                  gpus_per_actor=gpus_per_actor, batch_size=batch_size)
+            plan = plan_resources(
+                ray.cluster_resources(),
+                device=device,
+                actors=actors,
+                gpus_per_actor=gpus_per_actor,
+                batch_size=batch_size,
+            )
             if isinstance(factory, CaptionerRecipe):
                 factory = CaptionerRecipe(factory.name, plan.device)
             fp_of = {os.path.abspath(path_of[fp]): fp for fp in missing}
             ds = ray.data.read_binary_files(list(fp_of), include_paths=True, num_cpus=READ_TASK_CPUS)
             ds = ds.map_batches(
-                _CaptionActor, fn_constructor_kwargs={"factory": factory, "prompt": prompt,
-                                                      "threads": int(round(plan.cpus_per_actor))},
-                batch_size=plan.batch_size, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=plan.actors),
-                num_gpus=plan.gpus_per_actor or None, num_cpus=plan.cpus_per_actor,
+                _CaptionActor,
+                fn_constructor_kwargs={
+                    "factory": factory,
+                    "prompt": prompt,
+                    "threads": int(round(plan.cpus_per_actor)),
+                },
+                batch_size=plan.batch_size,
+                batch_format="numpy",
+                compute=ray.data.ActorPoolStrategy(size=plan.actors),
+                num_gpus=plan.gpus_per_actor or None,
+                num_cpus=plan.cpus_per_actor,
             )
             for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
                 fps = [fp_of[_local_path(p)] for p in batch["path"]]
                 # only captions of bytes that still have the scanned key, and of images that were read
-                good = [i for i, (fp, key, err) in enumerate(zip(fps, batch["key"], batch["error"]))
-                        if str(key) == fp and not err]
+                good = [
+                    i
+                    for i, (fp, key, err) in enumerate(zip(fps, batch["key"], batch["error"]))
+                    if str(key) == fp and not err
+                ]
                 if good:
-                    store.append([fps[i] for i in good], {"caption": [str(batch["caption"][i]) for i in good]})
+                    store.append(
+                        [fps[i] for i in good], {"caption": [str(batch["caption"][i]) for i in good]}
+                    )
                 done += len(fps)
                 if on_progress is not None:
                     on_progress(done, total)

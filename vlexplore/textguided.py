@@ -57,14 +57,23 @@ LABEL_CAPTIONS = "bundled label captions (top ImageNet classes as text; not a re
 
 def _option(cfg, name: str, default, *, minimum: float = 1):
     value = cfg.options.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < minimum:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < minimum
+    ):
         raise ConfigError(f"option {name!r} must be a number >= {minimum}, got {value!r}")
     return value
 
 
 def _cache_dir(emb, cfg) -> Path | None:
     """``cfg.options["cache_dir"]``, else ``emb.cache_dir``, else the encoder's, else ``None`` (no disk cache)."""
-    d = cfg.options.get("cache_dir") or getattr(emb, "cache_dir", None) or getattr(emb.encoder, "cache_dir", None)
+    d = (
+        cfg.options.get("cache_dir")
+        or getattr(emb, "cache_dir", None)
+        or getattr(emb.encoder, "cache_dir", None)
+    )
     return Path(d) if d else None
 
 
@@ -85,7 +94,9 @@ def _load_captioner(cfg):
     from .models.hf_caption import HFCaptioner
 
     return HFCaptioner(
-        spec.name, device=cfg.options.get("device", "auto"), family=spec.options.get("family"),
+        spec.name,
+        device=cfg.options.get("device", "auto"),
+        family=spec.options.get("family"),
         num_captions=int(_option(cfg, "num_captions", 1)),
     )
 
@@ -104,12 +115,18 @@ def image_captions(emb, cfg) -> tuple[list[str], str]:
     if captioner is not None:
         from .caption import caption_images
 
-        texts, source = caption_images(emb.collection, captioner, cache_dir=_cache_dir(emb, cfg)), captioner.description
+        texts, source = (
+            caption_images(emb.collection, captioner, cache_dir=_cache_dir(emb, cfg)),
+            captioner.description,
+        )
     elif "label_top" in cfg.options and hasattr(emb.encoder, "label_captions") and "joint" in emb.views:
         texts = emb.encoder.label_captions(emb.views["joint"], top=int(_option(cfg, "label_top", 2)))
         source = LABEL_CAPTIONS
     else:
-        texts, source = list(emb.captions or []), LABEL_CAPTIONS if hasattr(emb.encoder, "label_captions") else "captions"
+        texts, source = (
+            list(emb.captions or []),
+            LABEL_CAPTIONS if hasattr(emb.encoder, "label_captions") else "captions",
+        )
     if len(texts) != emb.n:
         raise ConfigError(f"got {len(texts)} captions for {emb.n} images; caption the images again")
     if not any(t and t.strip() for t in texts):
@@ -132,8 +149,9 @@ def _phrase_analyzer(ngram_range: tuple[int, int] = (1, 2)):
     return _PhraseAnalyzer(ngram_range, frozenset(ENGLISH_STOP_WORDS) | CAPTION_STOP_WORDS)
 
 
-def tfidf_matrix(texts: Sequence[str], *, analyzer=None, max_features: int = TFIDF_MAX_FEATURES,
-                 seed: int = 0) -> tuple[np.ndarray, dict]:
+def tfidf_matrix(
+    texts: Sequence[str], *, analyzer=None, max_features: int = TFIDF_MAX_FEATURES, seed: int = 0
+) -> tuple[np.ndarray, dict]:
     """``n`` texts → ``(X, info)``: TF-IDF rows, dense ``float32 (n, V)`` L2-normalised, or ``(n, 256)``
     TruncatedSVD (LSA) when ``n × V`` is large; ``info = {"tfidf_features": V, "svd_dims": 256 | None}``.
 
@@ -146,7 +164,9 @@ def tfidf_matrix(texts: Sequence[str], *, analyzer=None, max_features: int = TFI
     try:
         sparse_x = vec.fit_transform(list(texts))
     except ValueError as exc:
-        raise ConfigError("the captions hold no words to vectorise (only stop words, numbers or nothing)") from exc
+        raise ConfigError(
+            "the captions hold no words to vectorise (only stop words, numbers or nothing)"
+        ) from exc
     n, v = sparse_x.shape
     if n * v <= DENSE_MAX_CELLS or v <= SVD_DIMS:
         return l2_normalize(sparse_x.toarray()), {"tfidf_features": int(v), "svd_dims": None}
@@ -199,8 +219,9 @@ def embed_sentences(texts: Sequence[str], embedder, *, cache_dir: Path | None = 
     return l2_normalize(vecs[[index[t] for t in texts]])
 
 
-def extract_keywords(texts: Sequence[str], *, max_keywords: int = 5, min_df: int = KEYWORD_MIN_DF,
-                     max_words: int = 3) -> list[list[str]]:
+def extract_keywords(
+    texts: Sequence[str], *, max_keywords: int = 5, min_df: int = KEYWORD_MIN_DF, max_words: int = 3
+) -> list[list[str]]:
     """Keywords of each text: its phrases (runs of content words that stop words and punctuation end,
     as in RAKE) of at most ``max_words`` words that occur in ≥ ``min_df`` texts.
 
@@ -215,8 +236,9 @@ def extract_keywords(texts: Sequence[str], *, max_keywords: int = 5, min_df: int
     df = Counter(term for c in terms for term in c)
     out: list[list[str]] = []
     for counts in terms:
-        ranked = sorted((t for t in counts if df[t] >= min_df),
-                        key=lambda t: (-counts[t], -len(t.split()), -df[t], t))
+        ranked = sorted(
+            (t for t in counts if df[t] >= min_df), key=lambda t: (-counts[t], -len(t.split()), -df[t], t)
+        )
         chosen: list[str] = []
         for t in ranked:
             if len(chosen) == max_keywords:
@@ -228,7 +250,7 @@ def extract_keywords(texts: Sequence[str], *, max_keywords: int = 5, min_df: int
 
 
 def _keyword_analyzer(text: str) -> list[str]:
-    """"letter opener; vest" → each keyword and its words: ["letter opener", "letter", "opener", "vest"]."""
+    """ "letter opener; vest" → each keyword and its words: ["letter opener", "letter", "opener", "vest"]."""
     out: list[str] = []
     for kw in (k.strip() for k in text.split(";")):
         if kw:
@@ -254,8 +276,9 @@ def caption_sbert(emb, cfg) -> Representation:
     texts, source = image_captions(emb, cfg)
     embedder = sentence_embedder(emb, cfg)
     x = embed_sentences(texts, embedder, cache_dir=_cache_dir(emb, cfg))
-    return Representation(X=x, texts=texts, info={"text_source": source,
-                                                  "sentence_model": getattr(embedder, "model_id", "")})
+    return Representation(
+        X=x, texts=texts, info={"text_source": source, "sentence_model": getattr(embedder, "model_id", "")}
+    )
 
 
 def keyword_tfidf(emb, cfg) -> Representation:
@@ -268,18 +291,27 @@ def keyword_tfidf(emb, cfg) -> Representation:
     kws = extract_keywords(texts, max_keywords=int(_option(cfg, "max_keywords", 5)))
     kw_texts = ["; ".join(k) for k in kws]
     if not any(kw_texts):
-        raise ConfigError(f"no keyword occurs in {KEYWORD_MIN_DF} or more captions; use caption-tfidf instead")
+        raise ConfigError(
+            f"no keyword occurs in {KEYWORD_MIN_DF} or more captions; use caption-tfidf instead"
+        )
     x, info = tfidf_matrix(kw_texts, analyzer=_keyword_analyzer, seed=cfg.seed)
-    return Representation(X=x, texts=kw_texts, info={
-        "text_source": source, **info, "no_keyword_share": float(np.mean([not k for k in kws])),
-    })
+    return Representation(
+        X=x,
+        texts=kw_texts,
+        info={
+            "text_source": source,
+            **info,
+            "no_keyword_share": float(np.mean([not k for k in kws])),
+        },
+    )
 
 
 # --------------------------------------------------------------------------- prompts
 
 
-def offline_answers(joint: np.ndarray, question: str, encoder, *, top: int = 2,
-                    weight: float = PROMPT_WEIGHT) -> list[str]:
+def offline_answers(
+    joint: np.ndarray, question: str, encoder, *, top: int = 2, weight: float = PROMPT_WEIGHT
+) -> list[str]:
     """Answer ``question`` for each image with ImageNet labels — the bundled stand-in for VQA.
 
     A class scores the image's standardised logit plus ``weight`` × the standardised MiniLM cosine
@@ -298,11 +330,15 @@ def offline_answers(joint: np.ndarray, question: str, encoder, *, top: int = 2,
 
     joint = np.asarray(joint, dtype=np.float32)
     if joint.ndim != 2 or joint.shape[1] != 1000:
-        raise ConfigError(f"offline answers need the bundled joint view of shape (n, 1000), got {joint.shape}")
+        raise ConfigError(
+            f"offline answers need the bundled joint view of shape (n, 1000), got {joint.shape}"
+        )
     names = imagenet_class_names()
     rel = encoder.class_text_embeddings() @ encoder.sentence.encode([question])[0]
     rel = (rel - rel.mean()) / max(float(rel.std()), 1e-6)
-    score = joint * np.float32(math.sqrt(joint.shape[1])) + np.float32(weight) * rel.astype(np.float32)[None, :]
+    score = (
+        joint * np.float32(math.sqrt(joint.shape[1])) + np.float32(weight) * rel.astype(np.float32)[None, :]
+    )
     idx = np.argsort(-score, axis=1)[:, :top]
     return [", ".join(names[j][0] for j in row) for row in idx]
 
@@ -357,11 +393,21 @@ def rank_prompts(spaces: Mapping[str, np.ndarray], *, k: int, seed: int = 0, sam
         sil = float("nan")
         if 2 <= n_lab <= len(x) - 1:
             with contextlib.suppress(ValueError):  # a sample that caught a single cluster
-                sil = float(silhouette_score(x, lab, metric="cosine", sample_size=min(sample_size, len(x)),
-                                             random_state=seed))
+                sil = float(
+                    silhouette_score(
+                        x, lab, metric="cosine", sample_size=min(sample_size, len(x)), random_state=seed
+                    )
+                )
         labels[p] = lab
-        rows.append({"prompt": p, "inertia": inertia, "silhouette": sil, "n_distinct": int(len(uniq)),
-                     "degenerate": bool(len(uniq) < k)})
+        rows.append(
+            {
+                "prompt": p,
+                "inertia": inertia,
+                "silhouette": sil,
+                "n_distinct": int(len(uniq)),
+                "degenerate": bool(len(uniq) < k),
+            }
+        )
     rows.sort(key=lambda r: (r["degenerate"], r["inertia"], -np.nan_to_num(r["silhouette"], nan=-2.0)))
     for i, r in enumerate(rows, 1):
         r["rank"] = i
@@ -393,12 +439,16 @@ def prompt_guided(emb, cfg) -> Representation:
     questions = _questions(cfg)
     captioner = _load_captioner(cfg)
     if captioner is not None and not getattr(captioner, "supports_prompts", False):
-        raise ConfigError(f"captioner {cfg.options['captioner']!r} cannot answer questions; "
-                          "choose a VQA-capable one (blip-vqa-base, blip2-opt-2.7b, git-base)")
+        raise ConfigError(
+            f"captioner {cfg.options['captioner']!r} cannot answer questions; "
+            "choose a VQA-capable one (blip-vqa-base, blip2-opt-2.7b, git-base)"
+        )
     joint = emb.views.get("joint")
     if captioner is None and not (hasattr(emb.encoder, "class_text_embeddings") and joint is not None):
-        raise ConfigError("prompt-guided clustering needs a captioner that answers questions "
-                          "(captioner='blip-vqa-base') or the bundled model")
+        raise ConfigError(
+            "prompt-guided clustering needs a captioner that answers questions "
+            "(captioner='blip-vqa-base') or the bundled model"
+        )
     answers: dict[str, list[str]] = {}
     for q in questions:
         if captioner is not None:
@@ -406,8 +456,13 @@ def prompt_guided(emb, cfg) -> Representation:
 
             answers[q] = caption_images(emb.collection, captioner, prompt=q, cache_dir=_cache_dir(emb, cfg))
         else:
-            answers[q] = offline_answers(joint, q, emb.encoder, top=int(_option(cfg, "answer_top", 2)),
-                                         weight=float(_option(cfg, "prompt_weight", PROMPT_WEIGHT, minimum=0)))
+            answers[q] = offline_answers(
+                joint,
+                q,
+                emb.encoder,
+                top=int(_option(cfg, "answer_top", 2)),
+                weight=float(_option(cfg, "prompt_weight", PROMPT_WEIGHT, minimum=0)),
+            )
     embedder = sentence_embedder(emb, cfg)
     spaces = {q: embed_sentences(a, embedder, cache_dir=_cache_dir(emb, cfg)) for q, a in answers.items()}
     k = cfg.k if cfg.k is not None else suggest_k(emb.views["image"], seed=cfg.seed)
@@ -415,10 +470,14 @@ def prompt_guided(emb, cfg) -> Representation:
     ranking = rank_prompts(spaces, k=k, seed=cfg.seed)
     best = ranking["chosen"]
     info = {
-        "chosen_prompt": best, "k": k,
+        "chosen_prompt": best,
+        "k": k,
         "answerer": captioner.description if captioner is not None else OFFLINE_ANSWERER,
-        "prompt_ranking": ranking["table"], "prompt_labels": ranking["labels"], "prompt_answers": answers,
-        "ami": ranking["ami"], "ami_prompts": ranking["prompts"],
+        "prompt_ranking": ranking["table"],
+        "prompt_labels": ranking["labels"],
+        "prompt_answers": answers,
+        "ami": ranking["ami"],
+        "ami_prompts": ranking["prompts"],
     }
     labels = ranking["labels"][best] if cfg.method == "kmeans" and not cfg.prototypes else None
     return Representation(X=spaces[best], texts=answers[best], labels=labels, info=info)
@@ -432,8 +491,14 @@ def _class_text(value, class_names) -> str:
     return re.sub(r"[\s_/]+", " ", str(name)).strip().lower()
 
 
-def explanation_scores(keywords: dict[int, list[str]], labels, y_true=None, class_names=None,
-                       texts: Sequence[str] | None = None, sentence_embedder=None) -> dict:
+def explanation_scores(
+    keywords: dict[int, list[str]],
+    labels,
+    y_true=None,
+    class_names=None,
+    texts: Sequence[str] | None = None,
+    sentence_embedder=None,
+) -> dict:
     """How good are a clustering's keywords? With folder names and without.
 
     Against classes (``y_true`` given): clusters are matched one-to-one to classes (Hungarian on the
@@ -467,18 +532,25 @@ def explanation_scores(keywords: dict[int, list[str]], labels, y_true=None, clas
     if texts is not None:
         if len(texts) != len(labels):
             raise ConfigError(f"got {len(texts)} texts for {len(labels)} labels")
-        pats = {c: re.compile("|".join(rf"(?<!\w){re.escape(w)}(?!\w)" for w in kw[c])) if kw[c] else None
-                for c in ids}
-        covered = np.array([labels[i] != -1 and pats[int(labels[i])] is not None
-                            and pats[int(labels[i])].search(str(texts[i] or "").lower()) is not None
-                            for i in range(len(labels))])
+        pats = {
+            c: re.compile("|".join(rf"(?<!\w){re.escape(w)}(?!\w)" for w in kw[c])) if kw[c] else None
+            for c in ids
+        }
+        covered = np.array(
+            [
+                labels[i] != -1
+                and pats[int(labels[i])] is not None
+                and pats[int(labels[i])].search(str(texts[i] or "").lower()) is not None
+                for i in range(len(labels))
+            ]
+        )
         if (labels != -1).any():
             out["coverage"] = float(covered[labels != -1].mean())
         for c in ids:
             per[c]["coverage"] = float(covered[labels == c].mean())
     words = [set(" ".join(kw[c]).split()) for c in ids if kw[c]]
     if len(words) >= 2:
-        jac = [len(a & b) / len(a | b) for i, a in enumerate(words) for b in words[i + 1:]]
+        jac = [len(a & b) / len(a | b) for i, a in enumerate(words) for b in words[i + 1 :]]
         out["distinctiveness"] = 1.0 - float(np.mean(jac))
     if y_true is not None:
         out.update(_class_hits(kw, per, labels, np.asarray(y_true), class_names, sentence_embedder))
@@ -512,7 +584,7 @@ def _class_hits(kw, per, labels, y_true, class_names, embedder) -> dict:
         all_kw = sorted({w for c in pending for w in kw[c]})
         vec = np.asarray(embedder.encode(names + all_kw), dtype=np.float32)
         vec = l2_normalize(vec)
-        nv, kv = dict(zip(names, vec[: len(names)])), dict(zip(all_kw, vec[len(names):]))
+        nv, kv = dict(zip(names, vec[: len(names)])), dict(zip(all_kw, vec[len(names) :]))
         for c in pending:
             best = max(float(nv[match[c]] @ kv[w]) for w in kw[c])
             per[c]["best_cosine"] = best
@@ -520,5 +592,8 @@ def _class_hits(kw, per, labels, y_true, class_names, embedder) -> dict:
                 per[c].update(hit=True, match="similarity")
                 by_sim += 1
     n = len(kw)
-    return {"hit_rate": (by_string + by_sim) / n if n else float("nan"),
-            "hits_by_string": by_string, "hits_by_similarity": by_sim}
+    return {
+        "hit_rate": (by_string + by_sim) / n if n else float("nan"),
+        "hits_by_string": by_string,
+        "hits_by_similarity": by_sim,
+    }

@@ -34,10 +34,28 @@ from .kmeans import (
 from .prototypes import PrototypeClusterer
 
 __all__ = [
-    "AGGLOMERATIVE_MAX_N", "KMEANS_N_INIT", "MINIBATCH_BATCH_SIZE", "MINIBATCH_N_INIT", "MINIBATCH_THRESHOLD",
-    "MIN_CLUSTER_SIZE_CAP", "SUGGEST_K_MAX", "SUGGEST_K_SAMPLE", "WARD_PCA_DIMS", "AgglomerativeClusterer",
-    "ClusterResult", "HDBSCANClusterer", "KMeansClusterer", "KMeansFit", "PrototypeClusterer", "check_k",
-    "check_matrix", "cluster", "default_min_cluster_size", "default_n_init", "kmeans", "make_clusterer",
+    "AGGLOMERATIVE_MAX_N",
+    "KMEANS_N_INIT",
+    "MINIBATCH_BATCH_SIZE",
+    "MINIBATCH_N_INIT",
+    "MINIBATCH_THRESHOLD",
+    "MIN_CLUSTER_SIZE_CAP",
+    "SUGGEST_K_MAX",
+    "SUGGEST_K_SAMPLE",
+    "WARD_PCA_DIMS",
+    "AgglomerativeClusterer",
+    "ClusterResult",
+    "HDBSCANClusterer",
+    "KMeansClusterer",
+    "KMeansFit",
+    "PrototypeClusterer",
+    "check_k",
+    "check_matrix",
+    "cluster",
+    "default_min_cluster_size",
+    "default_n_init",
+    "kmeans",
+    "make_clusterer",
     "suggest_k",
 ]
 
@@ -77,14 +95,19 @@ def make_clusterer(cfg: ClusterConfig, *, prototype_embeddings=None, cache_dir=N
         An estimator with ``fit(X, joint=None) -> self``, ``labels_`` and ``n_clusters_``.
     """
     if cfg.method == "kmeans":
-        return KMeansClusterer(k=cfg.k, seed=cfg.seed, prototype_embeddings=prototype_embeddings,
-                               n_init=cfg.n_init)
+        return KMeansClusterer(
+            k=cfg.k, seed=cfg.seed, prototype_embeddings=prototype_embeddings, n_init=cfg.n_init
+        )
     if cfg.method == "agglomerative":
         return AgglomerativeClusterer(k=cfg.k, linkage=cfg.linkage, seed=cfg.seed)
     if cfg.method == "hdbscan":
         return HDBSCANClusterer(
-            min_cluster_size=cfg.min_cluster_size, reduce_dims=cfg.reduce_dims, seed=cfg.seed,
-            reducer=cfg.reducer, assign_noise=cfg.assign_noise, min_samples=cfg.min_samples,
+            min_cluster_size=cfg.min_cluster_size,
+            reduce_dims=cfg.reduce_dims,
+            seed=cfg.seed,
+            reducer=cfg.reducer,
+            assign_noise=cfg.assign_noise,
+            min_samples=cfg.min_samples,
             cache_dir=cache_dir,
         )
     if cfg.method == "prototypes":
@@ -105,9 +128,14 @@ def _info(est) -> dict:
     if isinstance(est, AgglomerativeClusterer):
         return {"micro_clusters": est.micro_clusters_} if est.micro_clusters_ is not None else {}
     if isinstance(est, HDBSCANClusterer):
-        return {"noise_share": round(est.noise_share_, 4), "reducer": est.reducer,
-                "reduce_dims": int(est.n_components_), "min_cluster_size": est.min_cluster_size_,
-                "noise_assigned": bool(est.assign_noise), "reduction_cached": bool(est.reduction_cached_)}
+        return {
+            "noise_share": round(est.noise_share_, 4),
+            "reducer": est.reducer,
+            "reduce_dims": int(est.n_components_),
+            "min_cluster_size": est.min_cluster_size_,
+            "noise_assigned": bool(est.assign_noise),
+            "reduction_cached": bool(est.reduction_cached_),
+        }
     return {}
 
 
@@ -124,7 +152,9 @@ def cluster(X, cfg: ClusterConfig, *, joint=None, prototype_embeddings=None, cac
     Returns:
         A :class:`ClusterResult`.
     """
-    est = make_clusterer(cfg, prototype_embeddings=prototype_embeddings, cache_dir=cache_dir).fit(X, joint=joint)
+    est = make_clusterer(cfg, prototype_embeddings=prototype_embeddings, cache_dir=cache_dir).fit(
+        X, joint=joint
+    )
     return ClusterResult(
         labels=np.asarray(est.labels_, dtype=np.int64),
         similarity=getattr(est, "similarity_", None),

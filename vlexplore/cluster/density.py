@@ -57,8 +57,14 @@ def _umap(Xn: np.ndarray, dims: int, seed: int) -> np.ndarray:
     nn = max(2, min(UMAP_NEIGHBOURS, n - 1))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # n_jobs is 1 with a random_state; UMAP says so on every call
-        model = umap.UMAP(n_components=dims, n_neighbors=nn, min_dist=0.0, metric="cosine",
-                          random_state=seed, init="spectral" if n > dims + 1 else "random")
+        model = umap.UMAP(
+            n_components=dims,
+            n_neighbors=nn,
+            min_dist=0.0,
+            metric="cosine",
+            random_state=seed,
+            init="spectral" if n > dims + 1 else "random",
+        )
         if n <= UMAP_FIT_MAX:
             return model.fit_transform(Xn).astype(np.float32)
         fit = np.sort(np.random.default_rng(seed).choice(n, size=UMAP_FIT_MAX, replace=False))
@@ -69,8 +75,9 @@ def _umap(Xn: np.ndarray, dims: int, seed: int) -> np.ndarray:
     return out
 
 
-def reduce(Xn: np.ndarray, dims: int, *, reducer: str = "umap", seed: int = 0,
-           cache_dir: Path | None = None) -> tuple[np.ndarray, bool]:
+def reduce(
+    Xn: np.ndarray, dims: int, *, reducer: str = "umap", seed: int = 0, cache_dir: Path | None = None
+) -> tuple[np.ndarray, bool]:
     """``Xn`` ``(n, d)`` reduced to ``dims`` dimensions by UMAP or PCA: ``(float32 (n, dims), cached)``.
 
     Cached by the rows' content and the settings, in memory and, with ``cache_dir``, in
@@ -127,14 +134,25 @@ def _hdbscan(Z: np.ndarray, mcs: int, min_samples: int | None, backend: str) -> 
         except ImportError:
             backend = "sklearn"
         else:
-            return hdbscan.HDBSCAN(min_cluster_size=mcs, min_samples=min_samples, cluster_selection_method=SELECTION,
-                                   core_dist_n_jobs=1).fit(Z).labels_.astype(np.int64)
+            return (
+                hdbscan.HDBSCAN(
+                    min_cluster_size=mcs,
+                    min_samples=min_samples,
+                    cluster_selection_method=SELECTION,
+                    core_dist_n_jobs=1,
+                )
+                .fit(Z)
+                .labels_.astype(np.int64)
+            )
     if backend != "sklearn":
         raise ConfigError(f"HDBSCAN backend must be 'hdbscan' or 'sklearn', got {backend!r}")
     from sklearn.cluster import HDBSCAN
 
-    return HDBSCAN(min_cluster_size=mcs, min_samples=min_samples, cluster_selection_method=SELECTION,
-                   copy=True).fit(Z).labels_.astype(np.int64)
+    return (
+        HDBSCAN(min_cluster_size=mcs, min_samples=min_samples, cluster_selection_method=SELECTION, copy=True)
+        .fit(Z)
+        .labels_.astype(np.int64)
+    )
 
 
 def nearest_cluster(Z: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -169,9 +187,18 @@ class HDBSCANClusterer:
         cache_dir: where UMAP reductions are kept on disk (``None`` = in memory only).
     """
 
-    def __init__(self, *, min_cluster_size: int | None = None, reduce_dims: int = 5, seed: int = 0,
-                 reducer: str = "umap", assign_noise: bool = False, min_samples: int | None = None,
-                 backend: str = "hdbscan", cache_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        min_cluster_size: int | None = None,
+        reduce_dims: int = 5,
+        seed: int = 0,
+        reducer: str = "umap",
+        assign_noise: bool = False,
+        min_samples: int | None = None,
+        backend: str = "hdbscan",
+        cache_dir: Path | None = None,
+    ) -> None:
         self.min_cluster_size = min_cluster_size
         self.reduce_dims = reduce_dims
         self.seed = seed
@@ -202,8 +229,9 @@ class HDBSCANClusterer:
             self.n_clusters_ = 0
             self.noise_share_ = 1.0
             return self
-        Z, self.reduction_cached_ = reduce(l2_normalize(X), self.reduce_dims, reducer=self.reducer,
-                                           seed=self.seed, cache_dir=self.cache_dir)
+        Z, self.reduction_cached_ = reduce(
+            l2_normalize(X), self.reduce_dims, reducer=self.reducer, seed=self.seed, cache_dir=self.cache_dir
+        )
         self.n_components_ = Z.shape[1]
         ms = min(int(self.min_samples or min(mcs, MIN_SAMPLES_CAP)), n - 1)
         labels = _hdbscan(np.asarray(Z, dtype=np.float64), int(mcs), ms, self.backend)

@@ -25,8 +25,11 @@ def pca_reduce(Xn: np.ndarray, dims: int | None, seed: int = 0) -> np.ndarray:
         return np.asarray(Xn, dtype=np.float64)
     from sklearn.decomposition import PCA
 
-    return PCA(n_components=int(dims), svd_solver="randomized", random_state=seed).fit_transform(
-        np.asarray(Xn, dtype=np.float32)).astype(np.float64)
+    return (
+        PCA(n_components=int(dims), svd_solver="randomized", random_state=seed)
+        .fit_transform(np.asarray(Xn, dtype=np.float32))
+        .astype(np.float64)
+    )
 
 
 def ward_labels(Z: np.ndarray, k: int) -> np.ndarray:
@@ -74,8 +77,14 @@ class AgglomerativeClusterer:
         n_components_: the dimensions Ward ran on.
     """
 
-    def __init__(self, *, k: int | None = None, linkage: str = "ward", seed: int = 0,
-                 pca_dims: int | None = WARD_PCA_DIMS) -> None:
+    def __init__(
+        self,
+        *,
+        k: int | None = None,
+        linkage: str = "ward",
+        seed: int = 0,
+        pca_dims: int | None = WARD_PCA_DIMS,
+    ) -> None:
         self.k = k
         self.linkage = linkage
         self.seed = seed
@@ -98,7 +107,9 @@ class AgglomerativeClusterer:
         elif n > AGGLOMERATIVE_MAX_N:
             from ..largescale import micro_cluster_linkage
 
-            self.labels_, self.micro_clusters_ = micro_cluster_linkage(Xn, k, linkage=self.linkage, seed=self.seed)
+            self.labels_, self.micro_clusters_ = micro_cluster_linkage(
+                Xn, k, linkage=self.linkage, seed=self.seed
+            )
         elif self.linkage == "ward":
             Z = pca_reduce(Xn, self.pca_dims, self.seed)
             self.n_components_ = Z.shape[1]

@@ -84,9 +84,9 @@ def _weighted_assign(X, C, w) -> tuple[np.ndarray, float]:
     labels = np.empty(len(X), dtype=np.int64)
     dist = np.empty(len(X), dtype=np.float64)
     for start in range(0, len(X), largescale.ASSIGN_BLOCK):
-        B = np.ascontiguousarray(X[start:start + largescale.ASSIGN_BLOCK], dtype=np.float32)
+        B = np.ascontiguousarray(X[start : start + largescale.ASSIGN_BLOCK], dtype=np.float32)
         D, Ind = index.search(B, 1)
-        labels[start:start + len(B)], dist[start:start + len(B)] = Ind[:, 0], np.maximum(D[:, 0], 0.0)
+        labels[start : start + len(B)], dist[start : start + len(B)] = Ind[:, 0], np.maximum(D[:, 0], 0.0)
     inertia = float(dist.sum() if w is None else (np.asarray(w, dtype=np.float64) * dist).sum())
     return labels, inertia
 
@@ -125,20 +125,45 @@ def _faiss_centres(X, k, *, seed, n_init, init, w) -> np.ndarray:
     runs = 1 if init is not None else max(1, n_init)
     best, best_loss = None, np.inf
     for r in range(runs):
-        km = faiss.Kmeans(d, int(k), niter=FAISS_NITER, nredo=1, seed=int(seed) * 1009 + r + 1,
-                          max_points_per_centroid=len(S), min_points_per_centroid=1, spherical=False, verbose=False)
-        km.train(S, weights=ws, init_centroids=None if init is None else np.ascontiguousarray(init, np.float32))
+        km = faiss.Kmeans(
+            d,
+            int(k),
+            niter=FAISS_NITER,
+            nredo=1,
+            seed=int(seed) * 1009 + r + 1,
+            max_points_per_centroid=len(S),
+            min_points_per_centroid=1,
+            spherical=False,
+            verbose=False,
+        )
+        km.train(
+            S, weights=ws, init_centroids=None if init is None else np.ascontiguousarray(init, np.float32)
+        )
         C = np.asarray(km.centroids, dtype=np.float32)
         # the restart is judged on every row: the sample's own loss picks a worse optimum on
         # Fashion-MNIST-10k for 3 seeds in 5 (ACC 0.65 against 0.73)
-        loss = _weighted_assign(Xf, C, w)[1] if refine and runs > 1 else float(km.obj[-1]) if len(km.obj) else 0.0
+        loss = (
+            _weighted_assign(Xf, C, w)[1]
+            if refine and runs > 1
+            else float(km.obj[-1])
+            if len(km.obj)
+            else 0.0
+        )
         if loss < best_loss:
             best, best_loss = C, loss
     return _lloyd(Xf, best, w, REFINE_ITER) if refine else best
 
 
-def kmeans(X, k: int, *, seed: int = 0, n_init: int | None = None, init=None, sample_weight=None,
-           backend: str | None = None) -> KMeansFit:
+def kmeans(
+    X,
+    k: int,
+    *,
+    seed: int = 0,
+    n_init: int | None = None,
+    init=None,
+    sample_weight=None,
+    backend: str | None = None,
+) -> KMeansFit:
     """k-means of the rows of ``X`` — the library's one entry point for it.
 
     Args:
@@ -163,19 +188,35 @@ def kmeans(X, k: int, *, seed: int = 0, n_init: int | None = None, init=None, sa
         from sklearn.cluster import KMeans
 
         # float64: sklearn computes float32 distances through a slow up-casting path (about 3× slower)
-        km = KMeans(n_clusters=k, n_init=n_init, init="k-means++" if init is None else np.asarray(init, np.float64),
-                    random_state=seed).fit(np.asarray(X, dtype=np.float64), sample_weight=w)
-        return KMeansFit(km.labels_.astype(np.int64), km.cluster_centers_.astype(np.float32),
-                         float(km.inertia_), backend, n_init)
+        km = KMeans(
+            n_clusters=k,
+            n_init=n_init,
+            init="k-means++" if init is None else np.asarray(init, np.float64),
+            random_state=seed,
+        ).fit(np.asarray(X, dtype=np.float64), sample_weight=w)
+        return KMeansFit(
+            km.labels_.astype(np.int64),
+            km.cluster_centers_.astype(np.float32),
+            float(km.inertia_),
+            backend,
+            n_init,
+        )
     elif backend == "minibatch":
         from sklearn.cluster import MiniBatchKMeans
 
         idx = largescale._sample(n, largescale.KMEANS_SAMPLE, seed)
         n_init = 1 if init is not None else min(n_init, MINIBATCH_N_INIT)
-        C = MiniBatchKMeans(n_clusters=k, n_init=n_init, batch_size=MINIBATCH_BATCH_SIZE, random_state=seed,
-                            init="k-means++" if init is None else np.asarray(init, np.float64)).fit(
-            np.ascontiguousarray(X[idx], dtype=np.float32), sample_weight=None if w is None else w[idx]
-        ).cluster_centers_
+        C = (
+            MiniBatchKMeans(
+                n_clusters=k,
+                n_init=n_init,
+                batch_size=MINIBATCH_BATCH_SIZE,
+                random_state=seed,
+                init="k-means++" if init is None else np.asarray(init, np.float64),
+            )
+            .fit(np.ascontiguousarray(X[idx], dtype=np.float32), sample_weight=None if w is None else w[idx])
+            .cluster_centers_
+        )
     else:
         raise ConfigError(f"k-means backend must be 'faiss', 'sklearn' or 'minibatch', got {backend!r}")
     labels, inertia = _weighted_assign(X, C, w)
@@ -219,8 +260,15 @@ class KMeansClusterer:
         backend: force a backend (see :func:`kmeans`); ``None`` = automatic.
     """
 
-    def __init__(self, *, k: int | None = None, seed: int = 0, prototype_embeddings=None,
-                 n_init: int | None = None, backend: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        k: int | None = None,
+        seed: int = 0,
+        prototype_embeddings=None,
+        n_init: int | None = None,
+        backend: str | None = None,
+    ) -> None:
         self.k = k
         self.seed = seed
         self.prototype_embeddings = prototype_embeddings

@@ -76,14 +76,16 @@ def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     """
     x = np.asarray(x)
     if x.ndim != 2 or x.size <= NORMALIZE_BLOCK:
-        norms = np.linalg.norm(x.astype(np.float64, copy=False), axis=-1, keepdims=True)  # no float32 overflow
+        norms = np.linalg.norm(
+            x.astype(np.float64, copy=False), axis=-1, keepdims=True
+        )  # no float32 overflow
         return (x / np.maximum(norms, eps)).astype(np.float32, copy=False)
     out = np.empty(x.shape, dtype=np.float32)
     step = max(1, NORMALIZE_BLOCK // max(1, x.shape[1]))
     for start in range(0, len(x), step):
-        block = x[start:start + step]
+        block = x[start : start + step]
         norms = np.linalg.norm(block.astype(np.float64, copy=False), axis=1, keepdims=True)
-        out[start:start + step] = block / np.maximum(norms, eps)
+        out[start : start + step] = block / np.maximum(norms, eps)
     return out
 
 
@@ -120,7 +122,9 @@ def resolve_device(device: str = "auto") -> str:
         return device
     if device == "cuda" or re.fullmatch(r"cuda:\d+", device):
         if not torch.cuda.is_available():
-            raise ConfigError(f"device {device!r} was asked for but no CUDA GPU is visible; use --device cpu or auto")
+            raise ConfigError(
+                f"device {device!r} was asked for but no CUDA GPU is visible; use --device cpu or auto"
+            )
         if ":" in device:
             count = torch.cuda.device_count()
             if int(device.split(":")[1]) >= count:
@@ -131,7 +135,9 @@ def resolve_device(device: str = "auto") -> str:
         return device
     if device == "mps":
         if not _mps_available():
-            raise ConfigError("device 'mps' was asked for but no Apple GPU (MPS) is available; use --device cpu or auto")
+            raise ConfigError(
+                "device 'mps' was asked for but no Apple GPU (MPS) is available; use --device cpu or auto"
+            )
         return device
     raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps")
 

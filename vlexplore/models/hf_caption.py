@@ -146,7 +146,9 @@ class HFCaptioner:
         if local:
             source = os.path.expanduser(self.name)
             if not os.path.isfile(os.path.join(source, "config.json")):
-                raise ConfigError(f"{self.name!r} is not a transformers model directory: it has no config.json")
+                raise ConfigError(
+                    f"{self.name!r} is not a transformers model directory: it has no config.json"
+                )
 
             def create_local():
                 try:
@@ -159,14 +161,16 @@ class HFCaptioner:
                     ) from exc
 
             with _lock:
-                return offline_first(create_local, f"parts of the captioner in {self.name}",
-                                     "use the bundled label captioner")
+                return offline_first(
+                    create_local, f"parts of the captioner in {self.name}", "use the bundled label captioner"
+                )
         if self.name.startswith(("/", ".", "~")):
             raise missing_path_error(self.name, "captioner directory")
         source = self.name
         with _lock:
             return offline_first(
-                create, f"captioner {self.name!r}",
+                create,
+                f"captioner {self.name!r}",
                 "pass a local model directory or use the bundled label captioner",
             )
 
@@ -186,7 +190,9 @@ class HFCaptioner:
         import torch
 
         if prompt is not None and not self.supports_prompts:
-            raise ConfigError(f"{self.name} cannot answer questions; choose a VQA-capable model (BLIP-VQA, BLIP-2)")
+            raise ConfigError(
+                f"{self.name} cannot answer questions; choose a VQA-capable model (BLIP-VQA, BLIP-2)"
+            )
         if self.family == "blip-vqa" and prompt is None:
             prompt = "What is in the picture?"
         text = self._prompt_text(prompt)
@@ -204,7 +210,9 @@ class HFCaptioner:
             out = self.model.generate(**inputs, **gen)
         decoded = self.processor.batch_decode(out, skip_special_tokens=True)
         if text is not None and self.family in ("blip2", "git"):
-            decoded = [d.split("Answer:", 1)[-1] if "Answer:" in d else d.replace(text, "", 1) for d in decoded]
+            decoded = [
+                d.split("Answer:", 1)[-1] if "Answer:" in d else d.replace(text, "", 1) for d in decoded
+            ]
         decoded = [d.strip() for d in decoded]
         per = self.num_captions
-        return [" | ".join(decoded[i * per:(i + 1) * per]) for i in range(len(batch))]
+        return [" | ".join(decoded[i * per : (i + 1) * per]) for i in range(len(batch))]

@@ -44,8 +44,14 @@ LOCAL_DIR_PREFIX = "local-dir:"
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt", ".npz")
 #: Which weights file of a model directory is loaded, most preferred first (hf-hub repos' names).
 DIR_WEIGHTS = (
-    "open_clip_model.safetensors", "open_clip_pytorch_model.safetensors", "open_clip_pytorch_model.bin",
-    "open_clip_pytorch_model.pth", "model.safetensors", "pytorch_model.bin", "pytorch_model.pth", "model.pth",
+    "open_clip_model.safetensors",
+    "open_clip_pytorch_model.safetensors",
+    "open_clip_pytorch_model.bin",
+    "open_clip_pytorch_model.pth",
+    "model.safetensors",
+    "pytorch_model.bin",
+    "pytorch_model.pth",
+    "model.pth",
     "model.pt",
 )
 DIGEST_FILE = "checkpoint-digests.json"
@@ -126,21 +132,28 @@ def _hub_errors() -> dict[str, tuple[type, ...]]:
     return {
         "not_cached": (errors.LocalEntryNotFoundError, errors.OfflineModeIsEnabled),
         "gated": (errors.GatedRepoError,),
-        "not_found": (errors.RepositoryNotFoundError, errors.RevisionNotFoundError, errors.EntryNotFoundError),
+        "not_found": (
+            errors.RepositoryNotFoundError,
+            errors.RevisionNotFoundError,
+            errors.EntryNotFoundError,
+        ),
     }
 
 
 _NOT_CACHED_TEXT = re.compile(
     r"offline mode|local_files_only|couldn't connect|cannot find the requested files in the (local )?cache"
-    r"|not (be )?found in the (local )?cache|outgoing traffic has been disabled", re.IGNORECASE,
+    r"|not (be )?found in the (local )?cache|outgoing traffic has been disabled",
+    re.IGNORECASE,
 )
 
 
 def is_not_cached(exc: BaseException) -> bool:
     """True when ``exc`` (or what caused it) says a hub file is not in the local cache while offline."""
     kinds = _hub_errors()["not_cached"]
-    return any(isinstance(e, kinds) or (isinstance(e, OSError) and _NOT_CACHED_TEXT.search(str(e)))
-               for e in _chain(exc))
+    return any(
+        isinstance(e, kinds) or (isinstance(e, OSError) and _NOT_CACHED_TEXT.search(str(e)))
+        for e in _chain(exc)
+    )
 
 
 def hub_failure(exc: BaseException, what: str) -> Exception:
@@ -205,7 +218,10 @@ def is_path_like(value: str) -> bool:
     """True when ``value`` reads as a file path rather than a pretrained tag or hub id."""
     value = str(value)
     return (
-        os.path.exists(value) or value.startswith(("/", ".", "~")) or os.sep in value or "/" in value
+        os.path.exists(value)
+        or value.startswith(("/", ".", "~"))
+        or os.sep in value
+        or "/" in value
         or value.lower().endswith(CHECKPOINT_SUFFIXES)
     )
 
@@ -266,8 +282,10 @@ def find_dir_weights(directory: str | Path) -> Path:
     if len(found) == 1:
         return found[0]
     if not found:
-        raise ConfigError(f"model directory {str(d)!r} has open_clip_config.json but no weights file "
-                          f"({', '.join(CHECKPOINT_SUFFIXES)})")
+        raise ConfigError(
+            f"model directory {str(d)!r} has open_clip_config.json but no weights file "
+            f"({', '.join(CHECKPOINT_SUFFIXES)})"
+        )
     raise ConfigError(
         f"model directory {str(d)!r} holds several weights files ({', '.join(p.name for p in found[:5])}); "
         f"name one: {os.path.join(str(d), found[0].name)}"
@@ -385,8 +403,13 @@ class OpenClipEncoder:
         digest_dir: str | Path | None = None,
         guess_arch: bool = False,
     ) -> None:
-        self.schema = ("hf-hub" if arch.startswith(HF_HUB_PREFIX)
-                       else "local-dir" if arch.startswith(LOCAL_DIR_PREFIX) else None)
+        self.schema = (
+            "hf-hub"
+            if arch.startswith(HF_HUB_PREFIX)
+            else "local-dir"
+            if arch.startswith(LOCAL_DIR_PREFIX)
+            else None
+        )
         if self.schema is None and pretrained is None and not random_init:
             raise ConfigError(
                 f"open_clip model {arch!r} needs a pretrained tag or a checkpoint path "
@@ -441,7 +464,7 @@ class OpenClipEncoder:
         id_name = "local-dir" if self.schema == "local-dir" else self.arch
         self.model_id = f"open_clip:{id_name}:{tag}"
         if self.schema == "hf-hub":
-            self.description = f"CLIP {self.arch[len(HF_HUB_PREFIX):]} (model hub)"
+            self.description = f"CLIP {self.arch[len(HF_HUB_PREFIX) :]} (model hub)"
         elif self.checkpoint is not None:
             shown = Path(self.checkpoint).parent.name if self.schema == "local-dir" else self.arch
             self.description = f"CLIP {shown} ({Path(self.checkpoint).name}, {tag.split('+')[0]})"
@@ -451,8 +474,12 @@ class OpenClipEncoder:
     def _create(self, open_clip, name: str, pretrained: str | None, *, hub: bool = False, **kwargs):
         with _lock:
             model, _, preprocess = open_clip.create_model_and_transforms(
-                name, pretrained=pretrained, device=self.device, cache_dir=self.cache_dir,
-                require_pretrained=pretrained is not None or hub, **kwargs,
+                name,
+                pretrained=pretrained,
+                device=self.device,
+                cache_dir=self.cache_dir,
+                require_pretrained=pretrained is not None or hub,
+                **kwargs,
             )
         return model, preprocess
 
@@ -483,12 +510,15 @@ class OpenClipEncoder:
                     f"{first_line(exc)}"
                 ) from exc
 
-        model, preprocess = offline_first(build, f"parts of {self.arch}", "use a checkpoint of a model "
-                                          "that needs nothing from the hub, or --model bundled")
+        model, preprocess = offline_first(
+            build,
+            f"parts of {self.arch}",
+            "use a checkpoint of a model that needs nothing from the hub, or --model bundled",
+        )
         return model, preprocess, f"file-{digest}"
 
     def _load_local_dir(self, open_clip):
-        directory = os.path.expanduser(self.arch[len(LOCAL_DIR_PREFIX):])
+        directory = os.path.expanduser(self.arch[len(LOCAL_DIR_PREFIX) :])
         if not os.path.isdir(directory):
             raise missing_path_error(directory, "model directory")
         if self.pretrained is not None:
@@ -508,8 +538,9 @@ class OpenClipEncoder:
             try:
                 # weights loaded here, not by open_clip, which knows fewer file names (not .pt) and, finding
                 # none, would build the model with random weights
-                model, preprocess = self._create(open_clip, self.arch, None, load_weights=False,
-                                                 pretrained_text=False)
+                model, preprocess = self._create(
+                    open_clip, self.arch, None, load_weights=False, pretrained_text=False
+                )
                 open_clip.load_checkpoint(model, str(weights), strict=True)
             except Exception as exc:  # noqa: BLE001
                 if is_not_cached(exc):
@@ -526,7 +557,7 @@ class OpenClipEncoder:
     def _load_hub_repo(self, open_clip):
         from open_clip.pretrained import download_pretrained_from_hf
 
-        repo = self.arch[len(HF_HUB_PREFIX):]
+        repo = self.arch[len(HF_HUB_PREFIX) :]
         if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo):
             raise ConfigError(f"expected hf-hub:ORG/NAME, got {self.arch!r}")
         what = f"hub model {repo}"
@@ -580,7 +611,7 @@ class OpenClipEncoder:
         chunks = []
         with torch.inference_mode(), self._autocast():
             for start in range(0, len(texts), batch_size):
-                tokens = to_device(self._tokenizer(texts[start:start + batch_size]), self.device)
+                tokens = to_device(self._tokenizer(texts[start : start + batch_size]), self.device)
                 feats = self._model.encode_text(tokens)
                 chunks.append(torch.nn.functional.normalize(feats.float(), dim=-1).cpu().numpy())
         if not chunks:

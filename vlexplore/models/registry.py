@@ -42,42 +42,66 @@ class ModelSpec:
 
 MODELS: dict[str, ModelSpec] = {
     "bundled": ModelSpec(
-        "bundled", "effnet-lite0+minilm-l6",
+        "bundled",
+        "effnet-lite0+minilm-l6",
         description="Offline: EfficientNet-Lite0 + MiniLM, bridged through ImageNet class names (ships with the app)",
     ),
-    "ViT-B-32/openai": ModelSpec("open_clip", "ViT-B-32", "openai", description="CLIP ViT-B/32, OpenAI weights"),
+    "ViT-B-32/openai": ModelSpec(
+        "open_clip", "ViT-B-32", "openai", description="CLIP ViT-B/32, OpenAI weights"
+    ),
     "ViT-B-32/laion2b_s34b_b79k": ModelSpec(
         "open_clip", "ViT-B-32", "laion2b_s34b_b79k", description="CLIP ViT-B/32, LAION-2B weights"
     ),
-    "ViT-B-16/openai": ModelSpec("open_clip", "ViT-B-16", "openai", description="CLIP ViT-B/16, OpenAI weights"),
-    "ViT-L-14/openai": ModelSpec("open_clip", "ViT-L-14", "openai", description="CLIP ViT-L/14, OpenAI weights"),
+    "ViT-B-16/openai": ModelSpec(
+        "open_clip", "ViT-B-16", "openai", description="CLIP ViT-B/16, OpenAI weights"
+    ),
+    "ViT-L-14/openai": ModelSpec(
+        "open_clip", "ViT-L-14", "openai", description="CLIP ViT-L/14, OpenAI weights"
+    ),
     "ViT-SO400M-14-SigLIP/webli": ModelSpec(
         "open_clip", "ViT-SO400M-14-SigLIP", "webli", description="SigLIP SO400M/14 (large, best quality)"
     ),
     # captioners
     "bundled-labels": ModelSpec(
-        "bundled", "imagenet-labels", kind="captioner",
+        "bundled",
+        "imagenet-labels",
+        kind="captioner",
         description="Offline label captions: the top ImageNet classes as text (not a real captioner)",
     ),
     "blip-base": ModelSpec(
-        "transformers", "Salesforce/blip-image-captioning-base", kind="captioner",
-        description="BLIP base captioning", options={"family": "blip"},
+        "transformers",
+        "Salesforce/blip-image-captioning-base",
+        kind="captioner",
+        description="BLIP base captioning",
+        options={"family": "blip"},
     ),
     "blip-large": ModelSpec(
-        "transformers", "Salesforce/blip-image-captioning-large", kind="captioner",
-        description="BLIP large captioning", options={"family": "blip"},
+        "transformers",
+        "Salesforce/blip-image-captioning-large",
+        kind="captioner",
+        description="BLIP large captioning",
+        options={"family": "blip"},
     ),
     "blip-vqa-base": ModelSpec(
-        "transformers", "Salesforce/blip-vqa-base", kind="captioner",
-        description="BLIP base visual question answering (for prompts)", options={"family": "blip-vqa"},
+        "transformers",
+        "Salesforce/blip-vqa-base",
+        kind="captioner",
+        description="BLIP base visual question answering (for prompts)",
+        options={"family": "blip-vqa"},
     ),
     "blip2-opt-2.7b": ModelSpec(
-        "transformers", "Salesforce/blip2-opt-2.7b", kind="captioner",
-        description="BLIP-2 OPT-2.7b: captions and question answering (needs a GPU)", options={"family": "blip2"},
+        "transformers",
+        "Salesforce/blip2-opt-2.7b",
+        kind="captioner",
+        description="BLIP-2 OPT-2.7b: captions and question answering (needs a GPU)",
+        options={"family": "blip2"},
     ),
     "git-base": ModelSpec(
-        "transformers", "microsoft/git-base-coco", kind="captioner",
-        description="GIT base (COCO captions)", options={"family": "git"},
+        "transformers",
+        "microsoft/git-base-coco",
+        kind="captioner",
+        description="GIT base (COCO captions)",
+        options={"family": "git"},
     ),
 }
 
@@ -97,7 +121,11 @@ ALIASES = {"blip2": "blip2-opt-2.7b"}
 
 
 def _path_like(name: str) -> bool:
-    return name.startswith(("/", "./", "../", "~", ".\\")) or os.sep in name.strip(os.sep) and name.count("/") != 1
+    return (
+        name.startswith(("/", "./", "../", "~", ".\\"))
+        or os.sep in name.strip(os.sep)
+        and name.count("/") != 1
+    )
 
 
 def _unknown(name: str, kind: str) -> ConfigError:
@@ -119,8 +147,10 @@ def _unknown(name: str, kind: str) -> ConfigError:
     if name in archs:
         tags = open_clip.list_pretrained_tags_by_model(name)
         shown = ", ".join(f"{name}/{t}" for t in tags[:4]) or f"openclip:{name}:/path/to/ckpt.pt"
-        return ConfigError(f"open_clip architecture {name!r} needs weights: a pretrained tag ({shown}) "
-                           f"or a checkpoint file (openclip:{name}:/path/to/ckpt.pt)")
+        return ConfigError(
+            f"open_clip architecture {name!r} needs weights: a pretrained tag ({shown}) "
+            f"or a checkpoint file (openclip:{name}:/path/to/ckpt.pt)"
+        )
     hint = closest(name, [*names, *archs])
     return ConfigError(
         f"unknown model {name!r}; closest: {', '.join(hint) or 'none'} (use 'bundled', an open_clip "
@@ -152,8 +182,12 @@ def _dir_spec(directory: str, weights: str | None = None) -> ModelSpec:
         raise ConfigError(f"{directory!r} is a file; local-dir: takes a model directory")
     if weights is None:
         find_dir_weights(directory)  # a ConfigError now rather than after a slow import
-    return ModelSpec("open_clip", f"{LOCAL_DIR_PREFIX}{directory}", weights,
-                     description=f"open_clip model from {directory}")
+    return ModelSpec(
+        "open_clip",
+        f"{LOCAL_DIR_PREFIX}{directory}",
+        weights,
+        description=f"open_clip model from {directory}",
+    )
 
 
 def _captioner_spec(name: str) -> ModelSpec:
@@ -167,7 +201,9 @@ def _captioner_spec(name: str) -> ModelSpec:
             )
         return ModelSpec("transformers", expanded, kind="captioner", description=f"transformers {target}")
     if os.path.exists(expanded):
-        raise ConfigError(f"{target!r} is a file; a local captioner is a model directory (config.json + weights)")
+        raise ConfigError(
+            f"{target!r} is a file; a local captioner is a model directory (config.json + weights)"
+        )
     if _path_like(target) or target.startswith(("/", ".", "~")):
         from .openclip import missing_path_error
 
@@ -210,12 +246,14 @@ def resolve_spec(name: str, *, kind: str = "encoder") -> ModelSpec:
     if kind == "captioner":
         return _captioner_spec(name)
     if name.startswith(HF_HUB_PREFIX):
-        repo = name[len(HF_HUB_PREFIX):].strip()
+        repo = name[len(HF_HUB_PREFIX) :].strip()
         if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo):
             raise ConfigError(f"expected hf-hub:ORG/NAME (e.g. hf-hub:timm/ViT-B-16-SigLIP), got {name!r}")
-        return ModelSpec("open_clip", f"{HF_HUB_PREFIX}{repo}", None, description=f"open_clip {repo} (model hub)")
+        return ModelSpec(
+            "open_clip", f"{HF_HUB_PREFIX}{repo}", None, description=f"open_clip {repo} (model hub)"
+        )
     if name.startswith(LOCAL_DIR_PREFIX):
-        return _dir_spec(name[len(LOCAL_DIR_PREFIX):])
+        return _dir_spec(name[len(LOCAL_DIR_PREFIX) :])
     if name.startswith("openclip:"):
         parts = name.split(":", 2)
         if len(parts) != 3 or not parts[1] or not parts[2]:
@@ -231,8 +269,13 @@ def resolve_spec(name: str, *, kind: str = "encoder") -> ModelSpec:
         parent = os.path.dirname(os.path.abspath(expanded))
         if os.path.isfile(os.path.join(parent, "open_clip_config.json")):
             return _dir_spec(parent, os.path.abspath(expanded))
-        return ModelSpec("open_clip", "ViT-B-32", expanded, description=f"open_clip checkpoint {expanded}",
-                         options={"guess_arch": True})
+        return ModelSpec(
+            "open_clip",
+            "ViT-B-32",
+            expanded,
+            description=f"open_clip checkpoint {expanded}",
+            options={"guess_arch": True},
+        )
     from .openclip import CHECKPOINT_SUFFIXES, missing_path_error
 
     if _path_like(name) or name.lower().endswith(CHECKPOINT_SUFFIXES):
