@@ -19,10 +19,7 @@ classifier (:func:`offline_answers`) — not a real VQA model, and every result 
 from __future__ import annotations
 
 import contextlib
-import functools
-import hashlib
 import math
-import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -30,8 +27,10 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError
+from .explain_scores import MATCH_COSINE, explanation_scores  # noqa: F401  (re-exported)
 from .models.base import l2_normalize
 from .represent import Representation
+from .sentences import _named_embedder, embed_sentences, sentence_embedder  # noqa: F401
 
 DEFAULT_QUESTIONS = ("What is the main object in this image?",)
 TFIDF_MAX_FEATURES = 6000
@@ -40,8 +39,6 @@ DENSE_MAX_CELLS = 20_000_000
 SVD_DIMS = 256
 #: A keyword must occur in at least this many captions ("frequent terms").
 KEYWORD_MIN_DF = 2
-#: Keywords matching a class name by sentence-embedding cosine at least this "hit" (Stephan et al.).
-MATCH_COSINE = 0.4
 #: How strongly a question steers the offline answers (0 = plain label captions). Chosen on 1,000
 #: Fashion-MNIST *train* images among 0.25/0.5/1: at 1 the question's favourite classes swamp the image.
 PROMPT_WEIGHT = 0.5
@@ -174,49 +171,6 @@ def tfidf_matrix(
 
     x = TruncatedSVD(n_components=SVD_DIMS, random_state=seed).fit_transform(sparse_x)
     return l2_normalize(x), {"tfidf_features": int(v), "svd_dims": SVD_DIMS}
-
-
-@functools.lru_cache(maxsize=4)
-def _named_embedder(name: str | None):
-    from .models.bundled import SentenceEmbedder
-
-    return SentenceEmbedder(name)
-
-
-def sentence_embedder(emb, cfg):
-    """``cfg.options["sentence_model"]`` (a sentence-transformers name or folder), else the encoder's
-    own MiniLM (bundled), else the bundled all-MiniLM-L6-v2."""
-    name = cfg.options.get("sentence_model")
-    if name is None and getattr(emb.encoder, "sentence", None) is not None:
-        return emb.encoder.sentence
-    return _named_embedder(name)
-
-
-def embed_sentences(texts: Sequence[str], embedder, *, cache_dir: Path | None = None) -> np.ndarray:
-    """``n`` texts → ``float32 (n, d)`` L2-normalised; each distinct text is embedded once, and with a
-    ``cache_dir`` kept on disk under ``<embedder.model_id>:sentences``, keyed by a hash of the text."""
-    texts = ["" if t is None else str(t) for t in texts]
-    uniq = list(dict.fromkeys(texts))
-    if not uniq:
-        return np.zeros((0, 0), dtype=np.float32)
-    keys = [hashlib.blake2b(t.encode("utf-8"), digest_size=16).hexdigest() for t in uniq]
-    store, found, cols = None, np.zeros(len(uniq), dtype=bool), {}
-    if cache_dir is not None and getattr(embedder, "model_id", None):
-        from .cache import store_for
-
-        store = store_for(cache_dir, f"{embedder.model_id}:sentences")
-        found, cols = store.lookup(keys, ["vector"])
-    missing = np.flatnonzero(~found)
-    new = np.asarray(embedder.encode([uniq[i] for i in missing]), dtype=np.float32) if len(missing) else None
-    vecs = np.zeros((len(uniq), (new if new is not None else cols["vector"]).shape[1]), dtype=np.float32)
-    if found.any():
-        vecs[found] = cols["vector"]
-    if new is not None:
-        vecs[missing] = new
-        if store is not None:
-            store.append_best_effort([keys[i] for i in missing], {"vector": new})
-    index = {t: i for i, t in enumerate(uniq)}
-    return l2_normalize(vecs[[index[t] for t in texts]])
 
 
 def extract_keywords(
@@ -484,116 +438,3 @@ def prompt_guided(emb, cfg) -> Representation:
 
 
 # --------------------------------------------------------------------------- explanations
-
-
-def _class_text(value, class_names) -> str:
-    name = class_names[value] if class_names is not None else value
-    return re.sub(r"[\s_/]+", " ", str(name)).strip().lower()
-
-
-def explanation_scores(
-    keywords: dict[int, list[str]],
-    labels,
-    y_true=None,
-    class_names=None,
-    texts: Sequence[str] | None = None,
-    sentence_embedder=None,
-) -> dict:
-    """How good are a clustering's keywords? With folder names and without.
-
-    Against classes (``y_true`` given): clusters are matched one-to-one to classes (Hungarian on the
-    contingency table, noise ``-1`` left out). A cluster *hits* when one of its keywords contains its
-    class's name or is contained in it (lower case; ``_`` and ``/`` read as spaces: "ankle boot" hits
-    "boot"), or, with a ``sentence_embedder``, when their cosine is ≥ 0.4 (Stephan et al.).
-    ``hit_rate`` = hits / non-noise clusters (unmatched clusters miss).
-
-    Label-free (``texts`` given): ``coverage`` = share of non-noise images whose text contains one of
-    its cluster's keywords (whole words, lower case); ``distinctiveness`` = 1 − the mean Jaccard
-    overlap of the clusters' keyword *word* sets over all pairs of non-noise clusters (1 = no cluster
-    shares a word with another; NaN with fewer than 2 clusters).
-
-    Args:
-        keywords: cluster id → keywords (e.g. :func:`vlexplore.explain.cluster_keywords`).
-        labels: ``(n,)`` int cluster ids. y_true: ``(n,)`` classes. class_names: class → display
-            name (mapping or sequence indexed by class). texts: ``n`` texts the keywords came from.
-        sentence_embedder: has ``encode(texts) -> (m, d)`` L2-normalised.
-
-    Returns:
-        ``{"n_clusters", "coverage", "distinctiveness", "per_cluster": {id: {...}}}`` plus, with
-        ``y_true``, ``"hit_rate"``, ``"hits_by_string"`` and ``"hits_by_similarity"``.
-    """
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or (len(labels) and not np.issubdtype(labels.dtype, np.integer)):
-        raise ConfigError(f"labels must be 1-d integer cluster ids, got {labels.dtype} {labels.shape}")
-    ids = [int(c) for c in np.unique(labels) if c != -1]
-    kw = {c: [str(w).lower() for w in keywords.get(c, [])] for c in ids}
-    per = {c: {"keywords": kw[c]} for c in ids}
-    out: dict = {"n_clusters": len(ids), "coverage": float("nan"), "distinctiveness": float("nan")}
-    if texts is not None:
-        if len(texts) != len(labels):
-            raise ConfigError(f"got {len(texts)} texts for {len(labels)} labels")
-        pats = {
-            c: re.compile("|".join(rf"(?<!\w){re.escape(w)}(?!\w)" for w in kw[c])) if kw[c] else None
-            for c in ids
-        }
-        covered = np.array(
-            [
-                labels[i] != -1
-                and pats[int(labels[i])] is not None
-                and pats[int(labels[i])].search(str(texts[i] or "").lower()) is not None
-                for i in range(len(labels))
-            ]
-        )
-        if (labels != -1).any():
-            out["coverage"] = float(covered[labels != -1].mean())
-        for c in ids:
-            per[c]["coverage"] = float(covered[labels == c].mean())
-    words = [set(" ".join(kw[c]).split()) for c in ids if kw[c]]
-    if len(words) >= 2:
-        jac = [len(a & b) / len(a | b) for i, a in enumerate(words) for b in words[i + 1 :]]
-        out["distinctiveness"] = 1.0 - float(np.mean(jac))
-    if y_true is not None:
-        out.update(_class_hits(kw, per, labels, np.asarray(y_true), class_names, sentence_embedder))
-    out["per_cluster"] = per
-    return out
-
-
-def _class_hits(kw, per, labels, y_true, class_names, embedder) -> dict:
-    from scipy.optimize import linear_sum_assignment
-    from sklearn.metrics.cluster import contingency_matrix
-
-    if y_true.shape != labels.shape:
-        raise ConfigError(f"y_true has shape {y_true.shape} but labels {labels.shape}; they must match")
-    keep = labels != -1
-    classes, clusters = np.unique(y_true[keep]), np.unique(labels[keep])
-    match = {}
-    if keep.any():
-        rows, cols = linear_sum_assignment(contingency_matrix(y_true[keep], labels[keep]), maximize=True)
-        match = {int(clusters[j]): _class_text(classes[i], class_names) for i, j in zip(rows, cols)}
-    by_string = by_sim = 0
-    pending = [c for c in kw if c in match and kw[c]]
-    for c in kw:
-        name = match.get(c)
-        per[c].update({"class": name, "hit": False, "match": None})
-        if name and any(name in w or w in name for w in kw[c]):
-            per[c].update(hit=True, match="string")
-            by_string += 1
-            pending.remove(c)
-    if embedder is not None and pending:
-        names = sorted({match[c] for c in pending})
-        all_kw = sorted({w for c in pending for w in kw[c]})
-        vec = np.asarray(embedder.encode(names + all_kw), dtype=np.float32)
-        vec = l2_normalize(vec)
-        nv, kv = dict(zip(names, vec[: len(names)])), dict(zip(all_kw, vec[len(names) :]))
-        for c in pending:
-            best = max(float(nv[match[c]] @ kv[w]) for w in kw[c])
-            per[c]["best_cosine"] = best
-            if best >= MATCH_COSINE:
-                per[c].update(hit=True, match="similarity")
-                by_sim += 1
-    n = len(kw)
-    return {
-        "hit_rate": (by_string + by_sim) / n if n else float("nan"),
-        "hits_by_string": by_string,
-        "hits_by_similarity": by_sim,
-    }
