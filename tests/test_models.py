@@ -537,7 +537,7 @@ def test_checkpoint_id_is_its_content_not_its_name(tiny_clip, tmp_path):
 def test_file_digest_is_remembered_by_path_size_and_mtime(tmp_path, monkeypatch):
     import os
 
-    from vlexplore.models import openclip as oc
+    from vlexplore.models import digests as oc
 
     reads = []
     real = oc._hasher
@@ -790,6 +790,7 @@ def _hub_error(name: str, message: str) -> Exception:
 def test_offline_first_tells_a_misspelt_hub_model_from_an_unavailable_one(monkeypatch):
     from huggingface_hub import errors
 
+    from vlexplore.models import hub
     from vlexplore.models import openclip as oc
 
     def failing(second):
@@ -805,12 +806,12 @@ def test_offline_first_tells_a_misspelt_hub_model_from_an_unavailable_one(monkey
 
         return build
 
-    monkeypatch.setattr(oc, "hub_reachable", lambda: False)
+    monkeypatch.setattr(hub, "hub_reachable", lambda: False)
     with pytest.raises(
         ModelUnavailableError, match="x: not cached here, and the model hub cannot be reached; do y"
     ):
         oc.offline_first(failing(None), "x", "do y")
-    monkeypatch.setattr(oc, "hub_reachable", lambda: True)
+    monkeypatch.setattr(hub, "hub_reachable", lambda: True)
     with pytest.raises(ConfigError, match="does not exist on the model hub"):
         oc.offline_first(failing(_hub_error("RepositoryNotFoundError", "404")), "hub model org/nope", "")
     with pytest.raises(ModelUnavailableError, match="gated"):

@@ -20,24 +20,26 @@ name or place), so two different ``vitb32.pt`` never share cached embeddings and
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
-import logging
 import os
 import re
-import socket
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ConfigError, ModelUnavailableError
 from .base import closest, cuda_autocast, l2_normalize, resolve_device, to_device
+from .digests import DIGEST_FILE, _hub_file_identity, file_digest  # noqa: F401  (re-exported)
+from .hub import (  # noqa: F401  (re-exported for the captioner backend)
+    first_line,
+    hub_failure,
+    hub_reachable,
+    is_not_cached,
+    offline_first,
+    quiet_open_clip,
+)
 
-HUB_HOST = "huggingface.co"
-HUB_PROBE_TIMEOUT_S = 3.0
 HF_HUB_PREFIX = "hf-hub:"
 LOCAL_DIR_PREFIX = "local-dir:"
 #: Weight files open_clip reads (``.npz``: big_vision SigLIP weights).
@@ -54,148 +56,9 @@ DIR_WEIGHTS = (
     "model.pth",
     "model.pt",
 )
-DIGEST_FILE = "checkpoint-digests.json"
-DIGEST_MEMO_MAX = 256
 _lock = threading.Lock()
-_digest_lock = threading.Lock()
-_digests: dict[tuple[str, int, int], str] = {}
 
 
-def hub_reachable(host: str = HUB_HOST, timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
-    """True when the model hub answers a TCP connect within ``timeout`` seconds.
-
-    Never called when ``HF_HUB_OFFLINE`` is set (then the hub counts as unreachable).
-    """
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
-        return False
-    try:
-        with socket.create_connection((host, 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-@contextlib.contextmanager
-def _offline_hub() -> Iterator[None]:
-    """Make huggingface_hub use its local cache only, for the duration of the block."""
-    try:
-        from huggingface_hub import constants
-    except ImportError:  # pragma: no cover
-        yield
-        return
-    old = constants.HF_HUB_OFFLINE
-    constants.HF_HUB_OFFLINE = True
-    try:
-        yield
-    finally:
-        constants.HF_HUB_OFFLINE = old
-
-
-class _DropOpenClipRecords(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return f"{os.sep}open_clip{os.sep}" not in record.pathname
-
-
-@contextlib.contextmanager
-def _quiet_open_clip() -> Iterator[None]:
-    """Keep open_clip's root-logger lines ("Failed to download…") off the console while the cache is
-    tried: a miss there is expected, and the error raised afterwards says what matters."""
-    root = logging.getLogger()
-    quiet = _DropOpenClipRecords()
-    root.addFilter(quiet)
-    try:
-        yield
-    finally:
-        root.removeFilter(quiet)
-
-
-# -- errors -----------------------------------------------------------------------------------------
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        yield exc
-        exc = exc.__cause__ or exc.__context__
-
-
-def first_line(exc: BaseException, limit: int = 200) -> str:
-    """An exception as one short line (its type when it has no message)."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _hub_errors() -> dict[str, tuple[type, ...]]:
-    try:
-        from huggingface_hub import errors
-    except ImportError:  # pragma: no cover
-        return {"not_cached": (), "gated": (), "not_found": ()}
-    return {
-        "not_cached": (errors.LocalEntryNotFoundError, errors.OfflineModeIsEnabled),
-        "gated": (errors.GatedRepoError,),
-        "not_found": (
-            errors.RepositoryNotFoundError,
-            errors.RevisionNotFoundError,
-            errors.EntryNotFoundError,
-        ),
-    }
-
-
-_NOT_CACHED_TEXT = re.compile(
-    r"offline mode|local_files_only|couldn't connect|cannot find the requested files in the (local )?cache"
-    r"|not (be )?found in the (local )?cache|outgoing traffic has been disabled",
-    re.IGNORECASE,
-)
-
-
-def is_not_cached(exc: BaseException) -> bool:
-    """True when ``exc`` (or what caused it) says a hub file is not in the local cache while offline."""
-    kinds = _hub_errors()["not_cached"]
-    return any(
-        isinstance(e, kinds) or (isinstance(e, OSError) and _NOT_CACHED_TEXT.search(str(e)))
-        for e in _chain(exc)
-    )
-
-
-def hub_failure(exc: BaseException, what: str) -> Exception:
-    """The error to raise when loading ``what`` from the reachable hub failed with ``exc``."""
-    kinds = _hub_errors()
-    if any(isinstance(e, kinds["gated"]) for e in _chain(exc)):
-        return ModelUnavailableError(
-            f"{what} is gated on the model hub: accept its terms there and log in (huggingface-cli login)"
-        )
-    if any(isinstance(e, kinds["not_found"]) for e in _chain(exc)):
-        return ConfigError(f"{what} does not exist on the model hub (check the spelling): {first_line(exc)}")
-    return ModelUnavailableError(f"could not fetch {what} from the model hub: {first_line(exc)}")
-
-
-def offline_first(build, what: str, advice: str):
-    """``build()`` from the local hub cache; when something is not cached, from the hub if it can be reached.
-
-    Raises:
-        ModelUnavailableError: not cached and the hub cannot be reached (``advice`` says what to do),
-            or the hub failed; ConfigError: the hub has no such repository or file.
-    """
-    try:
-        with _offline_hub(), _quiet_open_clip():
-            return build()
-    except (ConfigError, ModelUnavailableError):
-        raise
-    except Exception as exc:  # noqa: BLE001 - open_clip and transformers raise many kinds here
-        if not is_not_cached(exc):
-            raise
-        if not hub_reachable():
-            raise ModelUnavailableError(
-                f"{what}: not cached here, and the model hub cannot be reached; {advice}"
-            ) from exc
-    try:
-        return build()
-    except (ConfigError, ModelUnavailableError):
-        raise
-    except Exception as exc:  # noqa: BLE001
-        raise hub_failure(exc, what) from exc
-
-
-# -- names --------------------------------------------------------------------------------------------
 def check_architecture(arch: str, asked: str | None = None) -> None:
     """Raise :class:`ConfigError` unless open_clip knows ``arch`` (the message names the closest ones)."""
     import open_clip
@@ -299,75 +162,6 @@ def guess_architecture(path: str | Path, default: str = "ViT-B-32") -> str:
     stem = Path(path).name.lower()
     hits = [a for a in open_clip.list_models() if stem.startswith(a.lower())]
     return max(hits, key=len) if hits else default
-
-
-# -- content identity ---------------------------------------------------------------------------------
-def _hasher():
-    try:
-        import blake3
-    except ImportError:
-        return "b2", hashlib.blake2b(digest_size=16)
-    return "b3", blake3.blake3(max_threads=blake3.blake3.AUTO)
-
-
-def file_digest(path: str | Path, *, memo_dir: str | Path | None = None) -> str:
-    """``"b3-<32 hex>"``: the content hash of a file (blake3; ``b2-`` = hashlib's blake2b where blake3 is missing).
-
-    Remembered by (real path, size, mtime_ns) in this process and, with ``memo_dir``, in
-    ``memo_dir/checkpoint-digests.json``, so a 600 MB checkpoint is read once, not at every load.
-    A changed file (size or modification time) is hashed again.
-    """
-    real = os.path.realpath(path)
-    st = os.stat(real)
-    key = (real, st.st_size, st.st_mtime_ns)
-    algo, h = _hasher()
-    memo_key = f"{algo}|{real}|{st.st_size}|{st.st_mtime_ns}"
-    with _digest_lock:
-        if (*key, algo) in _digests:
-            return _digests[(*key, algo)]
-    memo_path = Path(memo_dir) / DIGEST_FILE if memo_dir is not None else None
-    memo = _read_memo(memo_path)
-    digest = memo.get(memo_key)
-    if not (isinstance(digest, str) and digest.startswith(f"{algo}-")):
-        with open(real, "rb") as f:
-            for block in iter(lambda: f.read(1 << 22), b""):
-                h.update(block)
-        digest = f"{algo}-{h.hexdigest()[:32]}"
-        if memo_path is not None:
-            memo[memo_key] = digest
-            _write_memo(memo_path, memo)
-    with _digest_lock:
-        _digests[(*key, algo)] = digest
-    return digest
-
-
-def _read_memo(path: Path | None) -> dict:
-    if path is None:
-        return {}
-    try:
-        data = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _write_memo(path: Path, memo: dict) -> None:
-    items = list(memo.items())[-DIGEST_MEMO_MAX:]
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps(dict(items)), "utf-8")
-        os.replace(tmp, path)
-    except OSError:  # a read-only cache only costs a re-hash next time
-        pass
-
-
-def _hub_file_identity(path: str, memo_dir) -> str:
-    """A downloaded hub file's identity: its blob name in the hub cache (the content's sha256), else its hash."""
-    blob = os.path.basename(os.path.realpath(path))
-    if re.fullmatch(r"[0-9a-f]{40,64}", blob):
-        return f"hub-{blob[:32]}"
-    return file_digest(path, memo_dir=memo_dir)
 
 
 class OpenClipEncoder:
