@@ -41,13 +41,34 @@ sys.path.insert(0, str(BENCH))
 
 #: scikit-image photo → class name (photos of one subject; textures and micrographs left out).
 PHOTOS = {
-    "astronaut.png": "astronaut", "chelsea.png": "cat", "coffee.png": "coffee", "rocket.jpg": "rocket",
-    "motorcycle_left.png": "motorcycle", "motorcycle_right.png": "motorcycle", "coins.png": "coin",
-    "moon.png": "moon", "brick.png": "brick wall", "grass.png": "grass", "horse.png": "horse",
-    "camera.png": "camera", "clock_motion.png": "clock", "page.png": "page", "text.png": "text",
+    "astronaut.png": "astronaut",
+    "chelsea.png": "cat",
+    "coffee.png": "coffee",
+    "rocket.jpg": "rocket",
+    "motorcycle_left.png": "motorcycle",
+    "motorcycle_right.png": "motorcycle",
+    "coins.png": "coin",
+    "moon.png": "moon",
+    "brick.png": "brick wall",
+    "grass.png": "grass",
+    "horse.png": "horse",
+    "camera.png": "camera",
+    "clock_motion.png": "clock",
+    "page.png": "page",
+    "text.png": "text",
 }
-FM_CLASSES = ("t-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
-              "ankle boot")
+FM_CLASSES = (
+    "t-shirt/top",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle boot",
+)
 CROPS = 12
 THRESHOLD = 0.5
 
@@ -127,8 +148,12 @@ def photo_sources() -> dict[str, object]:
                 if n not in found and f"skimage/data/{n}" in z.namelist():
                     found[n] = z.read(f"skimage/data/{n}")
     if not found:  # the demo folder holds a few of them as JPEGs
-        demo = {"chelsea_cat.jpg": "chelsea.png", "astronaut.jpg": "astronaut.png", "coffee.jpg": "coffee.png",
-                "rocket.jpg": "rocket.jpg"}
+        demo = {
+            "chelsea_cat.jpg": "chelsea.png",
+            "astronaut.jpg": "astronaut.png",
+            "coffee.jpg": "coffee.png",
+            "rocket.jpg": "rocket.jpg",
+        }
         for f, n in demo.items():
             if (ROOT / "demo" / "photos" / f).is_file():
                 found[n] = ROOT / "demo" / "photos" / f
@@ -181,8 +206,10 @@ def run_dataset(title, image, joint, y, captions, k, vocabularies, matcher, defa
     out = {"dataset": title, "n_images": int(len(y)), "k": k, "runs": {}}
     t = time.perf_counter()
     kw = cluster_keywords(captions, labels)
-    out["runs"]["captions (counting, phrases whole)"] = {**quality(cluster_names(kw), labels, y, matcher),
-                                                         "seconds": round(time.perf_counter() - t, 3)}
+    out["runs"]["captions (counting, phrases whole)"] = {
+        **quality(cluster_names(kw), labels, y, matcher),
+        "seconds": round(time.perf_counter() - t, 3),
+    }
     old = before_keywords(captions, labels)
     out["runs"]["before (counting, words first)"] = quality(cluster_names(old), labels, y, matcher)
     variants = [("margin", 0.0), ("margin", 0.5), ("margin", 1.0), ("mean-margin", 1.0), ("rank", 0.5)]
@@ -195,8 +222,12 @@ def run_dataset(title, image, joint, y, captions, k, vocabularies, matcher, defa
             kq = quality({c: " · ".join(v) for c, v in nm.keywords.items()}, labels, y, matcher)
             default = score == "margin" and contrast == CONTRAST and vname == default_vocab
             key = f"vocabulary {vname} ({score}, contrast {contrast})" + (" [default]" if default else "")
-            out["runs"][key] = {**q, "keyword_quality": kq["quality"], "seconds": round(dt, 3),
-                                "keywords": {c: nm.keywords[c] for c in sorted(nm.keywords)}}
+            out["runs"][key] = {
+                **q,
+                "keyword_quality": kq["quality"],
+                "seconds": round(dt, 3),
+                "keywords": {c: nm.keywords[c] for c in sorted(nm.keywords)},
+            }
     for name, r in out["runs"].items():
         kq = f"  keywords {r['keyword_quality']:.2f}" if "keyword_quality" in r else ""
         print(f"  {title[:22]:<22} {name:<58} {r['quality']:.2f}{kq}", flush=True)
@@ -219,8 +250,14 @@ def time_to_name(words, E, n=100_000, k=100, d=None, repeats=3) -> dict:
         nm = name_clusters(X, labels, words, W)
         times.append(time.perf_counter() - t)
     assert len(set(nm.names.values())) == k
-    return {"n_images": n, "k": k, "d": d, "n_words": len(words), "seconds_best": round(min(times), 3),
-            "seconds_all": [round(t, 3) for t in times]}
+    return {
+        "n_images": n,
+        "k": k,
+        "d": d,
+        "n_words": len(words),
+        "seconds_best": round(min(times), 3),
+        "seconds_all": [round(t, 3) for t in times],
+    }
 
 
 def main(argv=None) -> int:
@@ -238,13 +275,20 @@ def main(argv=None) -> int:
     enc = load_encoder("bundled", device="cpu", cache_dir=a.cache_dir)
     t = time.perf_counter()
     words, E = vocabulary_embeddings(enc, cache_dir=a.cache_dir)
-    vocabularies = {"wordnet+imagenet": (words, E),
-                    "imagenet": vocabulary_embeddings(enc, source="imagenet", cache_dir=a.cache_dir)}
+    vocabularies = {
+        "wordnet+imagenet": (words, E),
+        "imagenet": vocabulary_embeddings(enc, source="imagenet", cache_dir=a.cache_dir),
+    }
     t_vocab = time.perf_counter() - t
     print(f"vocabulary: {len(words)} words in {t_vocab:.1f} s (cached after the first run)")
     matcher = Matcher(enc.sentence)
-    results = {"model": enc.model_id, "vocabulary_words": len(words), "vocabulary_seconds": round(t_vocab, 2),
-               "match": f"string containment or MiniLM cosine >= {THRESHOLD}", "datasets": []}
+    results = {
+        "model": enc.model_id,
+        "vocabulary_words": len(words),
+        "vocabulary_seconds": round(t_vocab, 2),
+        "match": f"string containment or MiniLM cosine >= {THRESHOLD}",
+        "datasets": [],
+    }
 
     npz = BENCH / "data" / "fashion-mnist-test-embeddings.npz"
     if npz.is_file():
@@ -258,8 +302,19 @@ def main(argv=None) -> int:
     fm_names = {f: n for f, n in zip(sorted(set(y)), sorted(set(y)))}
     y = np.array([fm_names[v] for v in y])
     captions = enc.label_captions(joint)
-    results["datasets"].append(run_dataset("Fashion-MNIST test (10k)", image, joint, y, captions, 10,
-                                           vocabularies, matcher, default_vocabulary(enc)))
+    results["datasets"].append(
+        run_dataset(
+            "Fashion-MNIST test (10k)",
+            image,
+            joint,
+            y,
+            captions,
+            10,
+            vocabularies,
+            matcher,
+            default_vocabulary(enc),
+        )
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         write_photo_set(Path(tmp) / "photos")
@@ -267,15 +322,26 @@ def main(argv=None) -> int:
         emb = vx.embed(col, vx.EncodeConfig(cache_dir=a.cache_dir, num_workers=1), encoder=enc)
         y2 = np.array([str(v).replace("_", " ") for v in emb.collection.labels])
         k = len(set(y2))
-        results["datasets"].append(run_dataset(
-            f"scikit-image photos ({k} subjects × {CROPS} crops)", emb.views["image"], emb.views["joint"], y2,
-            emb.captions, k, vocabularies, matcher, default_vocabulary(enc)))
+        results["datasets"].append(
+            run_dataset(
+                f"scikit-image photos ({k} subjects × {CROPS} crops)",
+                emb.views["image"],
+                emb.views["joint"],
+                y2,
+                emb.captions,
+                k,
+                vocabularies,
+                matcher,
+                default_vocabulary(enc),
+            )
+        )
 
     results["time_to_name"] = time_to_name(words, E, d=512)
     print(f"time to name 100 clusters over 100k images: {results['time_to_name']['seconds_best']} s")
     results["machine"] = f"{platform.machine()}, Python {platform.python_version()}, 2 shared cores, CPU only"
-    results["command"] = ("pip download scikit-image==0.26.0 --no-deps -d /tmp/skimage-wheel && "
-                          "python bench/naming.py")
+    results["command"] = (
+        "pip download scikit-image==0.26.0 --no-deps -d /tmp/skimage-wheel && python bench/naming.py"
+    )
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(results, indent=1, default=str) + "\n")
     print(f"wrote {a.out}")

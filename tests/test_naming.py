@@ -54,7 +54,9 @@ def test_vocabulary_embeddings_are_cached_per_model(colours, fake_encoder, make_
 def test_names_are_unique_and_keywords_are_unique_and_exclude_names(fake_encoder):
     rng = np.random.default_rng(0)
     # six clusters, two of each colour: both red clusters fit "red" best, only one may have it
-    base = np.array([[1, 0.1, 0.1], [1, 0.3, 0.1], [0.1, 1, 0.1], [0.2, 1, 0.3], [0.1, 0.1, 1], [0.3, 0.2, 1]])
+    base = np.array(
+        [[1, 0.1, 0.1], [1, 0.3, 0.1], [0.1, 1, 0.1], [0.2, 1, 0.3], [0.1, 0.1, 1], [0.3, 0.2, 1]]
+    )
     joint = np.repeat(base, 5, axis=0) + rng.normal(0, 0.02, (30, 3))
     labels = np.repeat(np.arange(6), 5)
     words = [*WORDS, "crimson red", "dark green", "navy blue", "yellow", "white"]
@@ -71,7 +73,9 @@ def test_names_are_unique_and_keywords_are_unique_and_exclude_names(fake_encoder
 def test_user_words_are_added_to_the_vocabulary(colours, fake_encoder, cache_dir):
     joint, labels, classes = colours
     bank = ["green", "blue", *DISTRACTORS]  # no "red" in the bank
-    words, E = vocabulary_embeddings(fake_encoder, words=bank, extra_words="red apple, Dog", cache_dir=cache_dir)
+    words, E = vocabulary_embeddings(
+        fake_encoder, words=bank, extra_words="red apple, Dog", cache_dir=cache_dir
+    )
     assert words[0] == "red apple" and words.count("dog") + words.count("Dog") == 1
     nm = name_clusters(joint, labels, words, E)
     assert nm.names[classes.index("red")] == "red apple"
@@ -109,7 +113,9 @@ def test_siglip_like_scaled_similarities_give_the_same_names(colours, fake_encod
 
     for score in SCORES:
         plain = name_clusters(joint, labels, WORDS, E, score=score)
-        squeezed = name_clusters(squeeze(joint, 7.0), labels, WORDS, l2_normalize(squeeze(E, 1.0)), score=score)
+        squeezed = name_clusters(
+            squeeze(joint, 7.0), labels, WORDS, l2_normalize(squeeze(E, 1.0)), score=score
+        )
         assert squeezed.names == plain.names and squeezed.keywords == plain.keywords, score
         sims = l2_normalize(squeeze(joint, 1.0)) @ l2_normalize(squeeze(E, 1.0)).T
         assert sims.min() > 0.8  # the band the squeeze made
@@ -172,13 +178,17 @@ def test_more_clusters_than_words_still_names_every_cluster(colours):
 
 
 def _embedded(image_folder, fake_encoder, cache_dir):
-    return vx.embed(vx.scan_folder(image_folder.root), vx.EncodeConfig(cache_dir=cache_dir, num_workers=0),
-                    encoder=fake_encoder)
+    return vx.embed(
+        vx.scan_folder(image_folder.root),
+        vx.EncodeConfig(cache_dir=cache_dir, num_workers=0),
+        encoder=fake_encoder,
+    )
 
 
 def _cluster(emb, cache_dir, **kw):
-    return vx.cluster_embedded(emb, vx.ClusterConfig(**kw), coords=np.zeros((emb.n, 2), np.float32),
-                               cache_dir=cache_dir)
+    return vx.cluster_embedded(
+        emb, vx.ClusterConfig(**kw), coords=np.zeros((emb.n, 2), np.float32), cache_dir=cache_dir
+    )
 
 
 def test_pipeline_names_every_cluster_with_a_word(image_folder, fake_encoder, cache_dir):
@@ -215,12 +225,23 @@ def test_pipeline_naming_sources(image_folder, fake_encoder, cache_dir):
 
 def test_pipeline_prototypes_keep_their_prompt_and_report_drift(image_folder, fake_encoder, cache_dir):
     emb = _embedded(image_folder, fake_encoder, cache_dir)
-    cl = _cluster(emb, cache_dir, method="prototypes", prototypes=("red", "green", "blue"),
-                  options={"naming_nouns": WORDS})
+    cl = _cluster(
+        emb,
+        cache_dir,
+        method="prototypes",
+        prototypes=("red", "green", "blue"),
+        options={"naming_nouns": WORDS},
+    )
     assert [cl.names[i] for i in range(3)] == ["red", "green", "blue"]
     assert cl.info["drifted"] == []
-    wrong = _cluster(emb, cache_dir, method="prototypes", prototypes=("red", "green", "yellow"), refine=False,
-                     options={"naming_nouns": WORDS})
+    wrong = _cluster(
+        emb,
+        cache_dir,
+        method="prototypes",
+        prototypes=("red", "green", "yellow"),
+        refine=False,
+        options={"naming_nouns": WORDS},
+    )
     assert wrong.names[2] == "yellow"
     assert wrong.info["drifted"] == [2]  # the blue images went to "yellow", which fits the red ones better
 
@@ -253,8 +274,12 @@ def test_kmeans_clusters_of_a_trained_clip_are_named_by_their_colour(aligned_cli
 
     root = tmp_path / "held-out"
     write_shape_folder(root, 20, seed=777)
-    cfg = vx.EncodeConfig(model=f"openclip:{ARCH}:{aligned_clip.checkpoint}", device="cpu",
-                          cache_dir=tmp_path / "cache", num_workers=0)
+    cfg = vx.EncodeConfig(
+        model=f"openclip:{ARCH}:{aligned_clip.checkpoint}",
+        device="cpu",
+        cache_dir=tmp_path / "cache",
+        num_workers=0,
+    )
     emb = vx.embed(vx.scan_folder(root), cfg)
     assert emb.fallback_note is None
     vocab = ["red", "green", "blue", "circle", "square", "triangle", "shape", *DISTRACTORS]

@@ -37,8 +37,9 @@ if noise_n:
 summary += f" · {md_escape(method_summary(s))}" + (f" · {len(s.edit_log)} hand edit(s)" if s.edit_log else "")
 st.markdown(summary)
 st.caption(
-    "Each card shows the images nearest to the cluster's centre first. Names are the cluster's most "
-    "distinctive caption words; rename them to what you see."
+    "Each card shows the images nearest to the cluster's centre first. Names are the words that fit a "
+    "cluster better than the others (what they have in common, from WordNet, as the short name); rename them "
+    "to what you see."
 )
 
 with st.container(border=True):

@@ -125,7 +125,9 @@ def _take_whole(cols, counts, banned: set[int], vocab, top_n: int) -> list[int]:
         parts = [i for i in chosen if _contains(term, str(vocab[i]))]
         if parts and all(count[j] >= PHRASE_SHARE * count[i] for i in parts):
             at = chosen.index(parts[0])
-            chosen = [i for i in chosen[:at] if i not in parts] + [j] + [i for i in chosen[at:] if i not in parts]
+            chosen = (
+                [i for i in chosen[:at] if i not in parts] + [j] + [i for i in chosen[at:] if i not in parts]
+            )
         else:
             chosen.append(j)
         if len(chosen) == top_n:

@@ -142,7 +142,9 @@ def vocabulary_embeddings(
 
         extra_words = parse_prompts(extra_words)
     vocab = unique_texts([*extra_words, *base])
-    emb = noun_embeddings(vocab, encoder, templates=templates or naming_templates(encoder), cache_dir=cache_dir)
+    emb = noun_embeddings(
+        vocab, encoder, templates=templates or naming_templates(encoder), cache_dir=cache_dir
+    )
     return vocab, emb
 
 
@@ -185,7 +187,9 @@ def contrastive_scores(
     if score == "rank":
         order = np.argsort(S, axis=1, kind="stable")
         R = np.empty_like(S)
-        np.put_along_axis(R, order, np.broadcast_to(np.arange(m, dtype=np.float32) / max(m - 1, 1), S.shape), axis=1)
+        np.put_along_axis(
+            R, order, np.broadcast_to(np.arange(m, dtype=np.float32) / max(m - 1, 1), S.shape), axis=1
+        )
         S = R
     if k == 1:
         return S
@@ -318,60 +322,6 @@ def name_clusters(
     return ClusterNaming(names, keywords, scores, score=score)
 
 
-def prototype_drift(
-    joint,
-    labels,
-    prototype_emb: np.ndarray,
-    *,
-    words: Sequence[str] | None = None,
-    word_emb: np.ndarray | None = None,
-    top: int = DRIFT_TOP,
-    score: str = "margin",
-    contrast: float = CONTRAST,
-) -> list[int]:
-    """Prototype clusters (id ``i`` ↔ prompt ``i``) whose members drifted away from their prompt.
-
-    Cluster ``i`` is flagged when
-
-    * its members' mean similarity to prompt ``i`` is below their mean similarity to another prompt
-      (zero-shot assignment never fails this: every member is nearest its own prompt; refined centres can);
-    * prompt ``i`` fits another cluster's centre better than its own (its pure margin is negative):
-      "yellow" given to the blue images while the red ones are nearer yellow;
-    * (with a vocabulary) prompt ``i`` is not among the cluster's ``top`` words by contrastive score,
-      the prompts counting as words.
-
-    Returns:
-        Sorted cluster ids.
-    """
-    P = l2_normalize(np.asarray(prototype_emb, dtype=np.float32))
-    J = l2_normalize(np.asarray(joint, dtype=np.float32))
-    labels = np.asarray(labels)
-    p = len(P)
-    present = [i for i in range(p) if (labels == i).any()]
-    if not present:
-        return []
-    drifted: set[int] = set()
-    for i in present:
-        mean_sim = J[labels == i].mean(axis=0) @ P.T
-        if p > 1 and mean_sim[i] < np.delete(mean_sim, i).max():
-            drifted.add(i)
-    ids, C = cluster_centroids(J, labels)
-    real = ids != -1
-    rows = {int(c): r for r, c in enumerate(ids[real])}
-    margin = contrastive_scores(C[real], P, "margin", 1.0)
-    for i in present:
-        if real.sum() > 1 and margin[rows[i], i] < 0:
-            drifted.add(i)
-    if word_emb is not None and top:
-        E = np.concatenate([P, np.asarray(word_emb, dtype=np.float32)])
-        S = contrastive_scores(C[real], E, score, contrast)
-        for i in present:
-            s = S[rows[i]]
-            if int((s > s[i]).sum()) >= top:
-                drifted.add(i)
-    return sorted(drifted)
-
-
 def name_pipeline_clusters(
     emb,
     labels,
@@ -396,7 +346,8 @@ def name_pipeline_clusters(
 
     Options (``cfg.options``): ``naming_words`` (user words added to the vocabulary), ``naming_nouns``
     (a vocabulary replacing the noun bank), ``naming_vocabulary`` (noun bank source; default
-    :func:`default_vocabulary`), ``naming_score``,
+    :func:`default_vocabulary`), ``naming_general`` (WordNet hypernyms as short names, default on; see
+    :mod:`vlexplore.hypernyms`), ``naming_score``,
     ``naming_contrast``, ``naming_drift_top``.
     """
     source = getattr(cfg, "naming", "auto")
@@ -421,22 +372,45 @@ def name_pipeline_clusters(
     score = opts.get("naming_score", "margin")
     bank = opts.get("naming_vocabulary") or default_vocabulary(encoder)
     words, E = vocabulary_embeddings(
-        encoder, words=opts.get("naming_nouns"), extra_words=opts.get("naming_words", ()) or (),
-        source=bank, cache_dir=cache_dir,
+        encoder,
+        words=opts.get("naming_nouns"),
+        extra_words=opts.get("naming_words", ()) or (),
+        source=bank,
+        cache_dir=cache_dir,
     )
     if E.shape[1] != np.shape(joint)[1]:
-        log.warning("vocabulary embeddings (%d-d) do not match the joint view (%d-d); clusters keep caption names",
-                    E.shape[1], np.shape(joint)[1])
+        log.warning(
+            "vocabulary embeddings (%d-d) do not match the joint view (%d-d); clusters keep caption names",
+            E.shape[1],
+            np.shape(joint)[1],
+        )
         info["naming"] = {"source": "captions"}
         return names, keywords
     contrast = float(opts.get("naming_contrast", CONTRAST))
-    voc = name_clusters(joint, labels, words, E, score=score, contrast=contrast, fixed=fixed, noise_name=noise)
+    voc = name_clusters(
+        joint, labels, words, E, score=score, contrast=contrast, fixed=fixed, noise_name=noise
+    )
     info["vocabulary_keywords"] = voc.keywords
     if protos and prototype_emb is not None:
-        info["drifted"] = prototype_drift(joint, labels, prototype_emb, words=words, word_emb=E, score=score,
-                                          contrast=contrast, top=int(opts.get("naming_drift_top", DRIFT_TOP)))
+        from .drift import prototype_drift
+
+        info["drifted"] = prototype_drift(
+            joint,
+            labels,
+            prototype_emb,
+            words=words,
+            word_emb=E,
+            score=score,
+            contrast=contrast,
+            top=int(opts.get("naming_drift_top", DRIFT_TOP)),
+        )
+    general: dict[int, str] = {}
     if source == "vocabulary":
         names, keywords = dict(voc.names), dict(voc.keywords)
+        if opts.get("naming_general", True):  # "kite, grouse, stork" → bird (WordNet's hypernyms)
+            from .hypernyms import general_names
+
+            names, keywords, general = general_names(names, keywords, fixed=fixed)
     else:
         for c, v in voc.names.items():
             if names.get(c, f"cluster {c}") == f"cluster {c}":
@@ -444,6 +418,22 @@ def name_pipeline_clusters(
                 keywords.setdefault(c, voc.keywords.get(c, []))
                 if not keywords[c]:
                     keywords[c] = voc.keywords.get(c, [])
-    info["naming"] = {"source": source, "score": score, "contrast": contrast, "scores": voc.scores,
-                      "vocabulary": "user" if opts.get("naming_nouns") else bank, "n_words": len(words)}
+    info["naming"] = {
+        "source": source,
+        "score": score,
+        "contrast": contrast,
+        "scores": voc.scores,
+        "vocabulary": "user" if opts.get("naming_nouns") else bank,
+        "n_words": len(words),
+        "general": general,
+    }
     return names, keywords
+
+
+def __getattr__(name: str):
+    """``prototype_drift`` lives in :mod:`vlexplore.drift` (imported on use: it builds on this module)."""
+    if name == "prototype_drift":
+        from .drift import prototype_drift
+
+        return prototype_drift
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

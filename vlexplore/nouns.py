@@ -119,7 +119,9 @@ def resolve_templates(templates: str | Sequence[str] | None, encoder) -> tuple[s
 
         return tuple(getattr(encoder, "prompt_templates", PROMPT_TEMPLATES))
     if isinstance(templates, str):
-        raise ConfigError(f"templates must be 'tac', 'encoder' or a list of texts with '{{}}', got {templates!r}")
+        raise ConfigError(
+            f"templates must be 'tac', 'encoder' or a list of texts with '{{}}', got {templates!r}"
+        )
     out = tuple(templates)
     for t in out:
         if not isinstance(t, str) or "{}" not in t:
@@ -163,7 +165,7 @@ def noun_embeddings(
     missing = [n for n, hit in zip(nouns, found) if not hit]
     computed = []
     for start in range(0, len(missing), EMBED_CHUNK):
-        chunk = missing[start:start + EMBED_CHUNK]
+        chunk = missing[start : start + EMBED_CHUNK]
         emb = encode_prompts(chunk, encoder, templates).astype(np.float32)
         store.append_best_effort(chunk, {"emb": emb})
         computed.append(emb)
@@ -176,7 +178,9 @@ def noun_embeddings(
     return l2_normalize(out)
 
 
-def spherical_kmeans(X: np.ndarray, k: int, *, seed: int = 0, n_init: int = 3) -> tuple[np.ndarray, np.ndarray]:
+def spherical_kmeans(
+    X: np.ndarray, k: int, *, seed: int = 0, n_init: int = 3
+) -> tuple[np.ndarray, np.ndarray]:
     """k-means on L2-normalised rows with normalised centres (cosine geometry).
 
     Returns:
@@ -284,7 +288,9 @@ def top_nouns(sims: np.ndarray, names: list[str], n: int = 2) -> list[str]:
     return [", ".join(names[j] for j in row) for row in idx]
 
 
-def nearest_nouns(centres: np.ndarray, noun_emb: np.ndarray, names: list[str], n: int = 5) -> dict[int, list[str]]:
+def nearest_nouns(
+    centres: np.ndarray, noun_emb: np.ndarray, names: list[str], n: int = 5
+) -> dict[int, list[str]]:
     """Centre id → its ``n`` nearest nouns by cosine (the centres' explanation)."""
     sims = l2_normalize(centres) @ noun_emb.T
     idx = np.argsort(-sims, axis=1, kind="stable")[:, :n]
@@ -315,16 +321,18 @@ def knn_indices(X: np.ndarray, k: int, *, chunk: int = 1024) -> np.ndarray:
         return knn_approximate(X, int(k))
     out = np.empty((n, int(k)), dtype=np.int64)
     for start in range(0, n, chunk):
-        sims = X[start:start + chunk] @ X.T
+        sims = X[start : start + chunk] @ X.T
         rows = np.arange(len(sims))
         sims[rows, start + rows] = -np.inf
         part = np.argpartition(-sims, k, axis=1)[:, : k + 1]  # k+1 so a tie at the boundary is seen
         order = np.lexsort((part, -np.take_along_axis(sims, part, axis=1)), axis=1)[:, :k]
-        out[start:start + chunk] = np.take_along_axis(part, order, axis=1)
+        out[start : start + chunk] = np.take_along_axis(part, order, axis=1)
     return out
 
 
-def _agreement(X: np.ndarray | None, labels, k: int, neighbours: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def _agreement(
+    X: np.ndarray | None, labels, k: int, neighbours: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
     labels = np.asarray(labels)
     n = len(X) if X is not None else len(neighbours)
     if labels.ndim != 1 or len(labels) != n:
