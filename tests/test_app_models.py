@@ -54,3 +54,17 @@ def test_a_misspelt_model_is_an_error_banner_naming_close_names(data):  # noqa: 
     _other(at, "model_pick", "ViT-Foo/bar")
     _load(at, data.root)
     assert "closest" in texts(at.error) and not state_of(at).has_data
+
+
+def test_the_cluster_page_chooses_the_naming_source_and_adds_words(data):  # noqa: F811
+    from test_app_pages import seeded
+
+    at = run_page("cluster", seeded(data))
+    names_box = next(b for b in at.selectbox if b.label == "Cluster names from")
+    names_box.set_value("vocabulary")
+    next(t for t in at.text_input if t.label == "Extra words for names").set_value("crimson, azure")
+    at.form_submit_button[0].click().run()
+    s = state_of(at)
+    assert not at.error and s.clustered.config.naming == "vocabulary"
+    assert s.clustered.config.options["naming_words"] == ("crimson", "azure")
+    assert s.clustered.info["naming"]["source"] == "vocabulary"

@@ -169,6 +169,29 @@ with st.form("cluster_form", border=True):
             help="The prompts pick the groups, then k-means on the image embeddings (one centre per prompt, "
             "names kept) moves the boundaries to where the images are. Off: pure zero-shot assignment.",
         )
+    n1, n2 = st.columns(2)
+    naming = n1.selectbox(
+        "Cluster names from",
+        ["auto", "vocabulary", "captions"],
+        index=["auto", "vocabulary", "captions"].index(current.naming),
+        format_func={
+            "auto": "auto",
+            "vocabulary": "words in the model's joint space",
+            "captions": "counted caption keywords",
+        }.get,
+        help="Vocabulary: about 8,000 nouns (the ImageNet classes for the bundled model) chosen for fitting "
+        "each cluster better than the others; captions: the most frequent caption words (Stephan et al.).",
+    )
+    extra = n2.text_input(
+        "Extra words for names",
+        value=", ".join(current.options.get("naming_words", ())),
+        placeholder="e.g. coin, sneaker",
+        help="Comma-separated words added to the naming vocabulary.",
+    )
+    kwargs["naming"] = naming
+    words = tuple(vx.parse_prompts(extra)) if extra.strip() else ()
+    if words:
+        kwargs["options"] = {**kwargs.get("options", {}), "naming_words": words}
     n_edits = len(s.edit_log)
     submitted = st.form_submit_button("Cluster", type="primary")
     if n_edits:
@@ -186,8 +209,10 @@ if s.has_clusters:
     sizes = s.sizes()
     cfg = s.clustered.config
     st.subheader(f"{s.n_clusters} clusters · {md_escape(method_summary(s))}")
+    drifted = set(s.clustered.info.get("drifted") or [])
     rows = [
         {"cluster": s.name(c), "images": sizes[c], "keywords": ", ".join(s.clustered.keywords.get(c, [])[:5])}
+        | ({"members drifted from the prompt": c in drifted} if drifted else {})
         for c in s.order()
     ]
     st.markdown(

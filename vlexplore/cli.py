@@ -235,7 +235,16 @@ def cmd_cluster(a: argparse.Namespace) -> int:
         seed=a.seed,
         representation=a.representation,
         questions=tuple(a.question),
-        options={k: v for k, v in (("captioner", a.captioner), ("nouns", a.nouns)) if v},
+        naming=a.naming,
+        options={
+            k: v
+            for k, v in (
+                ("captioner", a.captioner),
+                ("nouns", a.nouns),
+                ("naming_words", tuple(parse_prompts(a.naming_words)) if a.naming_words else None),
+            )
+            if v
+        },
     )
     if a.out is not None and a.out.exists() and not a.overwrite:
         _err(f"error: {a.out} exists; pass --overwrite to replace it")
@@ -258,7 +267,9 @@ def cmd_cluster(a: argparse.Namespace) -> int:
     )
     counts = {int(c): int((cl.labels == c).sum()) for c in sorted(set(cl.labels.tolist()))}
     for c, n in counts.items():
-        _out(f"  {c:>4}  {n:>6}  {cl.names.get(c, '')}")
+        words = ", ".join(cl.keywords.get(c, [])[:4])
+        drift = "  (members drifted from this prompt)" if c in (cl.info.get("drifted") or []) else ""
+        _out(f"  {c:>4}  {n:>6}  {cl.names.get(c, '')}" + (f"  · {words}" if words else "") + drift)
     _out("scores: " + ", ".join(f"{k} {_fmt(v)}" for k, v in cl.metrics.items()))
     for key, value in cl.info.items():
         if isinstance(value, (str, int, float)):

@@ -160,6 +160,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="nouns/relations/centres: your own candidate nouns, comma-separated "
         "(default: about 8,000 WordNet nouns plus the ImageNet class names)",
     )
+    g.add_argument(
+        "--naming",
+        choices=("auto", "vocabulary", "captions"),
+        default="auto",
+        help="where cluster names come from: words from a vocabulary in the encoder's joint space, or the "
+        "captions' counted keywords (auto: the vocabulary unless the representation clustered on texts)",
+    )
+    g.add_argument(
+        "--naming-words",
+        default=None,
+        metavar="TEXT",
+        help="your own words to name clusters with, comma-separated",
+    )
     g.add_argument("--linkage", choices=("ward", "average"), default="ward", help="agglomerative linkage")
     g.add_argument(
         "--min-cluster-size", type=int, default=None, help="HDBSCAN smallest cluster (default ~n/20)"
