@@ -271,3 +271,26 @@ def test_gather_equals_concatenate_then_index(sizes):
     whole = np.concatenate(blocks)
     for rows in (np.arange(len(whole)), rng.permutation(len(whole)), rng.integers(0, len(whole), 9)):
         np.testing.assert_array_equal(_gather(list(blocks), rows), whole[rows])
+
+
+@pytest.mark.parametrize(("free_gb", "expected"), [(0.5, 32), (4, 64), (10, 128), (22, 256), (70, 1024)])
+def test_gpu_batch_size_fills_half_the_free_memory(free_gb, expected):
+    from vlexplore.encode import default_batch_size
+
+    assert default_batch_size("cuda:0", free_bytes=int(free_gb * 2**30)) == expected
+    assert default_batch_size("cpu", free_bytes=int(free_gb * 2**30)) == 64
+
+
+def test_gpu_batch_size_reads_free_memory_from_torch(monkeypatch):
+    import torch
+
+    from vlexplore.encode import default_batch_size
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (10 * 2**30, 16 * 2**30))
+    assert default_batch_size("cuda") == 128
+
+    def no_gpu(device=None):
+        raise RuntimeError("no CUDA driver")
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", no_gpu)
+    assert default_batch_size("cuda") == 256

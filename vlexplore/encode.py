@@ -67,9 +67,30 @@ class EmbedResult:
     n_computed: int
 
 
-def default_batch_size(device: str) -> int:
-    """Images per forward pass when none is given: 256 on CUDA, 64 elsewhere."""
-    return 256 if str(device).startswith("cuda") else 64
+#: GPU memory per image in a forward pass under fp16/bf16 autocast (a ViT-B/L at 224-336 px, with headroom).
+GPU_MB_PER_IMAGE = 24
+GPU_BATCH_RANGE = (32, 1024)
+
+
+def default_batch_size(device: str, *, free_bytes: int | None = None) -> int:
+    """Images per forward pass when none is given: on CUDA, a power of two that fills about half the free
+    GPU memory (:data:`GPU_MB_PER_IMAGE` per image, within :data:`GPU_BATCH_RANGE`; 256 when it cannot be
+    read); 64 elsewhere.
+
+    ``free_bytes``: free GPU memory; ``None`` = ask ``torch.cuda.mem_get_info`` for ``device``.
+    """
+    if not str(device).startswith("cuda"):
+        return 64
+    if free_bytes is None:
+        try:
+            import torch
+
+            free_bytes = int(torch.cuda.mem_get_info(torch.device(device))[0])
+        except (RuntimeError, AssertionError, ValueError, AttributeError):  # no driver, or a bad index
+            return 256
+    fit = max(1, int(free_bytes * 0.5 // (GPU_MB_PER_IMAGE * 2**20)))
+    lo, hi = GPU_BATCH_RANGE
+    return int(min(hi, max(lo, 2 ** (fit.bit_length() - 1))))
 
 
 def embed_images(
