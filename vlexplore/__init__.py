@@ -59,6 +59,9 @@ _LAZY = {
     "to_dataframe": "pipeline",
     "explore": "pipeline",
     "project_embedded": "pipeline",
+    "search_images": "search",
+    "duplicates": "curate",
+    "outlier_scores": "curate",
 }
 
 __all__ = [
@@ -77,7 +80,12 @@ __all__ = [
 
 # Facade names that differ from the function's own name. A facade name may not equal a
 # submodule's name (``vlexplore.evaluate`` is the module once it is imported), hence these.
-_RENAMED = {"cluster_vectors": "cluster", "evaluate_labels": "evaluate", "project_embedded": "project"}
+_RENAMED = {
+    "cluster_vectors": "cluster",
+    "evaluate_labels": "evaluate",
+    "project_embedded": "project",
+    "search_images": "search",
+}
 
 
 def __getattr__(name: str):

@@ -14,6 +14,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from .cli_args import build_parser
 from .config import ClusterConfig, EncodeConfig
@@ -293,9 +294,83 @@ def cmd_cluster(a: argparse.Namespace) -> int:
     return 0
 
 
+def _embed_folder(a: argparse.Namespace):
+    """``scan`` + ``embed`` through the cache, as ``cluster`` does (notes and skipped files on stderr)."""
+    from .pipeline import embed, scan
+
+    col = scan(a.folder, cache_dir=a.cache_dir)
+    emb = embed(col, _encode_config(a), on_progress=_tqdm_progress("embedding"))
+    if emb.fallback_note:
+        _err(f"note: {emb.fallback_note}")
+    _print_skipped(emb.collection)
+    return emb
+
+
+def _write_out(a: argparse.Namespace, df) -> None:
+    if a.out is not None:
+        from .export import write_table
+
+        write_table(df, a.out, overwrite=a.overwrite)
+        _out(f"wrote {len(df)} rows to {a.out}")
+
+
+def _out_exists(a: argparse.Namespace) -> bool:
+    if a.out is not None and a.out.exists() and not a.overwrite:
+        _err(f"error: {a.out} exists; pass --overwrite to replace it")
+        return True
+    return False
+
+
+def cmd_search(a: argparse.Namespace) -> int:
+    from .errors import ConfigError
+    from .search import search
+
+    if (a.query is None) == (a.image is None):
+        raise ConfigError('give exactly one query: a text ("a red car") or --image PATH')
+    if a.top < 1:
+        raise ConfigError(f"--top must be ≥ 1, got {a.top}")
+    if _out_exists(a):
+        return 2
+    emb = _embed_folder(a)
+    image = None
+    if a.image is not None:  # one of the folder's own images: "more like this" from its cached vector
+        relpaths = emb.collection.items["relpath"].tolist()
+        try:
+            own = a.image.resolve().relative_to(Path(emb.collection.root).resolve()).as_posix()
+        except (OSError, ValueError):
+            own = None
+        image = relpaths.index(own) if own in relpaths else str(a.image)
+    df = search(emb, text=a.query, image=image, top=a.top)
+    _out(f"top {len(df)} of {emb.n} images (model {emb.model_id}):")
+    for row in df.itertuples():
+        _out(f"  {row.rank:>4}  {row.score:.3f}  {row.path}")
+    _write_out(a, df)
+    return 0
+
+
+def cmd_duplicates(a: argparse.Namespace) -> int:
+    from .curate import duplicates
+
+    if _out_exists(a):
+        return 2
+    emb = _embed_folder(a)
+    df = duplicates(emb, threshold=a.threshold)
+    n_groups = df["group"].nunique()
+    _out(f"{n_groups} duplicate group(s), {len(df) - n_groups} image(s) to review among {emb.n}:")
+    for row in df.head(60).itertuples():
+        mark = "keep" if row.keep else row.kind
+        _out(f"  {row.group:>4}  {mark:<5}  {row.similarity:.3f}  {row.path}")
+    if len(df) > 60:
+        _out(f"  … and {len(df) - 60} more rows")
+    _write_out(a, df)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"scan": cmd_scan, "embed": cmd_embed, "cluster": cmd_cluster}[args.command]
+    handlers = {"scan": cmd_scan, "embed": cmd_embed, "cluster": cmd_cluster}
+    handlers.update(search=cmd_search, duplicates=cmd_duplicates)
+    handler = handlers[args.command]
     try:
         with _warnings_as_lines():
             return handler(args)

@@ -201,4 +201,41 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("output")
     g.add_argument("--out", type=Path, default=None, help="write the labelled table here (.csv or .parquet)")
     g.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    _add_search_parsers(sub)
     return parser
+
+
+def _add_search_parsers(sub) -> None:
+    """``search`` and ``duplicates``: embed (cached), then query or curate the folder."""
+    p = sub.add_parser(
+        "search",
+        help="find the images most like a text or an image (the encoder's joint space)",
+        description='Ranks the images of FOLDER by cosine similarity to QUERY (a text, e.g. "a red car") '
+        "or to --image PATH (any image file; one of FOLDER's own images gives 'more like this', itself "
+        "left out).",
+    )
+    p.add_argument("folder", type=Path, help="image folder (scanned recursively)")
+    p.add_argument("query", nargs="?", default=None, help="what to look for, as text")
+    p.add_argument("--image", type=Path, default=None, metavar="PATH", help="search by this image instead")
+    p.add_argument("--top", type=int, default=20, help="how many results (default 20)")
+    _add_encode_args(p)
+    _add_out_args(p, "the results (path, rank, score)")
+
+    p = sub.add_parser(
+        "duplicates",
+        help="groups of identical files and near-identical images",
+        description="Identical files share a content key; near duplicates have image embeddings with "
+        "cosine similarity of at least --threshold. The first member of each group (by path) is marked keep.",
+    )
+    p.add_argument("folder", type=Path, help="image folder (scanned recursively)")
+    p.add_argument(
+        "--threshold", type=float, default=0.95, help="cosine similarity for near duplicates (default 0.95)"
+    )
+    _add_encode_args(p)
+    _add_out_args(p, "the groups (path, group, kind, similarity, keep)")
+
+
+def _add_out_args(p: argparse.ArgumentParser, what: str) -> None:
+    g = p.add_argument_group("output")
+    g.add_argument("--out", type=Path, default=None, help=f"write {what} here (.csv or .parquet)")
+    g.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
