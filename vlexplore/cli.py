@@ -4,6 +4,8 @@ python -m vlexplore cluster FOLDER --method prototypes --prototypes "dog, cat, c
 python -m vlexplore embed FOLDER --model ViT-B-32/openai
 python -m vlexplore embed FOLDER --engine ray --address auto
 python -m vlexplore scan FOLDER
+python -m vlexplore search FOLDER "a red car" --top 10 --out results.csv
+python -m vlexplore duplicates FOLDER --threshold 0.95 --out dups.csv
 """
 
 from __future__ import annotations
