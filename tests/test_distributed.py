@@ -17,6 +17,7 @@ from vlexplore.distributed import (
     embed_images_ray,
     plan_resources,
     ray_module,
+    shutdown,
 )
 from vlexplore.encode import embed_images
 from vlexplore.errors import ConfigError
@@ -83,7 +84,7 @@ def ray_runtime():
     ray = ray_module()
     ray.init(num_cpus=2, include_dashboard=False, object_store_memory=256 * 1024**2, logging_level="warning")
     yield ray
-    ray.shutdown()
+    shutdown(ray)
 
 
 @pytest.fixture(scope="module")
@@ -247,3 +248,13 @@ def test_cli_engine_ray_captions_into_the_export(ray_runtime, tiny_blip_dir, tmp
     assert "3 image(s) captioned on Ray" in capsys.readouterr().out
     captions = pd.read_parquet(out)["caption"]
     assert len(captions) == 3 and (captions.str.len() > 0).all()
+
+
+def test_shutdown_puts_back_the_print_ray_replaced(monkeypatch):
+    import builtins
+    import types
+
+    monkeypatch.setattr(builtins, "print", lambda *a, **k: None)  # what a Ray runtime leaves behind
+    calls = []
+    shutdown(type("FakeRay", (), {"shutdown": staticmethod(lambda: calls.append(1))}))
+    assert calls == [1] and isinstance(builtins.print, types.BuiltinFunctionType)

@@ -115,6 +115,19 @@ def ray_module():
     return ray
 
 
+def shutdown(ray) -> None:
+    """``ray.shutdown()``, then put back the ``print`` Ray swapped into :mod:`builtins` (its log
+    deduplication): left in place, numba cannot compile functions that print (UMAP's and pynndescent's
+    kernels fail with "Untyped global name 'print'"), so a map after a Ray run would break."""
+    import builtins
+
+    ray.shutdown()
+    builtins.print = _REAL_PRINT
+
+
+_REAL_PRINT = print
+
+
 def connect(address: str | None = None, *, num_cpus: int | None = None):
     """Join a Ray cluster (``address``: ``auto``, ``HOST:PORT`` or ``ray://HOST:10001``) or start a local one.
 
@@ -392,7 +405,7 @@ def embed_images_ray(
             store.compact()
     finally:
         if started:
-            ray.shutdown()
+            shutdown(ray)
     result = embed_images(collection, _FromCache(model_id, views), cache_dir=cache_dir, num_workers=0)
     result.n_computed = n_computed
     return result

@@ -19,7 +19,7 @@ import numpy as np
 from .cache import store_for
 from .caption import _namespace, caption_images
 from .collection import Collection
-from .distributed import READ_TASK_CPUS, _local_path, _quiet, connect, plan_resources, ray_module
+from .distributed import READ_TASK_CPUS, _local_path, _quiet, connect, plan_resources, ray_module, shutdown
 from .errors import ConfigError, ImageReadError, VlexploreError
 from .imageio import content_key, open_image
 from .types import Progress
@@ -198,5 +198,5 @@ def caption_images_ray(
                     on_progress(done, total)
     finally:
         if started:
-            ray.shutdown()
+            shutdown(ray)
     return caption_images(collection, stand_in, prompt=prompt, cache_dir=cache_dir, num_workers=0)
