@@ -302,9 +302,11 @@ class ShardStore:
         def flush(members: list[tuple[Path, pa.Table]]) -> None:
             if len(members) >= 2:
                 merged = pa.concat_tables([t for _, t in members])
-                keep = [
-                    i for i, k in enumerate(merged.column(KEY).to_pylist()) if not (k in seen or seen.add(k))
-                ]
+                keep = []
+                for i, k in enumerate(merged.column(KEY).to_pylist()):
+                    if k not in seen:  # the oldest row of a key wins
+                        seen.add(k)
+                        keep.append(i)
                 merged = merged.take(pa.array(keep, type=pa.int64()))
                 stamp = members[0][0].name.split("-", 1)[0]  # sorts where the oldest member did
                 out = self._write(merged, f"{stamp}-{uuid.uuid4().hex}{SHARD_SUFFIX}")

@@ -23,6 +23,7 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -333,7 +334,8 @@ def rank_prompts(spaces: Mapping[str, np.ndarray], *, k: int, seed: int = 0, sam
         raise ConfigError("rank_prompts needs at least one prompt")
     if k < 1:
         raise ConfigError(f"k must be >= 1, got {k}")
-    labels, rows = {}, []
+    labels: dict[str, np.ndarray] = {}
+    rows: list[dict[str, Any]] = []
     for p in prompts:
         x = l2_normalize(spaces[p])
         uniq, inverse, counts = np.unique(x, axis=0, return_inverse=True, return_counts=True)
@@ -362,7 +364,9 @@ def rank_prompts(spaces: Mapping[str, np.ndarray], *, k: int, seed: int = 0, sam
                 "degenerate": bool(len(uniq) < k),
             }
         )
-    rows.sort(key=lambda r: (r["degenerate"], r["inertia"], -np.nan_to_num(r["silhouette"], nan=-2.0)))
+    rows.sort(
+        key=lambda r: (r["degenerate"], r["inertia"], -float(np.nan_to_num(float(r["silhouette"]), nan=-2.0)))
+    )
     for i, r in enumerate(rows, 1):
         r["rank"] = i
     ami = np.eye(len(prompts))

@@ -25,6 +25,7 @@ import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -215,9 +216,9 @@ class OpenClipEncoder:
         self.digest_dir = digest_dir
         self.checkpoint: str | None = None  # the local weights file, when there is one
         self.device = resolve_device(device)
-        self._model = None
+        self._model: Any = None  # the open_clip model, built by _load()
         self._preprocess = None
-        self._tokenizer = None
+        self._tokenizer: Any = None
         self._guess_arch = guess_arch
         self._load()
 
