@@ -250,6 +250,7 @@ def scan_folder(
         else:
             relpath = _printable(relpath)  # shown and exported; ``path`` keeps the name the OS needs
             label = relpath.split("/", 1)[0] if "/" in relpath else ""
+            assert info is not None  # every probe without a reason has its info
             rows.append({"relpath": relpath, "path": path, "folder_label": label, **info})
     index.remember(learned)
     rows.sort(key=lambda r: r["relpath"])

@@ -12,11 +12,12 @@ from __future__ import annotations
 import re
 import warnings
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 from PIL import Image
@@ -146,7 +147,8 @@ def embed_images(
         paths_of.setdefault(fp, []).append(path)
     unique = list(weight)
 
-    found, cached = store.lookup(unique, views)
+    found, values = store.lookup(unique, views)
+    cached = cast("dict[str, np.ndarray]", values)  # the views are vector columns (read only when found)
     damaged = _damaged_rows(cached, views) if found.any() else np.zeros(0, dtype=bool)
     if damaged.any():  # bit rot in a shard: compute those rows again rather than hand NaN to clustering
         warnings.warn(
@@ -279,15 +281,16 @@ def _gather(blocks: list[np.ndarray], rows: np.ndarray) -> np.ndarray:
     order = np.argsort(which, kind="stable")
     bounds = np.searchsorted(which[order], np.arange(len(blocks) + 1))
     out = np.empty((len(rows), blocks[0].shape[1]), dtype=blocks[0].dtype)
+    slots = cast("list[np.ndarray | None]", blocks)  # the same list: each slot is set to None once copied
     for i in range(len(blocks)):
-        block, blocks[i] = blocks[i], None
+        block, slots[i] = blocks[i], None
         at = order[bounds[i] : bounds[i + 1]]
         out[at] = block[rows[at] - offsets[i]]
     blocks.clear()
     return out
 
 
-def prepare_image(source: str | Path | bytes, encoder: Encoder):
+def prepare_image(source: str | Path | bytes | bytearray, encoder: Encoder):
     """One image file (path or its bytes) → the encoder's input tensor: the decode every engine shares.
 
     Raises:
@@ -330,7 +333,7 @@ def _bounded_aspect(image: Image.Image, max_aspect: int = MAX_ASPECT) -> Image.I
     return canvas
 
 
-def _prefetch(load: Callable, jobs: list, num_workers: int, *, window: int) -> Iterator:
+def _prefetch(load: Callable, jobs: list, num_workers: int, *, window: int) -> Generator[Any, None, None]:
     """``load(job)`` for each job, in order, computed by ``num_workers`` threads at most ``window`` jobs ahead."""
     if num_workers == 0:
         for job in jobs:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -18,6 +19,11 @@ MATCH_COSINE = 0.4
 def _class_text(value, class_names) -> str:
     name = class_names[value] if class_names is not None else value
     return re.sub(r"[\s_/]+", " ", str(name)).strip().lower()
+
+
+def _mentions(pattern: re.Pattern[str] | None, text) -> bool:
+    """Whether a cluster's keyword pattern (``None`` when it has no keywords) occurs in a text."""
+    return pattern is not None and pattern.search(str(text or "").lower()) is not None
 
 
 def explanation_scores(
@@ -56,7 +62,7 @@ def explanation_scores(
         raise ConfigError(f"labels must be 1-d integer cluster ids, got {labels.dtype} {labels.shape}")
     ids = [int(c) for c in np.unique(labels) if c != -1]
     kw = {c: [str(w).lower() for w in keywords.get(c, [])] for c in ids}
-    per = {c: {"keywords": kw[c]} for c in ids}
+    per: dict[int, dict[str, Any]] = {c: {"keywords": kw[c]} for c in ids}
     out: dict = {"n_clusters": len(ids), "coverage": float("nan"), "distinctiveness": float("nan")}
     if texts is not None:
         if len(texts) != len(labels):
@@ -66,12 +72,7 @@ def explanation_scores(
             for c in ids
         }
         covered = np.array(
-            [
-                labels[i] != -1
-                and pats[int(labels[i])] is not None
-                and pats[int(labels[i])].search(str(texts[i] or "").lower()) is not None
-                for i in range(len(labels))
-            ]
+            [labels[i] != -1 and _mentions(pats[int(labels[i])], texts[i]) for i in range(len(labels))]
         )
         if (labels != -1).any():
             out["coverage"] = float(covered[labels != -1].mean())

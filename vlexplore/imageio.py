@@ -190,7 +190,7 @@ def reason_for(exc: BaseException, head: bytes) -> ImageReadError:
 
 
 def open_image(
-    path: str | Path | bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int | None = None
+    path: str | Path | bytes | bytearray, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int | None = None
 ) -> Image.Image:
     """Decode one image as RGB, upright, first frame, transparency on white.
 

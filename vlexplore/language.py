@@ -408,7 +408,9 @@ def semantic_centres(emb, cfg) -> Representation:
         Z, init = p.joint, text_init
     neighbours = knn_indices(Z, knn)
     init_labels = labels
-    centres, rounds, losses = init, [], []
+    centres = init
+    rounds: list[dict] = []
+    losses: list[float] = []
     for r in range(o.rounds):
         mask = confident_mask(None, labels, knn, o.agree, neighbours=neighbours)
         centres, losses = train_centres(

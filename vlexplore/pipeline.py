@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,9 @@ import pandas as pd
 from .config import ClusterConfig, EncodeConfig
 from .errors import ConfigError, ModelUnavailableError
 from .types import Progress
+
+if TYPE_CHECKING:
+    from .collection import Collection
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +41,7 @@ class Embedded:
         n_computed: images that went through the model in this call (0 = all from cache).
     """
 
-    collection: object
+    collection: Collection
     views: dict[str, np.ndarray]
     captions: list[str]
     model_id: str

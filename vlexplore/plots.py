@@ -231,7 +231,7 @@ def map_data(
     shown = np.arange(n)
     if n > max_points:
         shown = np.sort(np.random.default_rng(seed).choice(n, size=max_points, replace=False))
-    use_hover = hover is not None and len(shown) <= MAX_HOVER_POINTS
+    shown_hover = hover if hover is not None and len(shown) <= MAX_HOVER_POINTS else None
     lab_shown = labels[shown]
     own = [c for c in order if c >= 0][:MAX_TRACES]
     own_set = set(own)
@@ -249,7 +249,7 @@ def map_data(
             legend=escape(f"{name} ({len(idx):,})"),
             colour=colour,
             members=idx,
-            hover=[_hover_line(hover[i]) for i in idx] if use_hover else None,
+            hover=[_hover_line(shown_hover[i]) for i in idx] if shown_hover is not None else None,
         )
         for name, colour, idx in groups
     ]

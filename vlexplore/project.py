@@ -21,6 +21,7 @@ import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -119,8 +120,10 @@ def _tolerate_numba_cache_errors() -> None:
             if report is not None:
                 report(exc)
 
-    save_overload._vlexplore_tolerant = True
-    caching.Cache.save_overload = save_overload
+    patched: Any = save_overload  # marked, so a second call leaves numba's method as it is
+    patched._vlexplore_tolerant = True
+    cache_class: Any = caching.Cache  # numba's class, patched in place
+    cache_class.save_overload = patched
 
 
 def _umap_degrading(X: np.ndarray, on_cache_error: CacheErrorHandler = None, **kwargs) -> np.ndarray:

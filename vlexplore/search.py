@@ -33,6 +33,9 @@ class SearchIndex:
     :data:`EXACT_MAX` rows, then reused.
     """
 
+    #: the matrix this index was built from, set by :func:`search_index` (which rebuilds when it changes)
+    source: np.ndarray
+
     def __init__(self, vectors: np.ndarray) -> None:
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if self.vectors.ndim != 2:
@@ -115,7 +118,7 @@ def text_query(emb, text: str) -> np.ndarray:
     return prototype_embeddings(_encoder(emb), [text.strip()])
 
 
-def image_query(emb, image: str | Path | bytes, view: str = "joint") -> np.ndarray:
+def image_query(emb, image: str | Path | bytes | bytearray, view: str = "joint") -> np.ndarray:
     """An image file (path or bytes) → its ``(1, d)`` query vector in ``view``, through the encoder."""
     import torch
 

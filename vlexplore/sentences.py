@@ -6,6 +6,7 @@ import functools
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -36,12 +37,14 @@ def embed_sentences(texts: Sequence[str], embedder, *, cache_dir: Path | None = 
     if not uniq:
         return np.zeros((0, 0), dtype=np.float32)
     keys = [hashlib.blake2b(t.encode("utf-8"), digest_size=16).hexdigest() for t in uniq]
-    store, found, cols = None, np.zeros(len(uniq), dtype=bool), {}
+    store, found = None, np.zeros(len(uniq), dtype=bool)
+    cols: dict[str, np.ndarray] = {}  # "vector": float32 (n_found, d)
     if cache_dir is not None and getattr(embedder, "model_id", None):
         from .cache import store_for
 
         store = store_for(cache_dir, f"{embedder.model_id}:sentences")
-        found, cols = store.lookup(keys, ["vector"])
+        found, values = store.lookup(keys, ["vector"])
+        cols = cast("dict[str, np.ndarray]", values)  # a vector column, read whenever a key is found
     missing = np.flatnonzero(~found)
     new = np.asarray(embedder.encode([uniq[i] for i in missing]), dtype=np.float32) if len(missing) else None
     vecs = np.zeros((len(uniq), (new if new is not None else cols["vector"]).shape[1]), dtype=np.float32)

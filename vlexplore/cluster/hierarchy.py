@@ -122,7 +122,7 @@ class AgglomerativeClusterer:
                 # sklearn refuses zero rows for cosine (e.g. images whose captions hold no keyword). One extra
                 # axis makes them a unit vector orthogonal to every other row (cosine distance 1, as
                 # sklearn's cosine_distances treats them) and identical to each other; other distances stay.
-                Xn = np.hstack([Xn, zero[:, None].astype(Xn.dtype)])
+                Xn = np.hstack([Xn, zero.reshape(-1, 1).astype(Xn.dtype)])
             model = AgglomerativeClustering(n_clusters=k, linkage="average", metric="cosine").fit(Xn)
             self.labels_ = model.labels_.astype(np.int64)
         self.n_clusters_ = k

@@ -18,6 +18,7 @@ it is k-means in cosine geometry (centres are means, not re-normalised, as sklea
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -151,7 +152,8 @@ def _faiss_centres(X, k, *, seed, n_init, init, w) -> np.ndarray:
         )
         if loss < best_loss:
             best, best_loss = C, loss
-    return _lloyd(Xf, best, w, REFINE_ITER) if refine else best
+    centres = cast(np.ndarray, best)  # the first restart's (finite) loss is below inf, so it is kept
+    return _lloyd(Xf, centres, w, REFINE_ITER) if Xf is not None else centres  # Xf is kept iff refine
 
 
 def kmeans(

@@ -187,7 +187,7 @@ class BundledEncoder:
         self.model_id = f"bundled:effnet-lite0+minilm-l6:{BUNDLED_VERSION}:pad{IMAGE_SIZE}bicubic-m0.5:sqrt"
         self.sentence = SentenceEmbedder(device=self.device)
         self._backbone = None
-        self._class_text = None
+        self._class_text: np.ndarray | None = None
 
     # -- image side -------------------------------------------------------------------------
     @property

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from typing import Any
 
 from ..errors import ConfigError
 from .base import cuda_autocast, resolve_device, to_device
@@ -203,7 +204,10 @@ class HFCaptioner:
         if "pixel_values" in inputs and cuda:
             inputs["pixel_values"] = inputs["pixel_values"].to(getattr(self.model, "dtype", torch.float16))
         sample = self.num_captions > 1
-        gen = {"max_new_tokens": self.max_new_tokens, "num_return_sequences": self.num_captions}
+        gen: dict[str, Any] = {
+            "max_new_tokens": self.max_new_tokens,
+            "num_return_sequences": self.num_captions,
+        }
         if sample:
             gen.update(do_sample=True, top_p=0.9)
         with torch.inference_mode(), cuda_autocast(self.device):

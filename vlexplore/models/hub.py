@@ -67,10 +67,11 @@ def quiet_open_clip() -> Iterator[None]:
 # -- errors -----------------------------------------------------------------------------------------
 def _chain(exc: BaseException) -> Iterator[BaseException]:
     seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        yield exc
-        exc = exc.__cause__ or exc.__context__
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        yield cur
+        cur = cur.__cause__ or cur.__context__
 
 
 def first_line(exc: BaseException, limit: int = 200) -> str:
