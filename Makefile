@@ -2,7 +2,7 @@
 #
 #   make run                    start the app on the demo folder (make run FOLDER=~/Pictures for your own)
 #   make test                   unit + app + browser tests
-#   make lint                   ruff
+#   make lint                   ruff check, ruff format --check, mypy
 #   make bench                  benchmarks on Fashion-MNIST (Debian package dataset-fashion-mnist)
 
 SHELL := /bin/bash
@@ -40,7 +40,7 @@ help:
 	@echo "make run        start the Streamlit app on FOLDER=$(FOLDER)"
 	@echo "make test       run the test suite (installs Debian chromium for the browser test when root);"
 	@echo "                PYTEST_ARGS='-m \"not browser\"' to pass options"
-	@echo "make lint       ruff check;  make format: ruff format"
+	@echo "make lint       ruff check, ruff format --check and mypy;  make format: ruff format"
 	@echo "make bench      export Fashion-MNIST and run $(or $(BENCH_SCRIPTS),the bench scripts)"
 	@echo "make bench-scale  70k images: export, embed once (~1 h on 2 cores), scale table, app on 70k"
 	@echo "make demo       rebuild demo/ from Debian's tuxpaint-stamps-default (installed when root with apt)"
@@ -84,6 +84,8 @@ test: venv
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 format: venv
 	$(VENV)/bin/ruff format .

@@ -114,6 +114,8 @@ def test_no_source_file_is_over_the_line_limit():
 def test_every_library_package_is_listed_for_installation():
     import tomllib
 
-    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text("utf-8"))["tool"]["setuptools"]["packages"])
+    listed = set(
+        tomllib.loads((REPO / "pyproject.toml").read_text("utf-8"))["tool"]["setuptools"]["packages"]
+    )
     found = {".".join(p.parent.relative_to(REPO).parts) for p in LIBRARY.rglob("__init__.py")}
     assert found <= listed, sorted(found - listed)
