@@ -218,7 +218,11 @@ def cluster_keywords(
         if not conflicts:
             break
         for j, cs in conflicts.items():
-            winner = max(cs, key=lambda c, j=j: (count_of[c][j] / size_of[c], count_of[c][j], -c))
+
+            def strength(c: int, j=j) -> tuple[float, float, int]:
+                return count_of[c][j] / size_of[c], count_of[c][j], -c
+
+            winner = max(cs, key=strength)
             for c in cs:
                 if c != winner:
                     banned[c].add(j)

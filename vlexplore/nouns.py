@@ -169,7 +169,7 @@ def noun_embeddings(
         emb = encode_prompts(chunk, encoder, templates).astype(np.float32)
         store.append_best_effort(chunk, {"emb": emb})
         computed.append(emb)
-    d = (values["emb"] if found.any() else computed[0]).shape[1]
+    d = np.asarray(values["emb"] if found.any() else computed[0]).shape[1]
     out = np.empty((len(nouns), d), dtype=np.float32)
     if found.any():
         out[found] = values["emb"]
@@ -334,10 +334,12 @@ def _agreement(
     X: np.ndarray | None, labels, k: int, neighbours: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray]:
     labels = np.asarray(labels)
-    n = len(X) if X is not None else len(neighbours)
+    if X is None and neighbours is None:
+        raise ConfigError("give the vectors or their neighbours")
+    n = len(X) if X is not None else len(np.asarray(neighbours))
     if labels.ndim != 1 or len(labels) != n:
         raise ConfigError(f"labels must have shape ({n},), got {labels.shape}")
-    idx = knn_indices(X, k) if neighbours is None else np.asarray(neighbours)[:, :k]
+    idx = np.asarray(neighbours)[:, :k] if neighbours is not None else knn_indices(np.asarray(X), k)
     return labels, (labels[idx] == labels[:, None]).mean(axis=1)
 
 
