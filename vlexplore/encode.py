@@ -68,7 +68,6 @@ class EmbedResult:
     n_computed: int
 
 
-#: GPU memory per image in a forward pass under fp16/bf16 autocast (a ViT-B/L at 224-336 px, with headroom).
 GPU_MB_PER_IMAGE = 24
 GPU_BATCH_RANGE = (32, 1024)
 

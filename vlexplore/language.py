@@ -48,19 +48,16 @@ from .represent import Representation
 
 CENTRE_SPACES = ("joint", "nouns")
 CENTRE_INITS = ("nouns", "image")
-#: The noun selection uses at least K image centres, or this many when K is not given.
-MIN_CENTRES = 10
-#: Below this many feature values (n × d) the centres train on one torch thread.
-SMALL_PROBLEM = 2_000_000
+MIN_CENTRES = 10  #: the noun selection uses at least K image centres, or this many when K is not given
+SMALL_PROBLEM = 2_000_000  #: below this many feature values (n × d) the centres train on one torch thread
 #: ``relations`` reports neighbourhood consistency (two exact k-NN searches) up to this many images.
 CONSISTENCY_MAX_N = 20_000
 
-#: Defaults per encoder, by model-id prefix, applied under the user's options. The bundled model's
-#: text side only knows ImageNet's classes, so TAC's sharp counterparts (τ ≈ 0.005 on CLIP's scale,
-#: :func:`auto_temperature` gives 0.008 here) collapse every image onto one noun — ImageNet's closest
-#: class — and swamp the image half: on the Fashion-MNIST *train* split (1,000 images) k-means ACC fell
-#: from 0.74 (image) to 0.42. A softer counterpart at a quarter of the image's weight (chosen there,
-#: from τ ∈ {0.005…0.1} × weight ∈ {0.25, 0.5, 1}) keeps the image's structure (0.74).
+#: Defaults per encoder, by model-id prefix, applied under the user's options. The bundled model's text side
+#: only knows ImageNet's classes, so TAC's sharp counterparts (τ ≈ 0.005 on CLIP's scale, 0.008 here from
+#: :func:`auto_temperature`) collapse every image onto ImageNet's closest class and swamp the image half:
+#: on Fashion-MNIST *train* (1,000 images) k-means ACC fell from 0.74 (image) to 0.42. A softer counterpart
+#: at a quarter of the image's weight (τ ∈ {0.005…0.1} × weight ∈ {0.25, 0.5, 1}) keeps 0.74.
 MODEL_DEFAULTS: dict[str, dict] = {"bundled:": {"temperature": 0.1, "text_weight": 0.25}}
 
 
