@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     from fashion_mnist import export_fashion_mnist
 
     import vlexplore as vx
-    from vlexplore.evaluate import evaluate
+    from vlexplore.evaluate import evaluate_labels
     from vlexplore.language import LanguageOptions, _prepare, _tac_matrix, neighbourhood_consistency
     from vlexplore.nouns import relation_matrix
 
@@ -112,7 +112,7 @@ def main(argv=None) -> int:
                 if seed == 0:
                     infos[name] = cl.info
             times.append(time.perf_counter() - t)
-            m = evaluate(y, labels)
+            m = evaluate_labels(y, labels)
             scores.append([m["acc"], m["nmi"], m["ari"]])
         s = np.asarray(scores)
         row = {

@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     from fashion_mnist import CLASS_NAMES, export_fashion_mnist
 
     import vlexplore as vx
-    from vlexplore.cluster import cluster
+    from vlexplore.cluster import cluster_vectors
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--limit", type=int, default=None, help="first N test images (default: all 10,000)")
@@ -73,7 +73,9 @@ def main(argv=None) -> int:
     rows = []
     for name, cfg in runs:
         t = time.perf_counter()
-        res = cluster(x, cfg, joint=joint, prototype_embeddings=p_emb if cfg.method == "prototypes" else None)
+        res = cluster_vectors(
+            x, cfg, joint=joint, prototype_embeddings=p_emb if cfg.method == "prototypes" else None
+        )
         dt = time.perf_counter() - t
         m = vx.evaluate_labels(y, res.labels)
         row = {"method": name, **{k: float(v) for k, v in m.items()}, "seconds": round(dt, 2)}

@@ -279,7 +279,7 @@ def child(n: int, stage: str) -> dict:
         )
     X = res.views["image"]
     y = res.collection.labels
-    from vlexplore.evaluate import evaluate
+    from vlexplore.evaluate import evaluate_labels
 
     def timed(fn):
         reset_peak()
@@ -297,7 +297,7 @@ def child(n: int, stage: str) -> dict:
             cl.MINIBATCH_THRESHOLD = 10**12
         method = "kmeans" if stage.startswith("kmeans") else stage
         result, seconds, peak = timed(lambda: vx.cluster_vectors(X, vx.ClusterConfig(method=method, k=10)))
-        scores = evaluate(y, result.labels)
+        scores = evaluate_labels(y, result.labels)
         extra = {
             "acc": scores["acc"],
             "nmi": scores["nmi"],

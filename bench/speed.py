@@ -36,13 +36,13 @@ t0 = time.perf_counter()
 import numpy as np
 sys.path.insert(0, {root!r})
 from vlexplore.config import ClusterConfig
-from vlexplore.cluster import cluster
+from vlexplore.cluster import cluster_vectors
 from vlexplore.project import project_2d
 x = np.load({path!r})
 def run():
     if {method!r} == "umap":
         return project_2d(x, seed=0)
-    return cluster(x, ClusterConfig(method={method!r}, k=10)).labels
+    return cluster_vectors(x, ClusterConfig(method={method!r}, k=10)).labels
 t1 = time.perf_counter(); run(); t2 = time.perf_counter(); run(); t3 = time.perf_counter()
 print(json.dumps({{"first_call_s": t2 - t0, "first_call_excl_import_s": t2 - t1, "warm_s": t3 - t2}}))
 """

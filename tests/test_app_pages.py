@@ -338,9 +338,9 @@ def test_evaluate_shows_label_scores_and_confusion(data):
     s = seeded(data)
     at = run_page("evaluate", s)
     metrics = {m.label: m.value for m in at.metric}
-    from vlexplore.evaluate import evaluate  # (vx.evaluate is shadowed by the module of that name)
+    from vlexplore.evaluate import evaluate_labels
 
-    expected = evaluate(data.emb.collection.labels, s.labels)
+    expected = evaluate_labels(data.emb.collection.labels, s.labels)
     assert metrics["Accuracy (ACC)"] == f"{expected['acc']:.3f}"
     assert metrics["NMI"] == f"{expected['nmi']:.3f}"
     assert metrics["ARI"] == f"{expected['ari']:.3f}"

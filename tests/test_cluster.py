@@ -15,7 +15,7 @@ from vlexplore.cluster import (
     HDBSCANClusterer,
     KMeansClusterer,
     PrototypeClusterer,
-    cluster,
+    cluster_vectors,
     default_min_cluster_size,
     make_clusterer,
     suggest_k,
@@ -109,11 +109,11 @@ def test_kmeans_switches_to_minibatch_above_threshold(monkeypatch):
 def test_kmeans_reports_its_backend_and_restarts(monkeypatch):
     pytest.importorskip("faiss")
     X, y, _ = blobs(k=4, per=50)
-    result = cluster(X, ClusterConfig(method="kmeans", k=4))
+    result = cluster_vectors(X, ClusterConfig(method="kmeans", k=4))
     assert result.info == {"kmeans_backend": "faiss", "kmeans_n_init": 50}  # 200 rows: many restarts
     assert same_partition(result.labels, y)
     monkeypatch.setattr(largescale, "faiss_module", lambda: None)
-    assert cluster(X, ClusterConfig(method="kmeans", k=4, n_init=3)).info == {
+    assert cluster_vectors(X, ClusterConfig(method="kmeans", k=4, n_init=3)).info == {
         "kmeans_backend": "sklearn",
         "kmeans_n_init": 3,
     }
@@ -223,7 +223,7 @@ def test_agglomerative_past_its_limit_links_micro_clusters(monkeypatch, linkage)
     est = AgglomerativeClusterer(k=3, linkage=linkage).fit(X)
     assert est.micro_clusters_ == 12  # n // 10
     assert same_partition(est.labels_, y)
-    assert cluster(X, ClusterConfig(method="agglomerative", k=3)).info == {"micro_clusters": 12}
+    assert cluster_vectors(X, ClusterConfig(method="agglomerative", k=3)).info == {"micro_clusters": 12}
     monkeypatch.setattr(hier_mod, "AGGLOMERATIVE_MAX_N", 20_000)
     assert AgglomerativeClusterer(k=3).fit(X).micro_clusters_ is None
 
@@ -402,7 +402,7 @@ def test_empty_prototypes_raise():
 def test_missing_prototype_embeddings_raise():
     cfg = ClusterConfig(method="prototypes", prototypes=("dog", "cat"))
     with pytest.raises(ConfigError, match="prototype_embeddings is empty"):
-        cluster(blobs()[0], cfg)
+        cluster_vectors(blobs()[0], cfg)
 
 
 def test_joint_with_other_row_count_raises():
@@ -613,7 +613,9 @@ def test_hdbscan_on_umap_finds_blobs_and_reuses_the_reduction(tmp_path):
 
 def test_hdbscan_result_reports_its_noise_share():
     Xa, _ = noisy_blobs()
-    res = cluster(Xa, ClusterConfig(method="hdbscan", min_cluster_size=10, reducer="pca", min_samples=5))
+    res = cluster_vectors(
+        Xa, ClusterConfig(method="hdbscan", min_cluster_size=10, reducer="pca", min_samples=5)
+    )
     assert res.info["noise_share"] == pytest.approx((res.labels == -1).mean(), abs=1e-4)
     assert res.info["reducer"] == "pca" and res.info["min_cluster_size"] == 10
     assert res.info["noise_assigned"] is False
@@ -656,7 +658,7 @@ def test_make_clusterer_passes_the_prototype_options():
 
 def test_cluster_returns_a_result():
     X, y, _ = blobs(k=3)
-    res = cluster(X, ClusterConfig(method="kmeans", k=3))
+    res = cluster_vectors(X, ClusterConfig(method="kmeans", k=3))
     assert isinstance(res, ClusterResult)
     assert (res.n_clusters, res.method, res.similarity) == (3, "kmeans", None)
     assert res.labels.dtype == np.int64
@@ -666,7 +668,7 @@ def test_cluster_returns_a_result():
 def test_cluster_with_prototypes_returns_similarity():
     X, y, centres = blobs(k=3)
     cfg = ClusterConfig(method="prototypes", prototypes=("a", "b", "c"))
-    res = cluster(X, cfg, joint=X, prototype_embeddings=centres)
+    res = cluster_vectors(X, cfg, joint=X, prototype_embeddings=centres)
     np.testing.assert_array_equal(res.labels, y)
     assert res.similarity.shape == (len(X),)
     assert res.similarity.min() > 0.9

@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw
 from vlexplore import cache, imageio
 from vlexplore import collection as scan
 from vlexplore.cache import FORMAT_FILE, ShardStore, store_for
-from vlexplore.cluster import cluster
+from vlexplore.cluster import cluster_vectors
 from vlexplore.collection import scan_folder
 from vlexplore.config import ClusterConfig
 from vlexplore.encode import embed_images
@@ -75,7 +75,7 @@ def test_three_same_size_bmps_that_share_their_ends_get_three_keys_and_vectors(b
     bmp_rows = res.collection.items["relpath"].str.endswith(".bmp").to_numpy()
     vectors = res.views["image"][bmp_rows]
     assert len({tuple(np.round(v, 5)) for v in vectors}) == 3
-    labels = cluster(vectors, ClusterConfig(method="kmeans", k=3)).labels
+    labels = cluster_vectors(vectors, ClusterConfig(method="kmeans", k=3)).labels
     assert len(set(labels.tolist())) == 3
 
 

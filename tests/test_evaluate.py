@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from threadpoolctl import threadpool_limits
 
 from vlexplore.errors import ConfigError
-from vlexplore.evaluate import clustering_accuracy, confusion_table, evaluate, label_free_scores
+from vlexplore.evaluate import clustering_accuracy, confusion_table, evaluate_labels, label_free_scores
 
 # --- shared fixtures -----------------------------------------------------------------------------
 
@@ -116,7 +116,7 @@ def test_acc_is_invariant_to_renaming_clusters(pair, rnd):
 @settings(max_examples=100, deadline=None)
 def test_a_relabelled_perfect_clustering_scores_one(y_true, perm):
     y_pred = [perm[t] for t in y_true]
-    res = evaluate(y_true, y_pred)
+    res = evaluate_labels(y_true, y_pred)
     assert res["acc"] == 1.0
     assert res["ari"] == pytest.approx(1.0)
     assert res["nmi"] == pytest.approx(1.0)
@@ -135,7 +135,7 @@ def test_each_noise_point_costs_accuracy(y_true, data):
 
 
 def test_evaluate_returns_all_scores():
-    res = evaluate([0, 0, 1, 1, 2, 2], [5, 5, 6, 6, -1, 6])
+    res = evaluate_labels([0, 0, 1, 1, 2, 2], [5, 5, 6, 6, -1, 6])
     assert set(res) == {"acc", "nmi", "ari", "n_clusters", "noise_share"}
     assert res["acc"] == pytest.approx(4 / 6)
     assert res["n_clusters"] == 2
@@ -144,7 +144,7 @@ def test_evaluate_returns_all_scores():
 
 
 def test_nmi_and_ari_keep_noise_as_its_own_label():
-    res = evaluate([0, 0, 1, 1], [-1, -1, 1, 1])
+    res = evaluate_labels([0, 0, 1, 1], [-1, -1, 1, 1])
     assert res["acc"] == pytest.approx(0.5)
     assert res["nmi"] == pytest.approx(1.0)
     assert res["ari"] == pytest.approx(1.0)
@@ -152,7 +152,7 @@ def test_nmi_and_ari_keep_noise_as_its_own_label():
 
 def test_evaluate_of_a_random_clustering_is_near_zero_ari():
     rng = np.random.default_rng(0)
-    res = evaluate(rng.integers(0, 5, 2000), rng.integers(0, 5, 2000))
+    res = evaluate_labels(rng.integers(0, 5, 2000), rng.integers(0, 5, 2000))
     assert abs(res["ari"]) < 0.02
     assert res["nmi"] < 0.02
 
@@ -224,12 +224,12 @@ def test_length_mismatch_raises():
 
 def test_empty_labels_raise():
     with pytest.raises(ConfigError, match="no labels"):
-        evaluate([], [])
+        evaluate_labels([], [])
 
 
 def test_fractional_cluster_ids_raise():
     with pytest.raises(ConfigError, match="integer cluster ids"):
-        evaluate([0, 1], [0.5, 1.0])
+        evaluate_labels([0, 1], [0.5, 1.0])
 
 
 def test_two_dimensional_labels_raise():

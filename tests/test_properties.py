@@ -23,10 +23,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from vlexplore.cluster import cluster, suggest_k
+from vlexplore.cluster import cluster_vectors, suggest_k
 from vlexplore.config import CLUSTER_METHODS, ClusterConfig
 from vlexplore.errors import ConfigError
-from vlexplore.evaluate import clustering_accuracy, confusion_table, evaluate, label_free_scores
+from vlexplore.evaluate import clustering_accuracy, confusion_table, evaluate_labels, label_free_scores
 from vlexplore.explain import cluster_keywords, cluster_names, ctfidf_keywords, representatives
 from vlexplore.export import FORMULA_PREFIXES, safe_cell, sanitize_filename, to_dataframe, write_table
 from vlexplore.images import Collection
@@ -101,7 +101,7 @@ def test_cluster_on_degenerate_input_returns_valid_labels_or_a_config_error(data
     cfg = _cluster_config(data.draw)
     P = _prototypes(data.draw, X.shape[1])
     try:
-        res = _quiet(cluster, X, cfg, prototype_embeddings=P)
+        res = _quiet(cluster_vectors, X, cfg, prototype_embeddings=P)
     except ConfigError as exc:
         assert str(exc)
         return
@@ -123,7 +123,7 @@ def test_cluster_on_degenerate_input_returns_valid_labels_or_a_config_error(data
 @SETTINGS
 def test_nan_or_inf_rows_are_a_config_error_for_every_method(method, X):
     with pytest.raises(ConfigError, match="NaN or infinite"):
-        cluster(X, _cfg(method), prototype_embeddings=np.eye(X.shape[1], dtype=np.float32))
+        cluster_vectors(X, _cfg(method), prototype_embeddings=np.eye(X.shape[1], dtype=np.float32))
 
 
 @pytest.mark.parametrize("method", ["kmeans", "agglomerative"])
@@ -132,13 +132,13 @@ def test_nan_or_inf_rows_are_a_config_error_for_every_method(method, X):
 def test_k_above_n_is_a_config_error_naming_both(method, n, extra):
     X = np.random.default_rng(n).normal(size=(n, 3)).astype(np.float32)
     with pytest.raises(ConfigError, match=f"k={n + extra}.*only {n} images"):
-        cluster(X, ClusterConfig(method=method, k=n + extra))
+        cluster_vectors(X, ClusterConfig(method=method, k=n + extra))
 
 
 @pytest.mark.parametrize("method", CLUSTER_METHODS)
 def test_a_single_image_is_one_cluster_or_noise(method):
     X = np.array([[0.6, 0.8]], dtype=np.float32)
-    res = cluster(X, _cfg(method), prototype_embeddings=np.array([[1.0, 0.0]], np.float32))
+    res = cluster_vectors(X, _cfg(method), prototype_embeddings=np.array([[1.0, 0.0]], np.float32))
     assert res.labels.tolist() in ([0], [-1])
 
 
@@ -146,7 +146,7 @@ def test_a_single_image_is_one_cluster_or_noise(method):
 def test_identical_vectors_give_one_cluster_without_error(method):
     X = np.tile(np.array([[0.6, 0.8, 0.0]], dtype=np.float32), (20, 1))
     P = np.array([[0.6, 0.8, 0.0], [0.6, 0.8, 0.0]], dtype=np.float32)  # duplicate prototypes
-    res = _quiet(cluster, X, _cfg(method), prototype_embeddings=P)
+    res = _quiet(cluster_vectors, X, _cfg(method), prototype_embeddings=P)
     assert len(np.unique(res.labels)) == 1
 
 
@@ -157,13 +157,13 @@ def test_identical_vectors_give_one_cluster_without_error(method):
 )
 def test_prototypes_method_without_prototypes_is_a_config_error(P):
     with pytest.raises(ConfigError, match="prototype"):
-        cluster(np.eye(3, dtype=np.float32), _cfg("prototypes"), prototype_embeddings=P)
+        cluster_vectors(np.eye(3, dtype=np.float32), _cfg("prototypes"), prototype_embeddings=P)
 
 
 def test_nan_prototypes_are_a_config_error():
     P = np.array([[np.nan, 0, 0]], dtype=np.float32)
     with pytest.raises(ConfigError, match="NaN"):
-        cluster(np.eye(3, dtype=np.float32), _cfg("prototypes"), prototype_embeddings=P)
+        cluster_vectors(np.eye(3, dtype=np.float32), _cfg("prototypes"), prototype_embeddings=P)
 
 
 @given(X=matrices())
@@ -185,7 +185,7 @@ def test_evaluate_gives_bounded_scores_or_a_config_error(rows, same_kind):
     y_true = [t if not same_kind else str(t) for t, _ in rows]
     y_pred = [p for _, p in rows]
     try:
-        res = evaluate(y_true, y_pred)
+        res = evaluate_labels(y_true, y_pred)
     except ConfigError:
         assert not rows or not same_kind  # only no labels, or classes that mix strings and numbers
         return
@@ -210,7 +210,7 @@ def test_evaluate_gives_bounded_scores_or_a_config_error(rows, same_kind):
 )
 def test_evaluate_rejects_bad_labels_with_a_config_error(y_true, y_pred):
     with pytest.raises(ConfigError):
-        evaluate(y_true, y_pred)
+        evaluate_labels(y_true, y_pred)
 
 
 @given(X=matrices(max_n=15), labels=st.lists(label_values, min_size=15, max_size=15))

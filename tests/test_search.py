@@ -17,7 +17,7 @@ from vlexplore.config import EncodeConfig
 from vlexplore.curate import duplicates, outlier_scores
 from vlexplore.errors import ConfigError
 from vlexplore.pipeline import embed, scan
-from vlexplore.search import search
+from vlexplore.search import search_images
 
 DISTINCT = {
     "red": (220, 30, 30),
@@ -43,32 +43,32 @@ def _index_of(emb, relpath: str) -> int:
 
 
 def test_a_colour_word_ranks_its_images_first(emb):
-    df = search(emb, text="red", top=4)
+    df = search_images(emb, text="red", top=4)
     assert list(df.columns) == ["path", "rank", "score"]
     assert df["rank"].tolist() == [1, 2, 3, 4]
     assert df["path"].str.startswith("red/").all()
     assert df["score"].is_monotonic_decreasing
-    top = search(emb, text="a photo of something blue", top=emb.n)
+    top = search_images(emb, text="a photo of something blue", top=emb.n)
     assert len(top) == emb.n and top["path"].head(4).str.startswith("blue/").all()
 
 
 def test_more_like_this_and_an_image_file_rank_their_colour_first(emb, image_folder):
     i = _index_of(emb, "blue/blue_0.jpg")
-    df = search(emb, image=i, top=3)
+    df = search_images(emb, image=i, top=3)
     assert "blue/blue_0.jpg" not in df["path"].tolist()  # the query item itself is left out
     assert df["path"].str.startswith("blue/").all()
-    by_file = search(emb, image=str(image_folder.root / "green/green_1.png"), top=4)
+    by_file = search_images(emb, image=str(image_folder.root / "green/green_1.png"), top=4)
     assert by_file["path"].str.startswith("green/").all()
     assert by_file["path"].iloc[0] == "green/green_1.png"
 
 
 def test_faiss_index_gives_the_exact_results(emb, monkeypatch):
     pytest.importorskip("faiss")
-    exact = [search(emb, text="green", top=5), search(emb, image=2, top=6)]
+    exact = [search_images(emb, text="green", top=5), search_images(emb, image=2, top=6)]
     monkeypatch.setattr(search_module, "EXACT_MAX", 3)
     index = search_module.search_index(emb)
     assert index.uses_faiss
-    approx = [search(emb, text="green", top=5), search(emb, image=2, top=6)]
+    approx = [search_images(emb, text="green", top=5), search_images(emb, image=2, top=6)]
     assert index._faiss_index is not None and search_module.search_index(emb) is index  # built once, kept
     for a, b in zip(exact, approx):
         assert a["path"].tolist() == b["path"].tolist()
@@ -88,14 +88,14 @@ def test_faiss_index_gives_the_exact_results(emb, monkeypatch):
 )
 def test_bad_queries_are_config_errors(emb, kwargs, message):
     with pytest.raises(ConfigError, match=message):
-        search(emb, **kwargs)
+        search_images(emb, **kwargs)
 
 
 def test_unreadable_query_image_is_a_config_error(emb, image_folder, tmp_path):
     with pytest.raises(ConfigError, match="cannot read query image"):
-        search(emb, image=str(image_folder.root / "green/page.jpg"))
+        search_images(emb, image=str(image_folder.root / "green/page.jpg"))
     with pytest.raises(ConfigError, match="cannot read query image"):
-        search(emb, image=str(tmp_path / "missing.png"))
+        search_images(emb, image=str(tmp_path / "missing.png"))
 
 
 def test_duplicates_finds_a_copy_as_exact_and_a_resized_copy_as_near(
@@ -134,7 +134,7 @@ def test_a_lone_odd_image_has_the_highest_outlier_score(image_folder, cache_dir,
 
 
 def test_facade_exports_search_and_curation():
-    assert vx.search_images is search
+    assert vx.search_images is search_images
     assert vx.duplicates is duplicates and vx.outlier_scores is outlier_scores
 
 

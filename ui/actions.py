@@ -21,7 +21,7 @@ from ui import cached
 from ui.feedback import ProgressBar, error_banner
 from ui.state import AppState
 from vlexplore import edit
-from vlexplore.pipeline import project  # (``vx.project`` is shadowed by the module of that name)
+from vlexplore.pipeline import project_embedded
 
 # Up to this many images, clustering runs BLAS/OpenMP on one thread: it takes well under a second
 # either way, and on a small, busy machine (2 cores, other processes) the spinning worker threads
@@ -90,7 +90,7 @@ def layout_map(emb, *, seed: int, cache_dir: Path) -> tuple[np.ndarray, list[str
     """The map coordinates of ``emb`` and the sentences about cache writes that failed (the map is
     then computed in memory). Runs in the map worker thread, so it collects instead of warning."""
     notes: list[str] = []
-    coords = project(emb, seed=seed, cache_dir=cache_dir, on_cache_error=notes.append)
+    coords = project_embedded(emb, seed=seed, cache_dir=cache_dir, on_cache_error=notes.append)
     return coords, notes
 
 
@@ -152,12 +152,12 @@ def scores(state: AppState) -> dict:
 
     # vlexplore.evaluate is both a module and a function: after the module is imported, the
     # facade attribute ``vx.evaluate`` is the module. Import the functions from their module.
-    from vlexplore.evaluate import evaluate, label_free_scores
+    from vlexplore.evaluate import evaluate_labels, label_free_scores
 
     def compute() -> dict:
         y = state.emb.collection.labels
         if y is not None:
-            return evaluate(y, state.labels)
+            return evaluate_labels(y, state.labels)
         return label_free_scores(state.emb.views["image"], state.labels, seed=0)
 
     with error_banner("Could not score the clustering"):

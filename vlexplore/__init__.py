@@ -78,21 +78,11 @@ __all__ = [
 ]
 
 
-# Facade names that differ from the function's own name. A facade name may not equal a
-# submodule's name (``vlexplore.evaluate`` is the module once it is imported), hence these.
-_RENAMED = {
-    "cluster_vectors": "cluster",
-    "evaluate_labels": "evaluate",
-    "project_embedded": "project",
-    "search_images": "search",
-}
-
-
 def __getattr__(name: str):
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'vlexplore' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), _RENAMED.get(name, name))
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
 

@@ -325,7 +325,7 @@ def _out_exists(a: argparse.Namespace) -> bool:
 
 def cmd_search(a: argparse.Namespace) -> int:
     from .errors import ConfigError
-    from .search import search
+    from .search import search_images
 
     if (a.query is None) == (a.image is None):
         raise ConfigError('give exactly one query: a text ("a red car") or --image PATH')
@@ -342,7 +342,7 @@ def cmd_search(a: argparse.Namespace) -> int:
         except (OSError, ValueError):
             own = None
         image = relpaths.index(own) if own in relpaths else str(a.image)
-    df = search(emb, text=a.query, image=image, top=a.top)
+    df = search_images(emb, text=a.query, image=image, top=a.top)
     _out(f"top {len(df)} of {emb.n} images (model {emb.model_id}):")
     for row in df.itertuples():
         _out(f"  {row.rank:>4}  {row.score:.3f}  {row.path}")

@@ -59,7 +59,7 @@ def clustering_accuracy(y_true, y_pred) -> float:
     return float(table[rows, cols].sum() / len(y_true))
 
 
-def evaluate(y_true, y_pred) -> dict:
+def evaluate_labels(y_true, y_pred) -> dict:
     """Label-based scores of a clustering.
 
     Args:

@@ -187,7 +187,7 @@ def _cache_key(*parts) -> str:
     return h.hexdigest()
 
 
-def project(
+def project_embedded(
     emb: Embedded,
     *,
     seed: int = 0,
@@ -218,8 +218,8 @@ def cluster_embedded(
     cache_dir: Path | None = None,
 ) -> Clustered:
     """Cluster, explain, project and score an :class:`Embedded` — no model forward passes except for prompts."""
-    from .cluster import cluster
-    from .evaluate import evaluate, label_free_scores
+    from .cluster import cluster_vectors
+    from .evaluate import evaluate_labels, label_free_scores
     from .explain import cluster_keywords, cluster_names
     from .represent import build_representation
 
@@ -244,7 +244,7 @@ def cluster_embedded(
             raise ConfigError(
                 f"text prototypes need a text-comparable view; representation {cfg.representation!r} has none"
             )
-        result = cluster(x, cfg, joint=joint, prototype_embeddings=p_emb, cache_dir=cache_dir)
+        result = cluster_vectors(x, cfg, joint=joint, prototype_embeddings=p_emb, cache_dir=cache_dir)
         labels, similarity = np.asarray(result.labels, dtype=np.int64), result.similarity
         rep.info.update(result.info)
     if cfg.representation in ("nouns", "relations") and "confident" not in rep.info and 2 <= len(x) <= 20_000:
@@ -274,10 +274,10 @@ def cluster_embedded(
         noise = "noise" if cfg.method == "hdbscan" else "other"
         names.setdefault(int(c), f"cluster {int(c)}" if c >= 0 else noise)
     if coords is None:
-        coords = project(emb, seed=cfg.seed, cache_dir=cache_dir)
+        coords = project_embedded(emb, seed=cfg.seed, cache_dir=cache_dir)
     y = emb.collection.labels
     if y is not None:
-        metrics = evaluate(y, labels)
+        metrics = evaluate_labels(y, labels)
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

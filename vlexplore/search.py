@@ -1,9 +1,9 @@
 """Search a collection in the encoder's joint space: by text, by an image file, or "more like this".
 
->>> from vlexplore.search import search
->>> search(emb, text="a red car", top=10)          # path, rank, score
->>> search(emb, image="query.jpg")                 # an image file from anywhere
->>> search(emb, image=42)                          # more like item 42 (itself left out)
+>>> from vlexplore.search import search_images
+>>> search_images(emb, text="a red car", top=10)          # path, rank, score
+>>> search_images(emb, image="query.jpg")                 # an image file from anywhere
+>>> search_images(emb, image=42)                          # more like item 42 (itself left out)
 
 Up to :data:`EXACT_MAX` rows the scores are one numpy matrix product; beyond, a faiss inner-product
 index is built once per view and kept on the :class:`~vlexplore.pipeline.Embedded` (without faiss the
@@ -145,7 +145,9 @@ def _encoder(emb):
     return emb.encoder
 
 
-def search(emb, *, text: str | None = None, image=None, top: int = 20, view: str = "joint") -> pd.DataFrame:
+def search_images(
+    emb, *, text: str | None = None, image=None, top: int = 20, view: str = "joint"
+) -> pd.DataFrame:
     """The ``top`` images most similar to a text or an image query.
 
     Args:

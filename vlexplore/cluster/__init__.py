@@ -51,7 +51,7 @@ __all__ = [
     "PrototypeClusterer",
     "check_k",
     "check_matrix",
-    "cluster",
+    "cluster_vectors",
     "default_min_cluster_size",
     "default_n_init",
     "kmeans",
@@ -62,7 +62,7 @@ __all__ = [
 
 @dataclass
 class ClusterResult:
-    """What :func:`cluster` returns.
+    """What :func:`cluster_vectors` returns.
 
     Attributes:
         labels: ``int64 (n,)``; ``-1`` = noise (HDBSCAN) or "other" (prototypes below the threshold).
@@ -139,7 +139,9 @@ def _info(est) -> dict:
     return {}
 
 
-def cluster(X, cfg: ClusterConfig, *, joint=None, prototype_embeddings=None, cache_dir=None) -> ClusterResult:
+def cluster_vectors(
+    X, cfg: ClusterConfig, *, joint=None, prototype_embeddings=None, cache_dir=None
+) -> ClusterResult:
     """Cluster ``X`` ``(n, d)`` as ``cfg`` says (see :func:`make_clusterer`).
 
     Args:
