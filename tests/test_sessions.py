@@ -327,3 +327,12 @@ def test_kill_9_right_after_an_edit_loses_nothing(col, cache):
     s = reopen(col, cache)
     assert len(s.edits) == 40 and s.note is None
     assert s.names == {0: "name 39", 1: "name 37", 2: "name 38"}
+
+
+def test_a_new_session_on_changed_images_keeps_the_old_edits(col, cache):
+    start(col, cache).record("rename", "r", cid=0, name="precious")
+    changed = collection(col.root, salt="y")  # same folder, other contents
+    vs.start_session(changed, "bundled-x", ClusterConfig(k=3), LABELS, NAMES, cache_dir=cache)
+    [kept] = (cache / "sessions" / "replaced").iterdir()
+    assert json.loads(kept.read_text())["edits"][0]["name"] == "precious"
+    assert reopen(changed, cache).matches(changed)

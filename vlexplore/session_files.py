@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
 from pathlib import Path
 
 from .fsutil import atomic_write_bytes
@@ -13,6 +12,7 @@ from .sessions import (
     JOURNAL,
     SNAPSHOT,
     Session,
+    _keep,
     _load,
     _now,
     _write_snapshot,
@@ -69,13 +69,7 @@ def import_session(
             old = export_session(_load(directory))
         except SessionError:
             old = (directory / SNAPSHOT).read_bytes()
-        kept = (
-            sessions_dir(cache_dir)
-            / "replaced"
-            / f"{doc['id']}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}.json"
-        )
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(kept, old, durable=True)
+        _keep(directory, old)
     doc["seq"] = max(int(doc["seq"]), _journal_max_seq(directory)) + 1
     doc["updated_utc"] = _now()
     _write_snapshot(directory, doc)

@@ -109,6 +109,7 @@ class SessionInfo:
     method: str
     updated_utc: str
     problem: str | None = None
+    model_name: str = ""
 
 
 class Session:
@@ -127,6 +128,7 @@ class Session:
         self.id: str = doc["id"]
         self.folder: str = doc["folder"]
         self.model_id: str = doc["model_id"]
+        self.model_name: str = str(doc.get("model") or doc["model_id"])
         self.images: int = doc["images"]
         self.digest: str = doc["content_digest"]
         self.config: ClusterConfig = read_config(doc["config"])
@@ -168,6 +170,7 @@ class Session:
             "id": self.id,
             "folder": self.folder,
             "model_id": self.model_id,
+            "model": self.model_name,
             "images": self.images,
             "content_digest": self.digest,
             "config": config_dict(self.config),
@@ -305,12 +308,15 @@ def start_session(
     labels: np.ndarray,
     names: Mapping[int, str],
     *,
+    model_name: str | None = None,
     cache_dir: str | os.PathLike | None = None,
 ) -> Session:
     """A new session on a fresh clustering of ``collection`` (``labels`` ``int (n,)``), written to disk.
 
     It takes the place of the saved session of the same folder and model (its edits belonged to the
-    clustering being replaced). A damaged one is moved to ``sessions/damaged/`` instead of overwritten.
+    clustering being replaced). A damaged one is moved to ``sessions/damaged/`` instead of overwritten;
+    one with edits made on other images (the folder changed) is kept as ``sessions/replaced/<id>-<time>.json``.
+    ``model_name`` is what the user asked for (``"bundled"``), kept so the app can reopen the folder with it.
     """
     labels = np.asarray(labels, dtype=np.int64)
     if labels.shape != (len(collection),):
@@ -325,6 +331,8 @@ def start_session(
         try:
             old = _load(directory)
             seq, created = old.seq, old.created_utc or created
+            if old.edits and not old.matches(collection):
+                _keep(directory, export_session(old))
         except SessionError:
             aside = (
                 sessions_dir(cache_dir) / "damaged" / f"{sid}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}"
@@ -337,6 +345,7 @@ def start_session(
         "id": sid,
         "folder": folder,
         "model_id": str(model_id),
+        "model": str(model_name or model_id),
         "images": len(collection),
         "content_digest": content_digest(collection),
         "config": config_dict(config),
@@ -352,6 +361,15 @@ def start_session(
     return Session(directory, doc, [], seq + 1)
 
 
+def _keep(directory: Path, data: bytes) -> Path:
+    """Keep an outgoing session's export as ``sessions/replaced/<id>-<utc time>.json``."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    kept = directory.parent / "replaced" / f"{directory.name}-{stamp}.json"
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(kept, data, durable=True)
+    return kept
+
+
 def list_sessions(*, cache_dir: str | os.PathLike | None = None) -> list[SessionInfo]:
     """Every saved session, most recently changed first; damaged ones are listed with their ``problem``."""
     root = sessions_dir(cache_dir)
@@ -365,7 +383,16 @@ def list_sessions(*, cache_dir: str | os.PathLike | None = None) -> list[Session
             out.append(SessionInfo(directory.name, "", "", 0, 0, "", "", problem=str(exc)))
             continue
         out.append(
-            SessionInfo(s.id, s.folder, s.model_id, s.images, len(s.edits), s.config.method, s.updated_utc)
+            SessionInfo(
+                s.id,
+                s.folder,
+                s.model_id,
+                s.images,
+                len(s.edits),
+                s.config.method,
+                s.updated_utc,
+                model_name=s.model_name,
+            )
         )
     return sorted(out, key=lambda i: i.updated_utc, reverse=True)
 
