@@ -122,11 +122,18 @@ def _print_prompt_ranking(info: dict) -> None:
 def cmd_scan(a: argparse.Namespace) -> int:
     from .pipeline import scan
 
-    col = scan(a.folder, cache_dir=a.cache_dir)
+    col = scan(a.folder, cache_dir=a.cache_dir, captions=a.captions)
     labels = col.labels
     _out(f"{len(col)} readable image(s) in {a.folder}")
     if labels is not None:
         _out(f"{len(set(labels))} classes from sub-folder names")
+    sources = col.user_captions.sources
+    if sources:
+        _out(
+            f"{len(col.user_captions.texts)} image(s) with your own caption ("
+            + ", ".join(f"{k}: {v}" for k, v in sources.items())
+            + ")"
+        )
     _print_skipped(col)
     return 0
 
@@ -137,7 +144,7 @@ def cmd_embed(a: argparse.Namespace) -> int:
     if a.export is not None and a.export.exists() and not a.overwrite:
         _err(f"error: {a.export} exists; pass --overwrite to replace it")
         return 2
-    col = scan(a.folder, cache_dir=a.cache_dir)
+    col = scan(a.folder, cache_dir=a.cache_dir, captions=a.captions)
     if a.engine == "ray":
         from .distributed import embed_images_ray
 
@@ -252,7 +259,7 @@ def cmd_cluster(a: argparse.Namespace) -> int:
     if a.out is not None and a.out.exists() and not a.overwrite:
         _err(f"error: {a.out} exists; pass --overwrite to replace it")
         return 2
-    col = scan(a.folder, cache_dir=a.cache_dir)
+    col = scan(a.folder, cache_dir=a.cache_dir, captions=a.captions)
     captioner = _captioner(a)
     emb = embed(
         col,
@@ -300,7 +307,7 @@ def _embed_folder(a: argparse.Namespace):
     """``scan`` + ``embed`` through the cache, as ``cluster`` does (notes and skipped files on stderr)."""
     from .pipeline import embed, scan
 
-    col = scan(a.folder, cache_dir=a.cache_dir)
+    col = scan(a.folder, cache_dir=a.cache_dir, captions=a.captions)
     emb = embed(col, _encode_config(a), on_progress=_tqdm_progress("embedding"))
     if emb.fallback_note:
         _err(f"note: {emb.fallback_note}")

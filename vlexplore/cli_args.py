@@ -9,7 +9,19 @@ from .config import CLUSTER_METHODS
 from .represent import REPRESENTATIONS
 
 
+def _add_captions_arg(p) -> None:
+    p.add_argument(
+        "--captions",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="captions you already have: a .csv (columns path, caption) or .jsonl file, paths relative to "
+        "FOLDER; wins over the folder's own captions.csv/.jsonl and photo.txt sidecars (read automatically)",
+    )
+
+
 def _add_encode_args(p: argparse.ArgumentParser) -> None:
+    _add_captions_arg(p)
     g = p.add_argument_group("embedding")
     g.add_argument(
         "--model",
@@ -43,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("scan", help="list readable images and the files that will be skipped (and why)")
     p.add_argument("folder", type=Path, help="image folder (scanned recursively)")
+    _add_captions_arg(p)
     p.add_argument(
         "--cache-dir",
         type=Path,

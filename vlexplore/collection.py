@@ -17,7 +17,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import blake3
@@ -30,7 +30,6 @@ from .imageio import (
     DEFAULT_MAX_PIXELS,
     HEIF_EXTENSIONS,
     HEIF_SUPPORT,
-    IMAGE_EXTENSIONS,
     NO_HEIF,
     NOT_REGULAR,
     READ_ERRORS,
@@ -40,6 +39,8 @@ from .imageio import (
     reason_for,
     too_large,
 )
+from .sidecar import UserCaptions, read_user_captions
+from .walk import list_image_files
 
 ITEM_COLUMNS = (
     "relpath",
@@ -75,11 +76,14 @@ class Collection:
         root: the scanned folder.
         items: one row per readable image, columns :data:`ITEM_COLUMNS`, sorted by ``relpath``.
         skipped: files with an image extension that cannot be used, columns ``relpath``, ``reason``.
+        user_captions: captions the user already has (sidecar ``.txt`` files, a caption table;
+            :mod:`vlexplore.sidecar`), keyed by ``relpath``, with one note per problem met reading them.
     """
 
     root: Path
     items: pd.DataFrame
     skipped: pd.DataFrame
+    user_captions: UserCaptions = field(default_factory=UserCaptions)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -96,6 +100,12 @@ class Collection:
     def paths(self) -> list[str]:
         """Absolute paths, one per item."""
         return self.items["path"].tolist()
+
+    @property
+    def captions(self) -> list[str]:
+        """The user's own caption of each item, ``""`` where it has none (see ``user_captions``)."""
+        texts = self.user_captions.texts
+        return [texts.get(r, "") for r in self.items["relpath"]] if texts else [""] * len(self.items)
 
     @property
     def labels(self) -> np.ndarray | None:
@@ -125,15 +135,15 @@ class Collection:
         moved = _skipped_frame([(r, relpaths[r]) for r in self.items.loc[mask, "relpath"]])
         skipped = pd.concat([self.skipped, moved], ignore_index=True)
         skipped = skipped.sort_values("relpath", kind="stable").reset_index(drop=True)
-        return Collection(self.root, self.items.loc[~mask].reset_index(drop=True), skipped)
+        return Collection(
+            self.root, self.items.loc[~mask].reset_index(drop=True), skipped, self.user_captions
+        )
 
 
 def _text_series(values: list) -> pd.Series:
     try:
         return pd.Series(values, dtype="str")
-    except (
-        UnicodeEncodeError
-    ):  # a path that is not valid UTF-8 (Arrow strings refuse it): kept as the OS gave it
+    except UnicodeEncodeError:  # a path that is not valid UTF-8 (Arrow strings refuse it): kept as given
         return pd.Series(values, dtype=object)
 
 
@@ -172,6 +182,7 @@ def scan_folder(
     recursive: bool = True,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     cache_dir: str | Path | None = None,
+    captions: str | Path | Mapping[str, str] | None = None,
     on_progress: Progress = None,
 ) -> Collection:
     """List the images under ``root``, each with the content key of its whole file.
@@ -187,13 +198,16 @@ def scan_folder(
         max_pixels: images with more pixels are skipped (decompression bomb guard).
         cache_dir: the cache root holding the stat index (:func:`vlexplore.config.default_cache_dir`
             when ``None``). A read-only or full cache only costs speed: the scan warns once and goes on.
+        captions: a caption table (``.csv``/``.jsonl`` with ``path, caption``) or ``{relpath: caption}``
+            that wins over the folder's own ``captions.csv``/``captions.jsonl`` and sidecar ``.txt`` files
+            (all read automatically; :mod:`vlexplore.sidecar`). Each problem met: one warning line.
         on_progress: called with ``(files checked, files found)`` while files are checked.
 
     Returns:
         A :class:`Collection`; ``width``/``height`` are as displayed (after EXIF orientation).
 
     Raises:
-        ConfigError: when ``root`` is not a readable folder.
+        ConfigError: when ``root`` is not a readable folder, or ``captions`` names an unusable file.
     """
     if isinstance(root, str) and not root.strip():  # Path("") would be the working directory
         raise ConfigError("no folder given; give the path of a folder that holds images")
@@ -210,7 +224,7 @@ def scan_folder(
     except OSError as exc:
         raise ConfigError(f"folder {str(root)!r} cannot be read ({exc.strerror or exc})") from exc
 
-    files, skipped = _list_files(str(root_path), recursive)
+    files, skipped = list_image_files(str(root_path), recursive)
     index = _StatIndex(cache_dir)
     stats = [_stat(path) for _, path in files]  # cheap: no thread pool (its overhead was most of a warm scan)
     stat_keys = [None if st is None else _stat_key(path, st) for (_, path), st in zip(files, stats)]
@@ -255,7 +269,10 @@ def scan_folder(
     index.remember(learned)
     rows.sort(key=lambda r: r["relpath"])
     skipped = sorted((_printable(r), _printable(why)) for r, why in skipped)
-    return Collection(root_path, _items_frame(rows), _skipped_frame(skipped))
+    user = read_user_captions(root_path, [r["relpath"] for r in rows], captions=captions)
+    for note in user.notes:
+        warnings.warn(note, stacklevel=2)
+    return Collection(root_path, _items_frame(rows), _skipped_frame(skipped), user)
 
 
 class _StatIndex:
@@ -376,69 +393,3 @@ def _map_in_blocks(fn: Callable, items: list, workers: int) -> Iterator:
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for start in range(0, len(items), _SCAN_BLOCK):
             yield from pool.map(fn, items[start : start + _SCAN_BLOCK])
-
-
-def _inside(path: str, root: str) -> bool:
-    try:
-        return os.path.commonpath([path, root]) == root
-    except ValueError:  # different drives on Windows
-        return False
-
-
-def _list_files(root: str, recursive: bool) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """Walk ``root`` with :func:`os.scandir` → ``([(relpath, path)], [(relpath, reason)])``.
-
-    Deterministic: entries in name order, real folders before symlinked ones; each folder once.
-    """
-    root_real = os.path.realpath(root)
-    seen = {root_real}
-    files: list[tuple[str, str]] = []
-    skipped: list[tuple[str, str]] = []
-    stack = [("", root)]
-    linked: list[tuple[str, str]] = []  # symlinked folders, walked after every real one so real paths win
-    while stack or linked:
-        if not stack:
-            rel, path = linked.pop(0)
-            real = os.path.realpath(path)
-            if real not in seen:  # else a link loop, or a second way into a folder already walked
-                seen.add(real)
-                stack.append((rel, path))
-            continue
-        rel_dir, dir_path = stack.pop()
-        try:
-            with os.scandir(dir_path) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except OSError as exc:
-            why = "permission denied" if isinstance(exc, PermissionError) else exc.strerror or exc
-            skipped.append((rel_dir, f"folder cannot be read ({why})"))
-            continue
-        subdirs = []
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-            is_image = os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS
-            try:
-                is_link = entry.is_symlink()
-                if is_link and not _inside(os.path.realpath(entry.path), root_real):
-                    if is_image or entry.is_dir():
-                        skipped.append((rel, "symbolic link to a place outside the folder (not followed)"))
-                    continue
-                if entry.is_dir():
-                    if recursive and is_link:
-                        linked.append((rel, entry.path))
-                    elif recursive and os.path.realpath(entry.path) not in seen:
-                        seen.add(os.path.realpath(entry.path))
-                        subdirs.append((rel, entry.path))
-                elif is_image:
-                    if entry.is_file():
-                        files.append((rel, entry.path))
-                    elif is_link and not os.path.exists(entry.path):
-                        skipped.append((rel, "broken symbolic link"))
-                    else:
-                        skipped.append((rel, NOT_REGULAR))
-            except OSError as exc:
-                if is_image:
-                    skipped.append((rel, f"file cannot be read ({exc.strerror or exc})"))
-        stack.extend(reversed(subdirs))
-    return files, skipped

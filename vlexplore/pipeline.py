@@ -106,11 +106,18 @@ def load_encoder_or_fallback(cfg: EncodeConfig):
         return load_encoder("bundled", device=cfg.device, cache_dir=cache_dir), note
 
 
-def scan(folder: str | Path, *, cache_dir: str | Path | None = None, on_progress: Progress = None):
-    """Scan ``folder`` recursively (see :func:`vlexplore.collection.scan_folder`; ``cache_dir`` holds its stat index)."""
+def scan(
+    folder: str | Path,
+    *,
+    cache_dir: str | Path | None = None,
+    captions: str | Path | dict | None = None,
+    on_progress: Progress = None,
+):
+    """Scan ``folder`` recursively (see :func:`vlexplore.collection.scan_folder`; ``cache_dir`` holds its stat
+    index, ``captions`` a caption table or mapping that wins over the folder's own sidecars and tables)."""
     from .collection import scan_folder
 
-    return scan_folder(folder, cache_dir=cache_dir, on_progress=on_progress)
+    return scan_folder(folder, cache_dir=cache_dir, captions=captions, on_progress=on_progress)
 
 
 def embed(
@@ -160,16 +167,24 @@ def embed(
 def caption_texts(
     res, encoder, *, captioner=None, cache_dir=None, prompt: str | None = None, on_progress: Progress = None
 ) -> list[str]:
-    """Captions for an embedding result: label captions from the bundled model's joint view, or a real captioner."""
+    """Captions for an embedding result: the user's own (:mod:`vlexplore.sidecar`) where an image has one,
+    else label captions from the bundled model's joint view, or a real captioner's (run only on the rest)."""
+    from .sidecar import merge_captions
+
+    col = res.collection
+    own = {r: "user caption" for r, c in zip(col.items["relpath"], col.captions) if c}
     if captioner is None:
-        if hasattr(encoder, "label_captions") and "joint" in res.views and len(res.collection):
-            return encoder.label_captions(res.views["joint"])
-        return [""] * len(res.collection)
+        if hasattr(encoder, "label_captions") and "joint" in res.views and len(col):
+            return merge_captions(col, encoder.label_captions(res.views["joint"]))
+        return merge_captions(col, None)
     from .caption import caption_images
 
-    return caption_images(
-        res.collection, captioner, prompt=prompt, cache_dir=cache_dir, on_progress=on_progress
-    )
+    rest = col.without(own) if prompt is None else col  # answers to a question are never the user's
+    texts = caption_images(rest, captioner, prompt=prompt, cache_dir=cache_dir, on_progress=on_progress)
+    if prompt is not None:
+        return texts
+    by_path = dict(zip(rest.items["relpath"], texts))
+    return merge_captions(col, [by_path.get(r, "") for r in col.items["relpath"]])
 
 
 def prototype_embeddings(encoder, prototypes: Sequence[str]) -> np.ndarray:
@@ -313,9 +328,10 @@ def explore(
     *,
     encode: EncodeConfig = EncodeConfig(),
     cluster: ClusterConfig = ClusterConfig(),
+    captions: str | Path | dict | None = None,
     on_progress: Progress = None,
 ) -> tuple[Embedded, Clustered]:
-    """Folder → embeddings → clusters → names → map, in one call."""
-    collection = scan(folder, cache_dir=encode.resolved_cache_dir)
+    """Folder → embeddings → clusters → names → map, in one call (``captions``: see :func:`scan`)."""
+    collection = scan(folder, cache_dir=encode.resolved_cache_dir, captions=captions)
     emb = embed(collection, encode, on_progress=on_progress)
     return emb, cluster_embedded(emb, cluster, cache_dir=encode.resolved_cache_dir)

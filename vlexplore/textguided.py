@@ -127,6 +127,9 @@ def image_captions(emb, cfg) -> tuple[list[str], str]:
         )
     if len(texts) != emb.n:
         raise ConfigError(f"got {len(texts)} captions for {emb.n} images; caption the images again")
+    from .sidecar import merge_captions  # the user's own captions win over any model's
+
+    texts = merge_captions(emb.collection, texts)
     if not any(t and t.strip() for t in texts):
         raise ConfigError(
             "the images have no captions to cluster on; choose a captioner (e.g. captioner='blip-base') "
