@@ -12,7 +12,7 @@ import os
 
 import streamlit as st
 
-from ui import actions, cached, hosts, state
+from ui import actions, cached, hosts, search, state
 from ui.feedback import error_banner, md_code, md_escape
 from vlexplore import paths
 
@@ -45,6 +45,8 @@ PAGES = {
         default=s.has_clusters or auto_start,
     ),
     "map": st.Page("views/map.py", title="Map", icon=":material/scatter_plot:"),
+    "search": st.Page("views/search.py", title="Search", icon=":material/search:"),
+    "curate": st.Page("views/curate.py", title="Curate", icon=":material/cleaning_services:"),
     "evaluate": st.Page("views/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
     "export": st.Page("views/export.py", title="Export", icon=":material/download:"),
 }
@@ -71,6 +73,14 @@ elif not s.has_data and os.environ.get("VLEXPLORE_WARM_UMAP", "1") != "0":
     cached.start_umap_warm_up(str(s.resolved_cache_dir))
 
 with st.sidebar:
+    if s.has_clusters:  # the search box of every page: Enter opens the Search page with the results
+        with st.form("sidebar-search", border=False, enter_to_submit=True):
+            query = st.text_input(
+                "Search images", placeholder="search images, e.g. a red car", label_visibility="collapsed"
+            )
+            if st.form_submit_button("Search", icon=":material/search:"):
+                search.search_text(s, query)
+                st.switch_page(PAGES["search"])
     if s.has_data:
         folder = s.folder.name if s.folder else "?"
         st.markdown(f"**Folder** {md_code(folder)}", help=md_escape(s.folder))

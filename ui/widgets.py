@@ -5,14 +5,14 @@ Progress bars, error banners and flash messages are :mod:`ui.feedback`'s."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import streamlit as st
 
 import vlexplore as vx
-from ui import actions
+from ui import actions, search
 from ui.feedback import md_escape
 from ui.state import AppState
 from vlexplore import edit, plots
@@ -97,10 +97,14 @@ def thumbnail_grid(
     columns: int = 8,
     selectable: bool = False,
     key: str = "grid",
+    captions: Mapping[int, str] | None = None,
+    more_like_this: bool = False,
 ) -> None:
     """Thumbnails (cached JPEGs, never full-size images) of ``indices`` in rows of ``columns``.
 
     With ``selectable`` a checkbox under each image adds it to / removes it from ``state.selection``.
+    ``captions`` (index → text) replace the file names under the images; ``more_like_this`` adds a
+    button under each image that searches for similar ones and opens the Search page.
     """
     indices = [int(i) for i in indices]
     if not indices:
@@ -112,8 +116,9 @@ def thumbnail_grid(
         for col, i in zip(cols, indices[start : start + columns]):
             relpath = relpaths.iat[i]
             with col:
+                caption = captions.get(i, _short(relpath)) if captions is not None else _short(relpath)
                 try:
-                    st.image(str(thumbnail_path(state, i)), caption=_short(relpath), width="stretch")
+                    st.image(str(thumbnail_path(state, i)), caption=caption, width="stretch")
                 except (vx.VlexploreError, OSError) as exc:
                     st.caption(f":material/broken_image: {md_escape(_short(relpath))}: {md_escape(exc)}")
                 if selectable:
@@ -125,6 +130,15 @@ def thumbnail_grid(
                         on_change=_toggle,
                         args=(state, i),
                     )
+                if more_like_this and st.button(
+                    "Similar",
+                    key=f"{key}-more-{i}-{state.version}",
+                    icon=":material/image_search:",
+                    type="tertiary",
+                    help="More like this: search for the images most similar to this one",
+                ):
+                    search.more_like_this(state, i)
+                    st.switch_page("views/search.py")
 
 
 def _toggle(state: AppState, index: int) -> None:

@@ -96,7 +96,12 @@ for cid in edit.page_slice(order, card_page, CARDS_PER_PAGE):
         page = pager(len(members), per_card, key=f"cardpage-{cid}")
         with grid:
             thumbnail_grid(
-                s, edit.page_slice(members, page, per_card), columns=8, selectable=select_mode, key=f"c{cid}"
+                s,
+                edit.page_slice(members, page, per_card),
+                columns=8,
+                selectable=select_mode,
+                key=f"c{cid}",
+                more_like_this=True,  # "Similar" under each image: the Search page with its nearest images
             )
 
 with actions_box:
