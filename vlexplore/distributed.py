@@ -41,7 +41,6 @@ from .cache import store_for
 from .collection import Collection
 from .encode import (
     FAILURES_SUFFIX,
-    EmbedResult,
     Progress,
     default_batch_size,
     embed_images,
@@ -50,6 +49,7 @@ from .encode import (
 )
 from .errors import ConfigError, ImageReadError, VlexploreError
 from .imageio import content_key
+from .results import Embedded
 
 log = logging.getLogger(__name__)
 
@@ -289,7 +289,7 @@ def embed_images_ray(
     actors: int | None = None,
     gpus_per_actor: float | None = None,
     on_progress: Progress = None,
-) -> EmbedResult:
+) -> Embedded:
     """Embed ``collection`` on Ray, filling the cache; the result equals :func:`embed_images`' to float tolerance.
 
     Args:
@@ -306,7 +306,7 @@ def embed_images_ray(
         on_progress: ``(images done, images total)``.
 
     Returns:
-        An :class:`~vlexplore.encode.EmbedResult`; ``n_computed`` counts the images the cluster embedded.
+        An :class:`~vlexplore.results.Embedded`; ``n_computed`` counts the images the cluster embedded.
 
     Raises:
         RayUnavailableError: Ray is not installed. ConfigError: bad resources.

@@ -15,7 +15,6 @@ from collections import deque
 from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -27,6 +26,8 @@ from .collection import Collection
 from .errors import CacheError, CacheWriteWarning, ConfigError, ImageReadError, VlexploreError
 from .imageio import CHANGED, open_image, read_image_bytes
 from .models.base import Encoder, l2_normalize
+from .results import Embedded
+from .types import Progress
 
 PROMPT_TEMPLATES: tuple[str, ...] = (
     "a photo of a {}.",
@@ -47,26 +48,8 @@ FAILURES_SUFFIX = ":failures"
 COMPACT_ABOVE = 256
 INVALID_OUTPUT = "the model returned invalid values (NaN or infinity) for this image"
 
-Progress = Callable[[int, int], None] | None
-
-
-@dataclass
-class EmbedResult:
-    """Image embeddings for a collection.
-
-    Attributes:
-        collection: the input collection with images that failed to decode moved to ``skipped``.
-        views: ``{view: float32 (n, d_view)}``, rows aligned with ``collection.items``, L2-normalised.
-            With no images left every view is an empty ``(0, 0)`` array (``d`` is unknown without a forward pass).
-        model_id: the encoder's id (the cache namespace).
-        n_computed: images that went through the model in this call (0 = everything came from the cache).
-    """
-
-    collection: Collection
-    views: dict[str, np.ndarray]
-    model_id: str
-    n_computed: int
-
+#: The old name of :class:`~vlexplore.results.Embedded`, kept for one release.
+EmbedResult = Embedded
 
 GPU_MB_PER_IMAGE = 24
 GPU_BATCH_RANGE = (32, 1024)
@@ -101,7 +84,7 @@ def embed_images(
     batch_size: int = 0,
     num_workers: int = 2,
     on_progress: Progress = None,
-) -> EmbedResult:
+) -> Embedded:
     """Embed every image of ``collection``, reading and filling the cache.
 
     Cached rows are looked up by content key (``fingerprint``) under the namespace ``encoder.model_id``;
@@ -121,7 +104,7 @@ def embed_images(
         on_progress: ``(images done, images total)``, first with the cached count, then after each batch.
 
     Returns:
-        An :class:`EmbedResult`.
+        An :class:`~vlexplore.results.Embedded` (no captions, no encoder).
 
     Raises:
         ConfigError: negative ``batch_size`` or ``num_workers``.
@@ -257,12 +240,11 @@ def embed_images(
     }
     kept = collection.without(failed)
     if len(kept) == 0:
-        return EmbedResult(
-            kept, {v: np.zeros((0, 0), np.float32) for v in views}, encoder.model_id, n_computed
-        )
+        empty = {v: np.zeros((0, 0), np.float32) for v in views}
+        return Embedded(kept, empty, encoder.model_id, n_computed=n_computed)
     rows = np.fromiter((row_of[fp] for fp in kept.fingerprints), dtype=np.int64, count=len(kept))
     out_views = {v: _gather(blocks.pop(v), rows) for v in views}
-    return EmbedResult(kept, out_views, encoder.model_id, n_computed)
+    return Embedded(kept, out_views, encoder.model_id, n_computed=n_computed)
 
 
 def _gather(blocks: list[np.ndarray], rows: np.ndarray) -> np.ndarray:

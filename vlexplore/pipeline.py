@@ -10,7 +10,6 @@ import hashlib
 import logging
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,67 +18,13 @@ import pandas as pd
 
 from .config import ClusterConfig, EncodeConfig
 from .errors import ConfigError, ModelUnavailableError
+from .results import Clustered, Embedded
 from .types import Progress
 
 if TYPE_CHECKING:
-    from .collection import Collection
+    pass
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Embedded:
-    """Images with their vectors and captions.
-
-    Attributes:
-        collection: the readable images (failed decodes moved to ``collection.skipped``).
-        views: ``{"image": (n, d), "joint": (n, d_joint)}`` float32, rows aligned with ``collection.items``.
-        captions: one text per image (label captions for the bundled model).
-        cache_dir: the disk cache the embeddings came from (text-guided representations cache there too).
-        model_id, model_description: which encoder made them.
-        fallback_note: set when the requested model could not be had and the bundled one was used.
-        n_computed: images that went through the model in this call (0 = all from cache).
-    """
-
-    collection: Collection
-    views: dict[str, np.ndarray]
-    captions: list[str]
-    model_id: str
-    model_description: str
-    encoder: object = field(repr=False, default=None)
-    fallback_note: str | None = None
-    n_computed: int = 0
-    cache_dir: Path | None = None
-
-    @property
-    def n(self) -> int:
-        return len(self.collection)
-
-
-@dataclass
-class Clustered:
-    """A clustering of an :class:`Embedded` and everything shown about it.
-
-    Attributes:
-        labels: ``int64 (n,)``, ``-1`` = noise / other.
-        names: cluster id → display name; keywords: cluster id → keywords.
-        similarity: ``(n,)`` cosine to the assigned prototype (prototypes only) else ``None``.
-        coords: ``(n, 2)`` map coordinates.
-        metrics: ``acc``/``nmi``/``ari`` when folder labels exist, else label-free scores.
-        texts: the per-image texts the keywords were counted on (captions, answers…).
-        info: what the representation reports (chosen prompt, rankings, selected nouns…).
-    """
-
-    labels: np.ndarray
-    names: dict[int, str]
-    keywords: dict[int, list[str]]
-    similarity: np.ndarray | None
-    coords: np.ndarray
-    metrics: dict
-    config: ClusterConfig
-    prototypes: list[str] = field(default_factory=list)
-    texts: list[str] = field(default_factory=list)
-    info: dict = field(default_factory=dict)
 
 
 def load_encoder_or_fallback(cfg: EncodeConfig):
@@ -311,12 +256,23 @@ def cluster_embedded(
     )
 
 
-def to_dataframe(emb: Embedded, cl: Clustered) -> pd.DataFrame:
-    """The labelled table: one row per readable image (see :func:`vlexplore.export.to_dataframe`)."""
+def to_dataframe(emb: Embedded, cl: Clustered, *, curation: bool = True) -> pd.DataFrame:
+    """The labelled table: one row per readable image (see :func:`vlexplore.export.to_dataframe`), with
+    ``duplicate_group``, ``outlier_score`` and ``confident`` (:func:`vlexplore.curate.curation_columns`,
+    computed once per ``emb``) unless ``curation=False``."""
+    from .curate import curation_columns
+    from .export import DUPLICATE_THRESHOLD, OUTLIER_K
     from .export import to_dataframe as _to_df
 
+    extra = curation_columns(emb, cl, threshold=DUPLICATE_THRESHOLD, k=OUTLIER_K) if curation else None
     df = _to_df(
-        emb.collection, cl.labels, cl.names, cl.coords, captions=emb.captions, similarity=cl.similarity
+        emb.collection,
+        cl.labels,
+        cl.names,
+        cl.coords,
+        captions=emb.captions,
+        similarity=cl.similarity,
+        curation=extra,
     )
     if cl.texts and list(cl.texts) != list(emb.captions):  # answers / keywords the clusters were made from
         df.insert(df.columns.get_loc("caption") + 1, "text", list(cl.texts))

@@ -3,7 +3,7 @@
 Every method works in cosine geometry: rows are L2-normalised before they are
 clustered (embeddings already are; other matrices, e.g. concatenations, become so).
 One dispatcher, :func:`make_clusterer`, turns a :class:`~vlexplore.config.ClusterConfig`
-into a small sklearn-style estimator; :func:`cluster` is the one-call form.
+into a small sklearn-style estimator; :func:`cluster_vectors` is the one-call form.
 
 The modules, by job: :mod:`.checks` (input checks, :func:`suggest_k`), :mod:`.kmeans` (the library's
 one k-means, :func:`kmeans`), :mod:`.hierarchy` (Ward / average linkage), :mod:`.density` (HDBSCAN
@@ -12,12 +12,11 @@ and its cached reduction), :mod:`.prototypes` (text prototypes).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
 from ..config import ClusterConfig
 from ..errors import ConfigError
+from ..results import Clustered
 from .checks import SUGGEST_K_MAX, SUGGEST_K_SAMPLE, check_k, check_matrix, suggest_k
 from .density import MIN_CLUSTER_SIZE_CAP, HDBSCANClusterer, default_min_cluster_size
 from .hierarchy import AGGLOMERATIVE_MAX_N, WARD_PCA_DIMS, AgglomerativeClusterer
@@ -45,6 +44,7 @@ __all__ = [
     "WARD_PCA_DIMS",
     "AgglomerativeClusterer",
     "ClusterResult",
+    "Clustered",
     "HDBSCANClusterer",
     "KMeansClusterer",
     "KMeansFit",
@@ -60,26 +60,8 @@ __all__ = [
 ]
 
 
-@dataclass
-class ClusterResult:
-    """What :func:`cluster_vectors` returns.
-
-    Attributes:
-        labels: ``int64 (n,)``; ``-1`` = noise (HDBSCAN) or "other" (prototypes below the threshold).
-        similarity: ``float32 (n,)`` cosine to the nearest prototype (prototypes only), else ``None``.
-        n_clusters: cluster ids run over ``0..n_clusters-1`` (prototype clusters may be empty).
-        method: the method that made them.
-        info: how they were made: ``kmeans_backend`` (``faiss``/``sklearn``/``minibatch``) and
-            ``kmeans_n_init`` (k-means); ``micro_clusters`` (agglomerative over k-means micro-clusters);
-            ``noise_share``, ``reducer``, ``reduce_dims``, ``min_cluster_size``, ``reduction_cached``
-            (HDBSCAN).
-    """
-
-    labels: np.ndarray
-    similarity: np.ndarray | None
-    n_clusters: int
-    method: str
-    info: dict = field(default_factory=dict)
+#: The old name of :class:`~vlexplore.results.Clustered`, kept for one release.
+ClusterResult = Clustered
 
 
 def make_clusterer(cfg: ClusterConfig, *, prototype_embeddings=None, cache_dir=None):
@@ -141,7 +123,7 @@ def _info(est) -> dict:
 
 def cluster_vectors(
     X, cfg: ClusterConfig, *, joint=None, prototype_embeddings=None, cache_dir=None
-) -> ClusterResult:
+) -> Clustered:
     """Cluster ``X`` ``(n, d)`` as ``cfg`` says (see :func:`make_clusterer`).
 
     Args:
@@ -152,15 +134,15 @@ def cluster_vectors(
         cache_dir: on-disk cache for HDBSCAN's reduction (optional).
 
     Returns:
-        A :class:`ClusterResult`.
+        A :class:`~vlexplore.results.Clustered` (labels, similarity, ``n_clusters``, ``info``; no names or map).
     """
     est = make_clusterer(cfg, prototype_embeddings=prototype_embeddings, cache_dir=cache_dir).fit(
         X, joint=joint
     )
-    return ClusterResult(
+    return Clustered(
         labels=np.asarray(est.labels_, dtype=np.int64),
         similarity=getattr(est, "similarity_", None),
         n_clusters=int(est.n_clusters_),
-        method=cfg.method,
+        config=cfg,
         info=_info(est),
     )
