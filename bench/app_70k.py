@@ -32,7 +32,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "docs"))
-from make_screenshots import box_select, goto, snap, wait_idle  # noqa: E402
+from make_screenshots import box_select, goto, snap, wait_idle, wait_map  # noqa: E402
 
 from tools.browser import CHROMIUM, CHROMIUM_ARGS, free_port, serve_command, wait_healthy  # noqa: E402
 
@@ -112,7 +112,7 @@ def main() -> None:
 
             t = time.monotonic()
             goto(page, "Map")
-            page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot').first.wait_for(timeout=ms)
+            wait_map(page, timeout=ms)
             wait_idle(page, timeout=ms)
             out["map_s"] = round(time.monotonic() - t, 2)
             out["map_caption"] = " ".join(

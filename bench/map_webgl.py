@@ -90,6 +90,10 @@ WEBGL_SCRIPT = (
     from ui import scatter
     from vlexplore import mapdata
 
+    if {bundle!r}:  # another build of the component (--compare-bundle), measured in the same run
+        from pathlib import Path
+        scatter.BUNDLE = Path({bundle!r})
+
     pts = st.cache_resource(lambda n: mapdata.map_points(coords, labels, dict(enumerate(COLOURS))))(N)
     sel = st.session_state.get("sel", np.zeros(0, np.int64))
 
@@ -142,12 +146,21 @@ STATUS_JS = """(before) => { const els = document.querySelectorAll('[data-testid
     for (const e of els) { const m = /RUN (\\d+) SELECTED (\\d+)/.exec(e.innerText);
       if (m) { if (+m[1] <= before || +m[2] === 0) return false;
         const imgs = [...document.querySelectorAll('[data-testid="stImage"] img')];
-        return imgs.length >= Math.min(+m[2], GRID) && imgs.every(i => i.complete && i.naturalWidth > 0); } }
+        const ok = imgs.length >= Math.min(+m[2], GRID) && imgs.every(i => i.complete && i.naturalWidth > 0);
+        if (ok) window.__vxGridDone = performance.now(); return ok; } }
     return false; }""".replace("GRID", str(GRID))
 RUNS_JS = """() => { for (const e of document.querySelectorAll('[data-testid="stMarkdown"]')) {
     const m = /RUN (\\d+) SELECTED (\\d+)/.exec(e.innerText); if (m) return [+m[1], +m[2]]; } return [0, -1]; }"""
 PLOTLY_DRAWN = """() => { const gd = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
     return !!(gd && gd._fullData && gd._fullData.length === 10 && gd.querySelector('canvas')); }"""
+PHASES_JS = """() => { const s = document.querySelector('.vx-scatter').__vxScatter.stats;
+    const r = (a, b) => (a && b) ? Math.round(b - a) / 1000 : null;
+    const up = window.__vxUp, done = window.__vxGridDone;
+    return {up_to_sent: r(up, s.lastSelectionSent), sent_to_payload: r(s.lastSelectionSent, s.lastPayload),
+            payload_to_grid: r(s.lastPayload, done), up_to_grid: r(up, done), payload_m: s.lastPayloadM,
+            frames_after_up: (s.frameTimes || []).filter(t => t > up && t <= done).map(t => r(up, t))}; }"""
+MOUSEUP_JS = """() => { window.__vxUp = null; window.__vxGridDone = null;
+    window.addEventListener('mouseup', () => { window.__vxUp = performance.now(); }, {capture: true, once: true}); }"""
 FRAMES = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))"
 
 
@@ -180,12 +193,20 @@ def stop(proc) -> None:
 
 
 def drag(page, box, steps: int = 8) -> tuple[float, float]:
+    """Mouse down at one corner of ``box``, ``steps`` moves to the other, mouse up. After each move the
+    page draws a frame before the next one (a lasso ignores moves that come faster than its minimum
+    delay, and a software-rendered frame of a million points takes a second, so moves would pile up)."""
     x0, y0, x1, y1 = box
     t0 = time.monotonic()
     page.mouse.move(x0, y0)
     page.mouse.down()
-    page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=steps)
-    page.mouse.move(x1, y1, steps=steps)
+    for k in range(1, steps + 1):
+        page.mouse.move(x0 + (x1 - x0) * k / steps, y0 + (y1 - y0) * k / steps)
+        page.evaluate(FRAMES)
+        page.wait_for_timeout(20)
+    # the box ends where the move before the last one ended: one more move, past the lasso's minimum distance
+    page.mouse.move(x1 + 4, y1 + 4)
+    page.evaluate(FRAMES)
     page.mouse.up()
     return t0, time.monotonic()
 
@@ -252,14 +273,17 @@ def run_one(browser, url: str, kind: str, timeout_ms: float, select: bool, corne
         if kind == "webgl":
             page.click("button[data-mode=rectangle]")
             box = webgl_box(page, corners)
+            page.evaluate(MOUSEUP_JS)
         else:
             page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot').first.hover()
             page.locator('.modebar-btn[data-val="select"]').first.click()
             box = plotly_box(page)
-        t_down, t_up = drag(page, box)
+        t_down, t_up = drag(page, box, steps=4)
         page.wait_for_function(STATUS_JS, arg=before, polling=20, timeout=timeout_ms)
         t_done = time.monotonic()
         out["selected"] = page.evaluate(RUNS_JS)[1]
+        if kind == "webgl":
+            out["phases_s"] = page.evaluate(PHASES_JS)
         out["drag_s"] = round(t_up - t_down, 3)
         out["select_s"] = round(t_done - t_up, 3)
         return out
@@ -267,10 +291,12 @@ def run_one(browser, url: str, kind: str, timeout_ms: float, select: bool, corne
         ctx.close()
 
 
-def bench(browser, kind: str, n: int, repeats: int, timeout_s: float) -> dict:
+def bench(browser, kind: str, n: int, repeats: int, timeout_s: float, rev: str = "") -> dict:
+    """One map kind at one size; ``rev``: draw with the component as built at that git revision."""
     import numpy as np
 
     out: dict = {"map": kind, "n_points": n, "loadavg_start": loadavg()}
+    out["bundle"] = f"dist/scatter.js at {rev}" if rev else "dist/scatter.js (working tree)"
     if kind == "webgl":
         from vlexplore import mapdata
 
@@ -294,8 +320,18 @@ def bench(browser, kind: str, n: int, repeats: int, timeout_s: float) -> dict:
         script = PLOTLY_SCRIPT
     timeout_ms = timeout_s * 1000
     with tempfile.TemporaryDirectory(prefix=f"vx-map{kind}-") as tmp:
+        bundle = ""
+        if rev:
+            bundle = str(Path(tmp) / "scatter.js")
+            js = subprocess.run(
+                ["git", "show", f"{rev}:ui/scatter_frontend/dist/scatter.js"],
+                cwd=ROOT,
+                capture_output=True,
+                check=True,
+            ).stdout
+            Path(bundle).write_bytes(js)
         proc, log, url = serve(
-            textwrap.dedent(script).format(root=str(ROOT), n=n, tmp=tmp, grid=GRID), Path(tmp)
+            textwrap.dedent(script).format(root=str(ROOT), n=n, tmp=tmp, grid=GRID, bundle=bundle), Path(tmp)
         )
         try:
             wait_healthy(url, proc, timeout=90)
@@ -328,6 +364,12 @@ def main() -> None:
     ap.add_argument(
         "--timeout", type=float, default=300, help="seconds per step before a size counts as failed"
     )
+    ap.add_argument(
+        "--compare-rev",
+        nargs="*",
+        default=[],
+        help="git revisions whose build of the component (dist/scatter.js) is measured first, in the same run",
+    )
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
@@ -338,6 +380,8 @@ def main() -> None:
         try:
             renderer = None
             for n in args.sizes:
+                for rev in args.compare_rev:
+                    results.append(bench(browser, "webgl", n, args.repeats, args.timeout, rev))
                 results.append(bench(browser, "webgl", n, args.repeats, args.timeout))
             for n in args.plotly_sizes:
                 results.append(bench(browser, "plotly", n, args.repeats, args.timeout))

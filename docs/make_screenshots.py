@@ -58,18 +58,25 @@ def snap(page, path: Path, *, max_height: int = 3000) -> None:
     page.wait_for_timeout(200)
 
 
+MAP_DRAWN = ".vx-scatter[data-drawn]"
+
+
+def wait_map(page, timeout: float = 120_000) -> None:
+    """Until the WebGL map has drawn every point (the component marks its root ``data-drawn``)."""
+    page.wait_for_selector(MAP_DRAWN, state="attached", timeout=timeout)
+
+
 def box_select(page, frac=(0.35, 0.35, 0.65, 0.65)) -> None:
-    """Drag a box over the map (the box-select tool chosen in the plotly mode bar)."""
-    plot = page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot').first
-    plot.hover()
-    page.locator('.modebar-btn[data-val="select"]').first.click()
-    box = page.locator('[data-testid="stPlotlyChart"] .nsewdrag').first.bounding_box()
+    """Drag a box over the WebGL map (its Box mode), ``frac`` = left, top, right, bottom of the canvas."""
+    wait_map(page)
+    page.click(".vx-scatter button[data-mode=rectangle]")
+    box = page.locator(".vx-scatter-canvas canvas").first.bounding_box()
     x0, y0 = box["x"] + box["width"] * frac[0], box["y"] + box["height"] * frac[1]
     x1, y1 = box["x"] + box["width"] * frac[2], box["y"] + box["height"] * frac[3]
     page.mouse.move(x0, y0)
     page.mouse.down()
-    page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=5)
-    page.mouse.move(x1, y1, steps=5)
+    page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=3)
+    page.mouse.move(x1, y1, steps=3)
     page.mouse.up()
 
 
@@ -88,14 +95,13 @@ def shoot(url: str, out: Path) -> None:
         snap(page, out / "clusters.png")
 
         goto(page, "Map")
+        wait_map(page)
         snap(page, out / "map.png")
         box_select(page)
         wait_idle(page)
         page.get_by_text("selected", exact=False).first.wait_for(timeout=30_000)
         wait_idle(page)
-        # no stale hover label in the picture: move through an empty corner of the plot, then out
-        drag = page.locator('[data-testid="stPlotlyChart"] .nsewdrag').first.bounding_box()
-        page.mouse.move(drag["x"] + drag["width"] - 3, drag["y"] + drag["height"] - 3, steps=3)
+        # no stale hover thumbnail in the picture: move out of the map
         page.mouse.move(5, 5, steps=3)
         page.wait_for_timeout(800)
         snap(page, out / "map-selection.png")

@@ -1,8 +1,9 @@
 """End-to-end in a real browser: the app on a small copy of the demo folder, the real bundled model.
 
-load (auto-start) → cluster with prototypes "bird, flower, fruit" → box-select on the map and name
-the selection → download the CSV and check it. Chromium is Debian's (/usr/bin/chromium);
-the test is skipped when it is missing. Every wait is bounded; the server is always stopped.
+load (auto-start) → cluster with prototypes "bird, flower, fruit" → on the WebGL map: hover (thumbnail),
+click (the image opens), lasso (the grid shows the selection) and name the selection → download the CSV
+and check it. Chromium is Debian's (/usr/bin/chromium); the test is skipped when it is missing.
+Every wait is bounded; the server is always stopped.
 """
 
 from __future__ import annotations
@@ -111,20 +112,21 @@ def goto(page, title: str) -> None:
     wait_idle(page)
 
 
-def box_around_trace(page, trace: int, pad: float = 6.0) -> tuple[float, float, float, float]:
-    """Screen box around every point of ``trace`` (plotly's own axis mapping, so no guessing)."""
-    return page.evaluate(
-        """([trace, pad]) => {
-            const gd = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
-            const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
-            const r = gd.querySelector('.nsewdrag').getBoundingClientRect();
-            const fd = gd._fullData[trace];
-            const xs = Array.from(fd.x, v => xa.l2p(v)), ys = Array.from(fd.y, v => ya.l2p(v));
-            return [r.left + Math.min(...xs) - pad, r.top + Math.min(...ys) - pad,
-                    r.left + Math.max(...xs) + pad, r.top + Math.max(...ys) + pad];
-        }""",
-        [trace, pad],
-    )
+SCREEN = """(i) => { const st = document.querySelector('.vx-scatter').__vxScatter;
+    const r = st.dom.canvas.getBoundingClientRect(); const [x, y] = st.plot.getScreenPosition(i);
+    return [r.left + x, r.top + y]; }"""
+
+
+def lasso(page, box: tuple[float, float, float, float], steps: int = 4) -> None:
+    """A freeform lasso along the edges of ``box`` (screen pixels), pausing at each corner so the
+    component records it."""
+    x0, y0, x1, y1 = box
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    for x, y in ((x1, y0), (x1, y1), (x0, y1), (x0, y0 + 2)):
+        page.mouse.move(x, y, steps=steps)
+        page.wait_for_timeout(60)
+    page.mouse.up()
 
 
 def test_main_path_in_a_real_browser(page, app_url, tmp_path):
@@ -149,28 +151,55 @@ def test_main_path_in_a_real_browser(page, app_url, tmp_path):
     table = page.locator('[data-testid="stDataFrame"]').first.inner_text()
     assert "bird" in table or page.get_by_text("bird (").count() > 0
 
-    # 3. the map: box-select the points of the first trace and name them as a new cluster
+    # 3. the map (WebGL): hover shows the thumbnail, a click opens the image, a lasso around the first
+    #    cluster's points fills the grid; then name the selection as a new cluster
     goto(page, "Map")
-    plot = page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot').first
-    plot.wait_for()
-    n_trace0 = page.evaluate(
-        "document.querySelector('[data-testid=\"stPlotlyChart\"] .js-plotly-plot')._fullData[0]._length"
+    page.wait_for_selector(".vx-scatter[data-drawn]", state="attached")
+    wait_idle(page)
+    assert page.locator('[data-testid="stPlotlyChart"]').count() == 0  # the WebGL map is the default
+    assert page.evaluate("document.querySelector('.vx-scatter').dataset.n") == str(N_IMAGES)
+    names = {f.name for f in (REPO / "demo").glob("*/*.jpg")}
+
+    x, y = page.evaluate(SCREEN, 0)
+    page.mouse.move(x - 5, y - 5)
+    page.mouse.move(x, y, steps=3)
+    tip = page.locator(".vx-scatter-tip-img[src^='data:image/jpeg;base64,']")
+    tip.wait_for()
+    page.wait_for_function(
+        "() => { const i = document.querySelector('.vx-scatter-tip-img'); return i.complete && i.naturalWidth > 0; }"
     )
-    assert n_trace0 > 0
-    plot.hover()
-    page.locator('.modebar-btn[data-val="select"]').first.click()
-    x0, y0, x1, y1 = box_around_trace(page, 0)
-    page.mouse.move(x0, y0)
-    page.mouse.down()
-    page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=6)
-    page.mouse.move(x1, y1, steps=6)
-    page.mouse.up()
+    hovered = page.evaluate("document.querySelector('.vx-scatter').__vxScatter.hovered")
+    assert tip.get_attribute("data-index") == str(hovered)
+    hover_name = page.inner_text(".vx-scatter-tip-text").split(" · ")[0]
+    assert hover_name in names  # the file's name under its thumbnail
+
+    page.mouse.click(x, y)  # opens the image: in the map, and with its path and cluster under it
+    page.wait_for_selector(".vx-scatter-pinned-img[src^='data:image/jpeg']")
+    clicked = page.evaluate("Number(document.querySelector('.vx-scatter-pinned').dataset.index)")
+    clicked_name = page.inner_text(".vx-scatter-pinned-text").split(" · ")[0]
+    assert clicked_name in names
+    page.locator('[data-testid="stMarkdown"]').filter(has_text=clicked_name).first.wait_for()
+    wait_idle(page)
+    assert page.locator('[data-testid="stImage"]').count() >= 1
+
+    category = page.evaluate("Array.from(document.querySelector('.vx-scatter').__vxScatter.points.category)")
+    members = [i for i, c in enumerate(category) if c == category[clicked]]
+    pts = [page.evaluate(SCREEN, i) for i in members]
+    pad = 10
+    box = (
+        min(p[0] for p in pts) - pad,
+        min(p[1] for p in pts) - pad,
+        max(p[0] for p in pts) + pad,
+        max(p[1] for p in pts) + pad,
+    )
+    lasso(page, box)
     count = page.get_by_text(re.compile(r"^[\d,]+ images? selected$")).first
     count.wait_for()
     wait_idle(page)
     n_selected = int(count.inner_text().split()[0].replace(",", ""))
-    assert n_selected >= n_trace0
-    assert page.locator('[data-testid="stImage"]').count() == min(n_selected, 48)
+    selected = page.evaluate("Array.from(document.querySelector('.vx-scatter').__vxScatter.selection)")
+    assert set(members) <= set(selected) and len(selected) == n_selected
+    assert page.locator('[data-testid="stImage"]').count() >= min(n_selected, 48)
     page.get_by_role("textbox", name="Name them as a new cluster").fill("picked on the map")
     page.get_by_role("textbox", name="Name them as a new cluster").press("Enter")
     wait_idle(page)

@@ -168,10 +168,8 @@ def test_map_page_renders_the_webgl_component_fed_with_points(data, env):
     at.run()
     at.switch_page("views/map.py").run()
     assert not at.exception, [e.value for e in at.exception]
-    assert at.get("plotly_chart")  # the plotly map stays the default for now
-    at.toggle(key="map-use-webgl").set_value(True).run()
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.get("plotly_chart")  # the WebGL map replaces it
+    assert not at.get("plotly_chart")  # the WebGL map is the default
+    assert at.toggle(key="map-use-webgl").value
     comps = _bidi(at)
     names = [c.proto.component_name for c in comps]
     assert scatter.NAME in names and scatter.THUMBS_NAME in names

@@ -190,14 +190,13 @@ def scatter_map(
 
 
 def use_webgl() -> bool:
-    """Whether the Map page draws this map: the bundle is there and the page's toggle is on.
-
-    Off by default while the browser test, screenshots and app benchmarks still drive the plotly map."""
+    """Whether the Map page draws this map: the bundle is there and the page's toggle is on (the default;
+    off brings back the plotly map, which bench/map_webgl.py measures slower at every size it draws)."""
     if not available():
         return False
     return st.toggle(
         "WebGL map: every point, thumbnails on hover",
-        value=False,
+        value=True,
         key="map-use-webgl",
         help="Every point drawn with WebGL (no sampling), the image beside the cursor on hover, click to open, "
         "lasso or box selection. Off: the plotly map (a random sample above 200,000 points, text on hover).",

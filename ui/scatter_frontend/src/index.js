@@ -11,7 +11,7 @@
 //                     reruns, the points are not sent again).
 // The two talk through an EventTarget on window (components are not sandboxed; they share the page).
 
-import createScatterplot from 'regl-scatterplot';
+import createScatterplot, { createRenderer } from 'regl-scatterplot';
 import CSS from './scatter.css';
 
 const BUS = (window.__vxScatterBus ||= {
@@ -266,6 +266,61 @@ function drawLegend(st) {
   if (more > 0) el('div', 'vx-scatter-legend-row', legend, `… ${more} more`);
 }
 
+// ---------------------------------------------------------------- frames held for the grid
+//
+// On a software renderer (headless chromium, no GPU) a frame of a million points blocks the page for
+// a second or more. The frame that shows a new lasso selection would then run before the page can take
+// the server's answer and draw the grid of the selected images. When frames are that slow, frames wait
+// (at most HOLD_MAX_MS) until the app has rerun with the selection and the page's images have loaded;
+// then the map catches up. With a GPU a frame takes milliseconds and nothing is held.
+const SLOW_FRAME_MS = 150;
+const HOLD_MAX_MS = 2500;
+const HOLD_AFTER_IDLE_MS = 60;
+
+function heldRenderer(st) {
+  const renderer = createRenderer();
+  const onFrame = renderer.onFrame;
+  st.frameMs = 0;
+  st.holdUntil = 0;
+  renderer.onFrame = (draw) =>
+    onFrame(() => {
+      if (performance.now() < st.holdUntil) return;
+      const t0 = performance.now();
+      draw();
+      const dt = performance.now() - t0;
+      if (dt > 2) st.frameMs = dt; // frames with nothing to draw return at once
+    });
+  return renderer;
+}
+
+function pageSettled() {
+  // the app's rerun has finished and every image on the page (the grid's thumbnails) has loaded
+  const app = document.querySelector('[data-testid="stApp"]');
+  if (app && app.dataset.testScriptState !== 'notRunning') return false;
+  for (const img of document.images) if (!img.complete) return false;
+  return true;
+}
+
+function holdFrames(st) {
+  if (st.frameMs < SLOW_FRAME_MS) return;
+  st.holdUntil = performance.now() + HOLD_MAX_MS;
+  st.holdSince = performance.now();
+  st.holdAnswered = false;
+  clearTimeout(st.holdTimer);
+  const poll = () => {
+    if (performance.now() >= st.holdUntil) return;
+    // released once our answer came back and the rerun that draws the grid has finished
+    if (st.holdAnswered && pageSettled()) {
+      st.holdTimer = setTimeout(() => {
+        st.holdUntil = 0;
+      }, HOLD_AFTER_IDLE_MS);
+      return;
+    }
+    st.holdTimer = setTimeout(poll, 30);
+  };
+  st.holdTimer = setTimeout(poll, 30);
+}
+
 function createPlot(component, header) {
   const { parentElement } = component;
   const dom = buildDom(parentElement, header.height || 640);
@@ -285,7 +340,9 @@ function createPlot(component, header) {
     stats: { created: performance.now() },
   };
   const { width, height } = dom.wrap.getBoundingClientRect();
+  st.renderer = heldRenderer(st);
   st.plot = createScatterplot({
+    renderer: st.renderer,
     canvas: dom.canvas,
     width: Math.max(50, width),
     height: Math.max(50, height),
@@ -301,6 +358,9 @@ function createPlot(component, header) {
     actionKeyMap: { lasso: 'shift', merge: 'meta', remove: 'alt' },
     deselectOnDblClick: true,
     deselectOnEscape: true,
+    // events in the same task: a lasso's selection goes to the server before the next frame is drawn
+    // (a frame of a million points takes a second on a software renderer)
+    syncEvents: true,
   });
   parentElement.__vxScatter = st; // for tests and the benchmark
   dom.root.__vxScatter = st;
@@ -313,6 +373,17 @@ function createPlot(component, header) {
   });
   plot.subscribe('lassoStart', () => {
     st.lassoing = true;
+  });
+  // timings for the benchmarks: the last lasso's end, each frame drawn
+  plot.subscribe('lassoEnd', () => {
+    st.stats.lassoEnd = performance.now();
+  });
+  plot.subscribe('drawing', () => {
+    const t = performance.now();
+    st.stats.lastFrame = t;
+    const f = (st.stats.frameTimes ||= []);
+    f.push(t);
+    if (f.length > 200) f.shift();
   });
   plot.subscribe('select', ({ points }) => {
     if (st.restoring) return;
@@ -364,7 +435,9 @@ function createPlot(component, header) {
   st.cleanup = () => {
     ro.disconnect();
     BUS.target.removeEventListener('thumbs', onThumbs);
+    clearTimeout(st.holdTimer);
     plot.destroy();
+    st.renderer.destroy();
     dom.root.remove();
     PLOTS.delete(parentElement);
   };
@@ -377,7 +450,7 @@ function withRestoring(st, fn) {
   try {
     fn();
   } finally {
-    // regl-scatterplot publishes events asynchronously: keep ignoring them for this tick
+    // keep ignoring events for this tick (a select() in an event handler may publish more)
     setTimeout(() => {
       st.restoring = false;
     }, 0);
@@ -394,6 +467,7 @@ function restoreSelection(st) {
 function sendSelection(st, points) {
   st.selection = Array.from(points);
   st.stats.lastSelectionSent = performance.now();
+  holdFrames(st);
   st.dom.status.textContent = points.length ? `${points.length.toLocaleString()} selected` : '';
   st.setTriggerValue('selection', { b64: b64Indices(st.selection), n: st.selection.length });
 }
@@ -413,6 +487,7 @@ function scatter(component) {
   const parsed = parsePayload(data);
   if (!parsed) return undefined;
   const { header, selection } = parsed;
+  const arrived = performance.now();
   let st = PLOTS.get(parentElement);
   if (!st) {
     st = createPlot(component, header);
@@ -421,6 +496,9 @@ function scatter(component) {
   st.setTriggerValue = component.setTriggerValue;
   st.setStateValue = component.setStateValue;
   st.header = header;
+  st.stats.lastPayload = arrived;
+  if (st.holdUntil && header.m === st.selection.length) st.holdAnswered = true;
+  st.stats.lastPayloadM = header.m;
   st.channel = header.channel || 'map';
   if (header.height) st.dom.root.style.height = `${header.height + 40}px`;
 
