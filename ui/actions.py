@@ -18,6 +18,7 @@ from threadpoolctl import threadpool_limits
 
 import vlexplore as vx
 from ui import cached
+from ui import sessions as saved
 from ui.feedback import ProgressBar, error_banner
 from ui.state import AppState
 from vlexplore import edit
@@ -62,15 +63,18 @@ def load_folder(
     state.timings = timings
     if emb.n == 0:
         return
-    cfg = vx.ClusterConfig()
+    found = saved.find(state)  # the saved work on this folder with this model, when it fits these images
+    cfg = found.config if found is not None else vx.ClusterConfig()
     # The clusters go on screen first; the map (UMAP: the slowest step on a cold cache) is laid
     # out in the background and waited for only by the pages that show it.
     state.map_job = cached.map_executor().submit(layout_map, emb, seed=cfg.seed, cache_dir=cache_dir)
-    recluster(state, cfg, coords=np.full((emb.n, 2), np.nan, dtype=np.float32))
+    recluster(state, cfg, coords=np.full((emb.n, 2), np.nan, dtype=np.float32), session=found)
 
 
-def recluster(state: AppState, cfg, *, coords: np.ndarray | None = None) -> None:
-    """Cluster the stored embeddings again (no image goes through a model; the map is reused)."""
+def recluster(state: AppState, cfg, *, coords: np.ndarray | None = None, session=None) -> None:
+    """Cluster the stored embeddings again (no image goes through a model; the map is reused).
+
+    The clustering starts a new saved session, or takes up ``session`` (a saved one made with ``cfg``)."""
     if coords is None and state.clustered is not None:
         coords = state.clustered.coords
     t0 = time.perf_counter()
@@ -84,6 +88,7 @@ def recluster(state: AppState, cfg, *, coords: np.ndarray | None = None) -> None
     if cfg.method == "kmeans" and cfg.k is None and not cfg.prototypes:
         state.suggested_k = int(len(set(np.unique(clustered.labels).tolist()) - {-1}))
     state.set_clustered(clustered)
+    saved.after_clustering(state, session)
 
 
 def layout_map(emb, *, seed: int, cache_dir: Path) -> tuple[np.ndarray, list[str]]:
@@ -191,7 +196,9 @@ def rename(state: AppState, cid: int, key: str) -> None:
 
     def go() -> str:
         names = edit.rename(state.names, cid, new)
-        state.apply(None, names, f"renamed cluster {cid} {old!r} → {names[cid]!r}")
+        log = f"renamed cluster {cid} {old!r} → {names[cid]!r}"
+        state.apply(None, names, log)
+        saved.record(state, "rename", log, cid=cid, name=new)
         return f"Renamed “{old}” to “{names[cid]}”."
 
     _edit(state, go, True)
@@ -204,7 +211,9 @@ def merge(state: AppState, ids_key: str, name_key: str) -> None:
     def go() -> str:
         before = [state.name(c) for c in ids]
         labels, names, target = edit.merge(state.labels, state.names, ids, new_name=name)
-        state.apply(labels, names, f"merged clusters {sorted(ids)} into {target} ({names[target]!r})")
+        log = f"merged clusters {sorted(ids)} into {target} ({names[target]!r})"
+        state.apply(labels, names, log)
+        saved.record(state, "merge", log, ids=ids, name=name)
         return f"Merged {', '.join(f'“{b}”' for b in before)} into “{names[target]}”."
 
     _edit(state, go, True)
@@ -216,20 +225,32 @@ def move_selection(state: AppState, target: int) -> None:
     def go() -> str:
         labels = edit.move(state.labels, sel, target)
         names = edit.prune_names(labels, state.names)
-        state.apply(labels, names, f"moved {len(sel)} images to cluster {target}")
+        log = f"moved {len(sel)} images to cluster {target}"
+        state.apply(labels, names, log)
+        saved.record(state, "move", log, indices=sel, target=target)
         state.set_selection([])
         return f"Moved {len(sel):,} images to “{state.name(target)}”."
 
     _edit(state, go, True)
 
 
-def new_cluster_from_selection(state: AppState, name: str) -> None:
+def new_cluster_from_selection(state: AppState, name: str, *, source: str = "selection") -> None:
+    """The selected images become a cluster called ``name``; ``source`` (``"search: a red car"``) is saved with it."""
     sel = state.selection
 
     def go() -> str:
         labels, names, new_id = edit.new_cluster(state.labels, state.names, sel, name)
-        state.apply(labels, names, f"new cluster {new_id} {names[new_id]!r} from {len(sel)} selected images")
+        log = f"new cluster {new_id} {names[new_id]!r} from {len(sel)} selected images"
+        state.apply(labels, names, log)
+        saved.record(state, "new_cluster", log, indices=sel, name=name, source=source)
         state.set_selection([])
         return f"Created cluster “{names[new_id]}” with {len(sel):,} images."
 
     _edit(state, go, True)
+
+
+def import_session(state: AppState, data: bytes) -> None:
+    """Open a session file (from Export session) on the loaded images: its clustering, then its edits."""
+    session = saved.read_import(state, data)
+    if session is not None:
+        recluster(state, session.config, session=session)

@@ -65,7 +65,8 @@ def show_flash(state: AppState) -> None:
     """Messages left by callbacks (edits run before the page renders)."""
     while state.flash:
         kind, text = state.flash.pop(0)
-        (st.error if kind == "error" else st.success)(md_escape(text))
+        show = {"error": st.error, "warning": st.warning, "info": st.info}.get(kind, st.success)
+        show(md_escape(text))
 
 
 class ProgressBar:

@@ -43,6 +43,7 @@ class AppState:
         flash: ``(kind, text)`` messages left by callbacks, shown once by the next page render.
         thumbs: image index → its cached thumbnail file (for this ``emb``).
         map_job: the ``Future`` laying out the map in the background, while ``clustered.coords`` is pending.
+        session: the saved session (:class:`vlexplore.sessions.Session`) every edit is written to, or ``None``.
     """
 
     folder: Path | None = None
@@ -63,6 +64,7 @@ class AppState:
     flash: list[tuple[str, str]] = field(default_factory=list)
     thumbs: dict[int, Path] = field(default_factory=dict, repr=False)
     map_job: Any = field(default=None, repr=False)
+    session: Any = field(default=None, repr=False)
     memo: dict[tuple, Any] = field(default_factory=dict, repr=False)
 
     # -- reading ---------------------------------------------------------
@@ -125,6 +127,7 @@ class AppState:
         self.suggested_k = None
         self.thumbs = {}
         self.map_job = None
+        self.session = None
         self._reset_edits()
 
     def set_clustered(self, clustered) -> None:

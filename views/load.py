@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 import vlexplore as vx
-from ui import actions, state
+from ui import actions, session_panel, state
 from ui.feedback import error_banner, md_code, md_escape, show_flash
 from vlexplore import paths
 from vlexplore.models.registry import MODELS, encoder_names
@@ -119,6 +119,11 @@ with left:
             else:
                 c2.caption("no sub-folders here")
 
+    # Saved work (before the Load button in the page, which stays the page's last button).
+    with st.expander("Sessions — your saved work", expanded=s.session is not None):
+        session_panel.open_session(s)
+        reopen = session_panel.saved_list(s, allowed)
+
 with right:
     model = _pick(
         "Model",
@@ -190,3 +195,10 @@ if s.has_data:
         st.page_link(
             "views/clusters.py", label=f"See the {s.n_clusters} clusters", icon=":material/grid_view:"
         )
+
+if reopen is not None:
+    with error_banner("Model not allowed"):
+        paths.check_model_path(reopen[1], allowed)
+    actions.load_folder(s, reopen[0], model=reopen[1], device=s.device, captioner=s.captioner)
+    if s.has_clusters:
+        st.switch_page("views/clusters.py")
