@@ -50,10 +50,17 @@ def _unit_view(emb, view: str) -> np.ndarray:
 
 def _neighbours(emb, view: str, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Each row's ``k`` nearest other rows: (``float32 (n, k)`` cosine, ``int64 (n, k)`` rows), nearest first."""
-    from .search import search_index
+    from .search import EXACT_MAX, search_index
 
     index = search_index(emb, view)
     n = len(index)
+    if n > EXACT_MAX:  # an exact all-pairs pass grows as n²: HNSW (faiss) or NN-descent instead
+        from .largescale import knn_approximate
+
+        found = knn_approximate(index.vectors, k)
+        sims = np.einsum("nd,nkd->nk", index.vectors, index.vectors[found])
+        order = np.argsort(-sims, axis=1, kind="stable")
+        return np.take_along_axis(sims, order, 1), np.take_along_axis(found, order, 1)
     scores, rows = index.query(index.vectors, k + 1)
     own = rows == np.arange(n)[:, None]
     missing = ~own.any(axis=1)
@@ -148,3 +155,35 @@ def outlier_scores(emb, k: int = 10, *, view: str = "image") -> np.ndarray:
     k = min(int(k), n - 1)
     scores, _ = _neighbours(emb, view, k)
     return np.clip(1.0 - scores[:, k - 1].astype(np.float64), 0.0, 2.0)
+
+
+def curation_columns(emb, clustered=None, *, threshold: float = 0.95, k: int = 10) -> dict[str, object]:
+    """The export's curation columns, computed once per ``emb`` (kept on it) and threshold.
+
+    Returns:
+        ``{"duplicate_group": Int64 (n,) group of :func:`duplicates` (missing = in no group),
+        "outlier_score": float64 (n,) (:func:`outlier_scores`), "confident": boolean (n,) from
+        ``clustered.info["confident"]`` when the representation gives a mask, else all missing}``.
+    """
+    n = emb.n
+    memo = emb.__dict__.setdefault("_curation", {})
+    key = (threshold, k, id(emb.views.get("image")))
+    if key not in memo:
+        groups = pd.Series(pd.NA, index=range(n), dtype="Int64")
+        if n >= 2 and "image" in emb.views:
+            dups = duplicates(emb, threshold=threshold)
+            where = pd.Series(range(n), index=emb.collection.items["relpath"].to_numpy())
+            groups.iloc[where[dups["path"]].to_numpy()] = dups["group"].to_numpy()
+        scores = outlier_scores(emb, k) if "image" in emb.views else np.full(n, np.nan)
+        memo.clear()
+        memo[key] = (groups.to_numpy(), scores)
+    groups, scores = memo[key]
+    mask = (getattr(clustered, "info", None) or {}).get("confident")
+    confident = pd.array([pd.NA] * n, dtype="boolean")
+    if isinstance(mask, np.ndarray) and mask.shape == (n,):
+        confident = pd.array(mask.astype(bool), dtype="boolean")
+    return {
+        "duplicate_group": pd.array(groups, dtype="Int64"),
+        "outlier_score": scores,
+        "confident": confident,
+    }
