@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from vlexplore import hypernyms
-from vlexplore.hypernyms import ancestors, common_name, general_names
+from vlexplore.hypernyms import ancestors, common_name, general_names, shared_ancestors
 from vlexplore.models.bundled import imagenet_class_names
 
 
@@ -42,11 +42,30 @@ def test_general_names_are_unique_and_keep_the_specific_words():
 def test_fixed_names_stay_and_are_never_given_to_another_cluster():
     names, keywords = {0: "bird", 1: "kite"}, {0: ["x"], 1: ["black grouse", "partridge", "black stork"]}
     out, _, _ = general_names(names, keywords, fixed={0})
-    assert out == {0: "bird", 1: "kite"}
+    assert out[0] == "bird" and out[1] != "bird"  # "game bird" (grouse, partridge) may still name it
+
+
+def test_a_cluster_that_loses_a_general_name_takes_a_narrower_one_never_a_broader_one():
+    names = {0: "hog", 1: "hartebeest"}
+    ranked = {
+        0: ["brown bear", "wombat", "mink", "wild boar", "otter", "beaver", "weasel"],
+        1: ["ibex", "gazelle", "impala", "bighorn", "ox", "sorrel"],
+    }
+    out, kw, general = general_names(names, {0: ranked[0][:4], 1: ranked[1][:4]}, ranked=ranked)
+    assert out == {
+        0: "mammal",
+        1: "ungulate",
+    }  # the antelopes' next ancestor; "animal" is broader than "mammal"
+    assert set(general) <= {0, 1} and all(kw[c][0] == names[c] for c in general)
+
+
+def test_one_word_is_not_a_shared_ancestor():
+    assert common_name(["kite", "hatchet"])[0] is None
+    assert shared_ancestors(["hatchet", "xyzzy"]) == []
 
 
 def test_coverage_is_the_threshold(monkeypatch):
     words = ["lemon", "Granny Smith", "orange", "croquet ball", "spaghetti squash"]
     assert common_name(words)[0] == "edible fruit"
     assert common_name(words, coverage=0.8)[0] is None
-    assert hypernyms.COVERAGE == 0.6
+    assert hypernyms.COVERAGE == 0.5

@@ -48,6 +48,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .models.base import l2_normalize
+from .options import naming_options
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,8 @@ class ClusterNaming:
         scores: cluster id → the name's contrastive score (NaN for noise and fixed names).
         drifted: prototype clusters whose members drifted from their prompt (see :func:`prototype_drift`).
         score: which contrastive score was used.
+        top_words: cluster id → its best :data:`vlexplore.hypernyms.GENERAL_WORDS` words by score, best
+            first, shared between clusters (what a general name is judged on).
     """
 
     names: dict[int, str]
@@ -85,6 +88,7 @@ class ClusterNaming:
     scores: dict[int, float]
     drifted: list[int] = field(default_factory=list)
     score: str = "margin"
+    top_words: dict[int, list[str]] = field(default_factory=dict)
 
 
 def has_text_tower(encoder, views=None) -> bool:
@@ -277,6 +281,7 @@ def name_clusters(
     names: dict[int, str] = {}
     keywords: dict[int, list[str]] = {}
     scores: dict[int, float] = {}
+    top_words: dict[int, list[str]] = {}
     if real.any() and len(words):
         S = contrastive_scores(C[real], E, score, contrast)
         normed = np.array([_norm(w) for w in words], dtype=object)
@@ -292,6 +297,12 @@ def name_clusters(
                 names[c], scores[c] = words[chosen[r]], float(S[r, chosen[r]])
             else:  # more clusters than words
                 names[c], scores[c] = f"cluster {c}", float("nan")
+        from .hypernyms import GENERAL_WORDS
+
+        n_top = min(GENERAL_WORDS, len(words))
+        for r, c in enumerate(rid.tolist()):
+            part = np.argpartition(-S[r], n_top - 1)[:n_top]
+            top_words[c] = [words[j] for j in part[np.argsort(-S[r, part], kind="stable")]]
         name_set = {_norm(v) for v in names.values()}
         owner = S.argmax(axis=0)
         drop = np.isin(normed, list(name_set))
@@ -319,7 +330,7 @@ def name_clusters(
                 s_noise = s_noise - (C[real] @ E.T).max(axis=0)
             noise_kw = [words[j] for j in np.argsort(-s_noise, kind="stable")[:n_keywords]]
         keywords[-1] = noise_kw
-    return ClusterNaming(names, keywords, scores, score=score)
+    return ClusterNaming(names, keywords, scores, score=score, top_words=top_words)
 
 
 def name_pipeline_clusters(
@@ -364,17 +375,17 @@ def name_pipeline_clusters(
         return names, keywords
     if source == "auto":
         source = "captions" if own_texts and caption_keywords else "vocabulary"
-    opts = dict(getattr(cfg, "options", None) or {})
+    opts = naming_options(getattr(cfg, "options", None))
     noise = "noise" if cfg.method == "hdbscan" else "other"
     protos = list(prototypes or [])
     fixed = {i: p for i, p in enumerate(protos)}
     cache_dir = getattr(emb, "cache_dir", None) or getattr(encoder, "cache_dir", None)
-    score = opts.get("naming_score", "margin")
-    bank = opts.get("naming_vocabulary") or default_vocabulary(encoder)
+    score = opts.naming_score
+    bank = opts.naming_vocabulary or default_vocabulary(encoder)
     words, E = vocabulary_embeddings(
         encoder,
-        words=opts.get("naming_nouns"),
-        extra_words=opts.get("naming_words", ()) or (),
+        words=opts.naming_nouns,
+        extra_words=opts.naming_words or (),
         source=bank,
         cache_dir=cache_dir,
     )
@@ -386,7 +397,7 @@ def name_pipeline_clusters(
         )
         info["naming"] = {"source": "captions"}
         return names, keywords
-    contrast = float(opts.get("naming_contrast", CONTRAST))
+    contrast = float(opts.naming_contrast)
     voc = name_clusters(
         joint, labels, words, E, score=score, contrast=contrast, fixed=fixed, noise_name=noise
     )
@@ -402,15 +413,15 @@ def name_pipeline_clusters(
             word_emb=E,
             score=score,
             contrast=contrast,
-            top=int(opts.get("naming_drift_top", DRIFT_TOP)),
+            top=int(opts.naming_drift_top),
         )
     general: dict[int, str] = {}
     if source == "vocabulary":
         names, keywords = dict(voc.names), dict(voc.keywords)
-        if opts.get("naming_general", True):  # "kite, grouse, stork" → bird (WordNet's hypernyms)
+        if opts.naming_general:  # "kite, grouse, stork" → bird (WordNet's hypernyms)
             from .hypernyms import general_names
 
-            names, keywords, general = general_names(names, keywords, fixed=fixed)
+            names, keywords, general = general_names(names, keywords, fixed=fixed, ranked=voc.top_words)
     else:
         for c, v in voc.names.items():
             if names.get(c, f"cluster {c}") == f"cluster {c}":
@@ -423,7 +434,7 @@ def name_pipeline_clusters(
         "score": score,
         "contrast": contrast,
         "scores": voc.scores,
-        "vocabulary": "user" if opts.get("naming_nouns") else bank,
+        "vocabulary": "user" if opts.naming_nouns else bank,
         "n_words": len(words),
         "general": general,
     }
