@@ -118,3 +118,11 @@ def test_seeded_state_without_a_session_says_edits_are_not_saved(data):  # noqa:
     at = run_page("load", seeded(data))
     assert "not being saved to disk" in texts(at.caption)
     assert f"{3 * PER_CLASS:,} images" in texts(at.markdown)
+
+
+def test_undo_on_the_clusters_page(data, fake_models):  # noqa: F811
+    at = load(data.root)
+    assert not [b for b in at.button if b.label == "Undo last edit"]  # no edit yet: no button
+    first = rename_first(at, "take me back")
+    next(b for b in at.button if b.label == "Undo last edit").click().run()
+    assert state_of(at).names[first] != "take me back" and "Undone" in texts(at.success)

@@ -7,6 +7,7 @@ import streamlit as st
 
 from ui import actions, state
 from ui.feedback import md_escape, show_flash
+from ui.session_panel import undo_button
 from ui.widgets import (
     chip,
     cluster_colours,
@@ -41,6 +42,8 @@ st.caption(
     "cluster better than the others (what they have in common, from WordNet, as the short name); rename them "
     "to what you see."
 )
+if s.edit_log:
+    undo_button(s, key="clusters-undo")  # every edit is saved as it happens; this takes the last one back
 
 with st.container(border=True):
     c1, c2, c3, c4 = st.columns([4, 3, 2, 2], vertical_alignment="bottom")
