@@ -11,6 +11,7 @@ from ui import actions, state
 from ui.feedback import error_banner, md_escape, show_flash
 from ui.widgets import METHODS, chip, cluster_colours, method_summary
 from vlexplore.cluster.density import default_min_cluster_size
+from vlexplore.cluster.prototypes import cosine_to_probability, score_scale
 from vlexplore.plots import ami_figure
 
 s = state.get()
@@ -151,8 +152,14 @@ with st.form("cluster_form", border=True):
             max_value=1.0,
             step=0.01,
             value=default_threshold,
+            help="Cosine similarity of image and prompt embeddings: the same scale for every model.",
         )
         kwargs["threshold"] = float(threshold) if use_threshold else None
+        scale = score_scale(getattr(s.emb, "encoder", None))
+        if scale is not None and scale.sigmoid:  # SigLIP: the slider's cosine as the model's own probability
+            c2.caption(
+                f"SigLIP match probability at {threshold:.2f}: {cosine_to_probability(threshold, scale):.3f}"
+            )
         if similarity is not None:
             q = np.quantile(similarity, [0.1, 0.5, 0.9])
             c2.caption(

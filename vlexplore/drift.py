@@ -32,6 +32,9 @@ def prototype_drift(
     * (with a vocabulary) prompt ``i`` is not among the cluster's ``top`` words by contrastive score,
       the prompts counting as words.
 
+    Every comparison is of cosine means or margins, so SigLIP's ``scale · cos + bias`` changes no flag
+    (see :mod:`vlexplore.cluster.prototypes`, "One scale for every model").
+
     Returns:
         Sorted cluster ids.
     """

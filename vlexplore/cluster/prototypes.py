@@ -1,6 +1,20 @@
-"""Text prototypes as centroids (zero-shot, optionally refined by k-means in the image space)."""
+"""Text prototypes as centroids (zero-shot, optionally refined by k-means in the image space).
+
+One scale for every model
+    Thresholds here, on the Cluster page and in prototype drift (:mod:`vlexplore.drift`) are **cosine
+    similarities** between an image's and a prompt's unit embeddings, for CLIP, SigLIP and the bundled
+    model alike. A model's own score is a monotone function of that cosine: CLIP ``softmax(scale · cos)``
+    over the prompts, SigLIP ``sigmoid(scale · cos + bias)`` per prompt. So a cosine threshold keeps the
+    same images for a model whatever its score, and a SigLIP probability ``p`` is the cosine
+    :func:`probability_to_cosine` gives (its ``logit_scale`` and ``logit_bias``, :func:`score_scale`);
+    the Cluster page shows that probability beside the slider for SigLIP models. The sigmoid is never
+    applied to compare or average: means and margins of cosines are invariant to SigLIP's affine
+    ``scale · cos + bias``, means of sigmoids are not.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -82,3 +96,45 @@ class PrototypeClusterer:
         self.n_prototypes_ = n_p
         self.n_clusters_ = n_p + n_extra
         return self
+
+
+@dataclass(frozen=True)
+class ScoreScale:
+    """How a model turns a cosine into its score: ``scale · cos (+ bias)``; ``bias`` only for SigLIP."""
+
+    scale: float
+    bias: float | None = None
+
+    @property
+    def sigmoid(self) -> bool:
+        """SigLIP-style: ``sigmoid(scale · cos + bias)`` is a per-prompt probability."""
+        return self.bias is not None
+
+
+def score_scale(encoder) -> ScoreScale | None:
+    """The encoder's ``logit_params`` (open_clip models) as a :class:`ScoreScale`; ``None`` without them."""
+    params = getattr(encoder, "logit_params", None)
+    if not isinstance(params, tuple) or len(params) != 2:
+        return None
+    scale, bias = params
+    return ScoreScale(float(scale), None if bias is None else float(bias))
+
+
+def cosine_to_probability(cos, scale: ScoreScale) -> np.ndarray:
+    """SigLIP's probability ``sigmoid(scale · cos + bias)`` of cosines (any shape)."""
+    if not scale.sigmoid:
+        raise ConfigError("only a SigLIP-style model (one with a logit bias) scores cosines as probabilities")
+    from scipy.special import expit
+
+    return expit(scale.scale * np.asarray(cos, dtype=np.float64) + float(scale.bias or 0.0))
+
+
+def probability_to_cosine(p: float, scale: ScoreScale) -> float:
+    """The cosine at which a SigLIP model's probability is ``p`` (``0 < p < 1``): ``(logit(p) − bias) / scale``."""
+    if not scale.sigmoid:
+        raise ConfigError("only a SigLIP-style model (one with a logit bias) scores cosines as probabilities")
+    if not isinstance(p, int | float) or not 0 < p < 1:
+        raise ConfigError(f"a probability threshold lies strictly between 0 and 1, got {p!r}")
+    from scipy.special import logit
+
+    return float((logit(p) - float(scale.bias or 0.0)) / scale.scale)

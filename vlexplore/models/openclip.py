@@ -398,6 +398,14 @@ class OpenClipEncoder:
         out = feats.cpu().numpy().astype(np.float32, copy=False)
         return {"image": out, "joint": out}
 
+    @property
+    def logit_params(self) -> tuple[float, float | None]:
+        """``(scale, bias)`` of the model's image–text score: CLIP ``softmax(scale · cos)``, SigLIP (a learned
+        bias) ``sigmoid(scale · cos + bias)``; see :func:`vlexplore.cluster.prototypes.score_scale`."""
+        bias = getattr(self._model, "logit_bias", None)
+        scale = float(self._model.logit_scale.detach().float().exp().reshape(-1)[0])
+        return scale, None if bias is None else float(bias.detach().float().reshape(-1)[0])
+
     def encode_texts(self, texts: Sequence[str], *, batch_size: int = 256) -> np.ndarray:
         """Texts → float32 ``(m, d)``, L2-normalised, in the image space."""
         import torch
