@@ -126,3 +126,14 @@ def test_undo_on_the_clusters_page(data, fake_models):  # noqa: F811
     first = rename_first(at, "take me back")
     next(b for b in at.button if b.label == "Undo last edit").click().run()
     assert state_of(at).names[first] != "take me back" and "Undone" in texts(at.success)
+
+
+def test_two_tabs_on_one_folder_keep_both_edits(data, fake_models):  # noqa: F811
+    tab_a, tab_b = load(data.root), load(data.root)
+    first = rename_first(tab_a, "renamed in tab a")
+    s = state_of(tab_b)
+    second = s.order()[1]
+    tab_b.text_input(key=f"rename-{second}-{s.version}").set_value("renamed in tab b").run()
+    s = state_of(tab_b)
+    assert s.names[first] == "renamed in tab a" and s.names[second] == "renamed in tab b"
+    assert len(s.edit_log) == 2

@@ -336,3 +336,14 @@ def test_a_new_session_on_changed_images_keeps_the_old_edits(col, cache):
     [kept] = (cache / "sessions" / "replaced").iterdir()
     assert json.loads(kept.read_text())["edits"][0]["name"] == "precious"
     assert reopen(changed, cache).matches(changed)
+
+
+def test_two_writers_on_one_session_build_on_each_other(col, cache):
+    a = start(col, cache)
+    b = reopen(col, cache)  # a second browser tab on the same folder and model
+    a.record("rename", "a", cid=0, name="from a")
+    labels, names = b.record("rename", "b", cid=1, name="from b")
+    assert names[0] == "from a" and names[1] == "from b"
+    a.undo()  # undoes b's rename: the last edit on disk
+    again = reopen(col, cache)
+    assert again.names[0] == "from a" and again.names[1] == "flower" and len(again.edits) == 1

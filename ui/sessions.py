@@ -54,11 +54,7 @@ def after_clustering(state: AppState, saved=None) -> None:
     """After ``state.set_clustered``: take up ``saved`` (its labels, names and edit log), or start a new
     session on the fresh clustering."""
     if saved is not None:
-        state.labels = np.asarray(saved.labels, dtype=np.int64).copy()
-        state.names = dict(saved.names)
-        state.edit_log = [str(e.get("log", e.get("kind"))) for e in saved.edits]
-        state.memo = {}
-        state.version += 1
+        _take_state(state, saved)
         state.session = saved
         if saved.note:
             state.say("warning", f"Part of your saved work could not be read: {saved.note}.")
@@ -91,6 +87,9 @@ def record(state: AppState, kind: str, log: str, **args: Any) -> None:
         state.session.record(kind, log, **args)
     except (OSError, VlexploreError) as exc:
         state.say("warning", f"This edit could not be saved to disk: {exc}.")
+        return
+    if not np.array_equal(state.session.labels, state.labels) or state.session.names != state.names:
+        _take_state(state, state.session)  # another tab edited this session meanwhile: its edits stay too
 
 
 def undo(state: AppState) -> None:
@@ -104,13 +103,18 @@ def undo(state: AppState) -> None:
     except OSError as exc:
         state.say("error", f"Could not undo: the session cannot be written ({exc}).")
         return
+    _take_state(state, saved)
+    state.set_selection([])
+    state.say("success", f"Undone: {undone}.")
+
+
+def _take_state(state: AppState, saved) -> None:
+    """The session's labels, names and edit log become the app's."""
     state.labels = np.asarray(saved.labels, dtype=np.int64).copy()
     state.names = dict(saved.names)
     state.edit_log = [str(e.get("log", e.get("kind"))) for e in saved.edits]
     state.memo = {}
     state.version += 1
-    state.set_selection([])
-    state.say("success", f"Undone: {undone}.")
 
 
 def saved_sessions(state: AppState) -> list[sessions.SessionInfo]:

@@ -141,6 +141,7 @@ class Session:
         self.note = note
         self._since_snapshot = 0
         self._refresh()
+        self._seen = self._stamp()
 
     # -- reading ------------------------------------------------------------------------
     def _refresh(self) -> None:
@@ -190,6 +191,7 @@ class Session:
             ConfigError: the edit does not apply; nothing is written.
         """
         record = make_edit(kind, log, **args)
+        self._catch_up()
         self.labels, self.names, self.selections = apply_edit(
             self.labels, self.names, self.selections, record
         )
@@ -199,6 +201,7 @@ class Session:
 
     def undo(self) -> str | None:
         """Undo the last edit (durably); returns its log line, or ``None`` when there is nothing to undo."""
+        self._catch_up()
         if not self.edits:
             return None
         last = self.edits.pop()
@@ -220,6 +223,30 @@ class Session:
         self._since_snapshot += 1
         if self._since_snapshot >= SNAPSHOT_EVERY:
             self.snapshot()
+        self._seen = self._stamp()
+
+    def _stamp(self) -> tuple:
+        """What the files look like now: another writer (a second browser tab) changes it."""
+        out: list[tuple[int, int, int] | None] = []
+        for path in (self.journal, self.directory / SNAPSHOT):
+            try:
+                st = os.stat(path)
+                out.append((st.st_ino, st.st_size, st.st_mtime_ns))
+            except OSError:
+                out.append(None)
+        return tuple(out)
+
+    def _catch_up(self) -> None:
+        """Read the session again when someone else wrote to it since this object last did, so an edit
+        goes on top of theirs instead of beside it (sequence numbers would then hide one of the two)."""
+        if self._stamp() == self._seen:
+            return
+        try:
+            fresh = _load(self.directory)
+        except SessionError:
+            return  # unreadable now: keep this state; the next snapshot writes it whole
+        if fresh.id == self.id:
+            self.__dict__.update(fresh.__dict__)
 
     def snapshot(self) -> None:
         """Fold the journal into a new snapshot (atomic, durable), then start the journal over."""
