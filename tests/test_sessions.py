@@ -160,6 +160,17 @@ def test_new_clustering_replaces_the_edits(col, cache):
     vs.start_session(col, "bundled-x", ClusterConfig(method="hdbscan"), labels, {0: "all"}, cache_dir=cache)
     again = reopen(col, cache)
     assert again.edits == [] and again.config.method == "hdbscan" and again.names == {0: "all"}
+    [kept] = (cache / "sessions" / "replaced").iterdir()  # the dropped edits, as a file to import
+    assert json.loads(kept.read_text())["edits"][0]["name"] == "a"
+
+
+def test_replaced_exports_are_pruned(col, cache, monkeypatch):
+    monkeypatch.setattr(vs, "KEEP_REPLACED", 2)
+    for i in range(4):
+        start(col, cache).record("rename", "r", cid=0, name=f"round {i}")
+    start(col, cache)
+    kept = sorted((cache / "sessions" / "replaced").iterdir())
+    assert [json.loads(p.read_text())["edits"][0]["name"] for p in kept] == ["round 2", "round 3"]
 
 
 def test_other_images_are_refused(col, cache, tmp_path):

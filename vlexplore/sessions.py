@@ -16,7 +16,8 @@ paths and content keys: a session reopens only on the images it was made on.
 The snapshot format is also the export format (one JSON file, ``format`` and ``version`` fields);
 importing checks it completely before anything is written, and a damaged or foreign file is refused
 with one line. Nothing here deletes a session except :func:`delete_session`: a damaged one is moved
-aside when a new session starts in its place, and one replaced by an import is kept as an export.
+aside when a new session starts in its place, and one with edits that a new clustering or an import
+replaces is kept as an export (the newest :data:`KEEP_REPLACED` of each folder and model).
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ __all__ = [
 ]
 
 SNAPSHOT_EVERY = 32
+KEEP_REPLACED = 10  # exports of replaced sessions kept per folder and model
 SNAPSHOT, JOURNAL = "session.json", "journal.log"
 
 
@@ -341,8 +343,9 @@ def start_session(
     """A new session on a fresh clustering of ``collection`` (``labels`` ``int (n,)``), written to disk.
 
     It takes the place of the saved session of the same folder and model (its edits belonged to the
-    clustering being replaced). A damaged one is moved to ``sessions/damaged/`` instead of overwritten;
-    one with edits made on other images (the folder changed) is kept as ``sessions/replaced/<id>-<time>.json``.
+    clustering being replaced), which is kept, when it has edits, as ``sessions/replaced/<id>-<time>.json``
+    (the newest :data:`KEEP_REPLACED`), a file :func:`import_session` reads; a damaged one is moved to
+    ``sessions/damaged/`` instead of overwritten.
     ``model_name`` is what the user asked for (``"bundled"``), kept so the app can reopen the folder with it.
     """
     labels = np.asarray(labels, dtype=np.int64)
@@ -358,7 +361,7 @@ def start_session(
         try:
             old = _load(directory)
             seq, created = old.seq, old.created_utc or created
-            if old.edits and not old.matches(collection):
+            if old.edits:  # a new clustering drops the hand edits: keep them as a file to import
                 _keep(directory, export_session(old))
         except SessionError:
             aside = (
@@ -394,6 +397,8 @@ def _keep(directory: Path, data: bytes) -> Path:
     kept = directory.parent / "replaced" / f"{directory.name}-{stamp}.json"
     kept.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(kept, data, durable=True)
+    for old in sorted(kept.parent.glob(f"{directory.name}-*.json"))[:-KEEP_REPLACED]:
+        old.unlink(missing_ok=True)
     return kept
 
 
