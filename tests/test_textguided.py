@@ -169,7 +169,9 @@ def test_keyword_tfidf_texts_are_keywords():
 def test_label_top_recomputes_label_captions():
     enc = SimpleNamespace(sentence=FakeSentence(), label_captions=lambda j, top: [f"top {top}"] * len(j))
     emb = make_emb(encoder=enc, joint=np.zeros((len(CAPTIONS), 1000), dtype=np.float32))
-    texts, source = tg.image_captions(emb, ClusterConfig(options={"label_top": 4}))
+    texts, source = tg.image_captions(
+        emb, ClusterConfig(representation="caption-tfidf", options={"label_top": 4})
+    )
     assert texts[0] == "top 4" and "not a real captioner" in source
 
 
@@ -195,7 +197,9 @@ def test_real_captioner_path_uses_caption_images(image_folder, cache_dir, monkey
         encoder=SimpleNamespace(cache_dir=cache_dir),
     )
     monkeypatch.setattr(tg, "_load_captioner", lambda cfg: ColourCaptioner())
-    texts, source = tg.image_captions(emb, ClusterConfig(options={"captioner": "fake"}))
+    texts, source = tg.image_captions(
+        emb, ClusterConfig(representation="caption-tfidf", options={"captioner": "fake"})
+    )
     assert source == "fake captioner" and len(texts) == len(col)
     reds = [t for t, p in zip(texts, col.items["relpath"]) if p.startswith("red/") and "truncated" not in p]
     assert reds and all(t == "a red thing" for t in reds)
@@ -212,7 +216,10 @@ def test_no_captions_is_a_config_error(build):
 
 def test_unknown_captioner_is_a_config_error():
     with pytest.raises(ConfigError, match="unknown captioner"):
-        tg.caption_tfidf(make_emb(), ClusterConfig(options={"captioner": "no-such-captioner"}))
+        tg.caption_tfidf(
+            make_emb(),
+            ClusterConfig(representation="caption-tfidf", options={"captioner": "no-such-captioner"}),
+        )
 
 
 @pytest.mark.parametrize("options", [{"label_top": 0}, {"max_keywords": "5"}, {"prompt_weight": -1.0}])
@@ -221,9 +228,12 @@ def test_bad_options_are_config_errors(options, monkeypatch):
         sentence=FakeSentence(), class_text_embeddings=lambda: None, label_captions=lambda j, top: CAPTIONS
     )
     emb = make_emb(encoder=enc, joint=np.zeros((len(CAPTIONS), 1000), dtype=np.float32))
-    build = tg.prompt_guided if "prompt_weight" in options else tg.keyword_tfidf
+    build, rep = (
+        (tg.prompt_guided, "prompt") if "prompt_weight" in options else (tg.keyword_tfidf, "keywords")
+    )
+    cfg = ClusterConfig(representation=rep, options=options)  # a known key: checked where it is read
     with pytest.raises(ConfigError, match=next(iter(options))):
-        build(emb, ClusterConfig(options=options))
+        build(emb, cfg)
 
 
 def test_prompts_need_a_vqa_model_or_the_bundled_one(monkeypatch):

@@ -53,6 +53,7 @@ _LAZY = {
     "MODELS": "models.registry",
     "Embedded": "results",
     "Clustered": "results",
+    "ClusterInfo": "results",
     "scan": "pipeline",
     "embed": "pipeline",
     "cluster_embedded": "pipeline",

@@ -81,7 +81,9 @@ class ClusterConfig:
         representation: what is clustered: ``image`` (default) or a text-guided / language-assisted
             representation (see :mod:`vlexplore.represent`).
         questions: prompt-guided clustering: the questions put to the captioner, one clustering each.
-        options: representation-specific settings (e.g. ``{"n_nouns": 5}``), as plain data.
+        options: representation-specific settings (e.g. ``{"n_nouns": 5}``), as plain data; a key the
+            representation does not read is a :class:`ConfigError` (the typed options, with their
+            defaults, are in :mod:`vlexplore.options`).
         naming: where cluster names come from: ``auto``, ``vocabulary`` (zero-shot words in the joint
             space) or ``captions`` (counted caption keywords); see :mod:`vlexplore.naming`.
     """
@@ -136,6 +138,9 @@ class ClusterConfig:
             raise ConfigError(
                 f"unknown representation {self.representation!r}; choose one of {', '.join(REPRESENTATIONS)}"
             )
+        from .options import check_options
+
+        check_options(self.representation, self.options)
         if self.method == "prototypes" and not [p for p in self.prototypes if p.strip()]:
             raise ConfigError('method "prototypes" needs at least one text prototype, e.g. "dog, cat, car"')
 

@@ -11,14 +11,14 @@ import logging
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pandas as pd
 
 from .config import ClusterConfig, EncodeConfig
 from .errors import ConfigError, ModelUnavailableError
-from .results import Clustered, Embedded
+from .results import Clustered, ClusterInfo, Embedded
 from .types import Progress
 
 if TYPE_CHECKING:
@@ -252,7 +252,7 @@ def cluster_embedded(
         config=cfg,
         prototypes=protos,
         texts=texts,
-        info=rep.info,
+        info=cast(ClusterInfo, rep.info),
     )
 
 

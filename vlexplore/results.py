@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 
@@ -59,6 +59,40 @@ class Embedded:
         return len(self.collection)
 
 
+class ClusterInfo(TypedDict, total=False):
+    """How a clustering was made: the keys the Cluster page, the CLI and the export read.
+
+    A plain dict at run time (it is written to JSON as it is); representations may add keys of their own.
+    """
+
+    # the clusterer (:func:`vlexplore.cluster.cluster_vectors`)
+    kmeans_backend: str  #: ``faiss``, ``sklearn`` or ``minibatch``
+    kmeans_n_init: int
+    micro_clusters: int  #: agglomerative over k-means micro-clusters
+    noise_share: float  #: HDBSCAN: share of images left as noise
+    reducer: str
+    reduce_dims: int
+    min_cluster_size: int
+    noise_assigned: bool
+    reduction_cached: bool
+    # the representation (:mod:`vlexplore.textguided`, :mod:`vlexplore.language`)
+    text_source: str
+    answerer: str
+    chosen_prompt: str
+    prompt_ranking: list[dict[str, Any]]
+    ami: list[list[float]]
+    ami_prompts: list[str]
+    selected_nouns_summary: str
+    centre_nouns: dict[int, list[str]]
+    rounds: list[dict[str, Any]]
+    confident: np.ndarray  #: ``bool (n,)`` images whose neighbours agree with their label
+    # the names (:mod:`vlexplore.naming`)
+    naming: dict[str, Any]
+    caption_keywords: dict[int, list[str]]
+    vocabulary_keywords: dict[int, list[str]]
+    drifted: list[int]  #: prototype clusters whose members moved away from their prompt
+
+
 def _no_coords() -> np.ndarray:
     return np.zeros((0, 2), dtype=np.float32)
 
@@ -77,7 +111,7 @@ class Clustered:
         prototypes: the parsed prototype prompts (prototypes only).
         texts: the per-image texts the keywords were counted on (captions, answers…).
         info: how it was made: what the clusterer and the representation report (see
-            :class:`vlexplore.cluster.ClusterInfo`).
+            :class:`ClusterInfo`).
         n_clusters: cluster ids run over ``0..n_clusters-1`` (prototype clusters may be empty);
             left out (``-1``) = one more than the largest label.
     """
@@ -91,7 +125,7 @@ class Clustered:
     config: ClusterConfig = field(default_factory=ClusterConfig)
     prototypes: list[str] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
-    info: dict = field(default_factory=dict)
+    info: ClusterInfo = field(default_factory=lambda: ClusterInfo())
     n_clusters: int = -1
 
     def __post_init__(self) -> None:

@@ -23,7 +23,9 @@ def _named_embedder(name: str | None):
 def sentence_embedder(emb, cfg):
     """``cfg.options["sentence_model"]`` (a sentence-transformers name or folder), else the encoder's
     own MiniLM (bundled), else the bundled all-MiniLM-L6-v2."""
-    name = cfg.options.get("sentence_model")
+    from .options import textguided_options
+
+    name = textguided_options(cfg.options).sentence_model
     if name is None and getattr(emb.encoder, "sentence", None) is not None:
         return emb.encoder.sentence
     return _named_embedder(name)

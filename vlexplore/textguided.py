@@ -13,7 +13,8 @@ top ImageNet classes as text), not sentences. Offline, questions are "answered" 
 classifier (:func:`offline_answers`) — not a real VQA model, and every result says so.
 
 ``cfg.options``: ``captioner``, ``num_captions``, ``device``, ``sentence_model``, ``cache_dir``,
-``label_top`` (classes per label caption), ``max_keywords``, ``answer_top``, ``prompt_weight``.
+``label_top`` (classes per label caption), ``max_keywords``, ``answer_top``, ``prompt_weight``
+(typed, with their defaults, in :mod:`vlexplore.options`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import numpy as np
 from .errors import ConfigError
 from .explain_scores import MATCH_COSINE, explanation_scores  # noqa: F401  (re-exported)
 from .models.base import l2_normalize
+from .options import textguided_options
 from .represent import Representation
 from .sentences import _named_embedder, embed_sentences, sentence_embedder  # noqa: F401
 
@@ -53,8 +55,8 @@ LABEL_CAPTIONS = "bundled label captions (top ImageNet classes as text; not a re
 # --------------------------------------------------------------------------- options and texts
 
 
-def _option(cfg, name: str, default, *, minimum: float = 1):
-    value = cfg.options.get(name, default)
+def _option(cfg, name: str, *, minimum: float = 1):
+    value = getattr(textguided_options(cfg.options), name)
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
@@ -68,7 +70,7 @@ def _option(cfg, name: str, default, *, minimum: float = 1):
 def _cache_dir(emb, cfg) -> Path | None:
     """``cfg.options["cache_dir"]``, else ``emb.cache_dir``, else the encoder's, else ``None`` (no disk cache)."""
     d = (
-        cfg.options.get("cache_dir")
+        textguided_options(cfg.options).cache_dir
         or getattr(emb, "cache_dir", None)
         or getattr(emb.encoder, "cache_dir", None)
     )
@@ -81,7 +83,7 @@ def _load_captioner(cfg):
     Raises:
         ConfigError: unknown name. ModelUnavailableError: its weights cannot be had.
     """
-    name = cfg.options.get("captioner")
+    name = textguided_options(cfg.options).captioner
     if name is None or name in ("bundled", "bundled-labels"):
         return None
     from .models.registry import resolve_spec
@@ -93,9 +95,9 @@ def _load_captioner(cfg):
 
     return HFCaptioner(
         spec.name,
-        device=cfg.options.get("device", "auto"),
+        device=textguided_options(cfg.options).device,
         family=spec.options.get("family"),
-        num_captions=int(_option(cfg, "num_captions", 1)),
+        num_captions=int(_option(cfg, "num_captions")),
     )
 
 
@@ -117,8 +119,12 @@ def image_captions(emb, cfg) -> tuple[list[str], str]:
             caption_images(emb.collection, captioner, cache_dir=_cache_dir(emb, cfg)),
             captioner.description,
         )
-    elif "label_top" in cfg.options and hasattr(emb.encoder, "label_captions") and "joint" in emb.views:
-        texts = emb.encoder.label_captions(emb.views["joint"], top=int(_option(cfg, "label_top", 2)))
+    elif (
+        textguided_options(cfg.options).label_top is not None
+        and hasattr(emb.encoder, "label_captions")
+        and "joint" in emb.views
+    ):
+        texts = emb.encoder.label_captions(emb.views["joint"], top=int(_option(cfg, "label_top")))
         source = LABEL_CAPTIONS
     else:
         texts, source = (
@@ -132,7 +138,7 @@ def image_captions(emb, cfg) -> tuple[list[str], str]:
     texts = merge_captions(emb.collection, texts)
     if not any(t and t.strip() for t in texts):
         raise ConfigError(
-            "the images have no captions to cluster on; choose a captioner (e.g. captioner='blip-base') "
+            "the images have no captions to cluster on; choose a captioner such as blip-base "
             "or the bundled model, whose label captions come for free"
         )
     return list(texts), source
@@ -246,7 +252,7 @@ def keyword_tfidf(emb, cfg) -> Representation:
     no frequent keyword get a zero row.
     """
     texts, source = image_captions(emb, cfg)
-    kws = extract_keywords(texts, max_keywords=int(_option(cfg, "max_keywords", 5)))
+    kws = extract_keywords(texts, max_keywords=int(_option(cfg, "max_keywords")))
     kw_texts = ["; ".join(k) for k in kws]
     if not any(kw_texts):
         raise ConfigError(
@@ -401,14 +407,14 @@ def prompt_guided(emb, cfg) -> Representation:
     captioner = _load_captioner(cfg)
     if captioner is not None and not getattr(captioner, "supports_prompts", False):
         raise ConfigError(
-            f"captioner {cfg.options['captioner']!r} cannot answer questions; "
+            f"captioner {textguided_options(cfg.options).captioner!r} cannot answer questions; "
             "choose a VQA-capable one (blip-vqa-base, blip2-opt-2.7b, git-base)"
         )
     joint = emb.views.get("joint")
     if captioner is None and not (hasattr(emb.encoder, "class_text_embeddings") and joint is not None):
         raise ConfigError(
             "prompt-guided clustering needs a captioner that answers questions "
-            "(captioner='blip-vqa-base') or the bundled model"
+            "(such as blip-vqa-base) or the bundled model"
         )
     answers: dict[str, list[str]] = {}
     for q in questions:
@@ -421,8 +427,8 @@ def prompt_guided(emb, cfg) -> Representation:
                 joint,
                 q,
                 emb.encoder,
-                top=int(_option(cfg, "answer_top", 2)),
-                weight=float(_option(cfg, "prompt_weight", PROMPT_WEIGHT, minimum=0)),
+                top=int(_option(cfg, "answer_top")),
+                weight=float(_option(cfg, "prompt_weight", minimum=0)),
             )
     embedder = sentence_embedder(emb, cfg)
     spaces = {q: embed_sentences(a, embedder, cache_dir=_cache_dir(emb, cfg)) for q, a in answers.items()}

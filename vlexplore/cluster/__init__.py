@@ -16,7 +16,7 @@ import numpy as np
 
 from ..config import ClusterConfig
 from ..errors import ConfigError
-from ..results import Clustered
+from ..results import Clustered, ClusterInfo
 from .checks import SUGGEST_K_MAX, SUGGEST_K_SAMPLE, check_k, check_matrix, suggest_k
 from .density import MIN_CLUSTER_SIZE_CAP, HDBSCANClusterer, default_min_cluster_size
 from .hierarchy import AGGLOMERATIVE_MAX_N, WARD_PCA_DIMS, AgglomerativeClusterer
@@ -104,7 +104,7 @@ def make_clusterer(cfg: ClusterConfig, *, prototype_embeddings=None, cache_dir=N
     raise ConfigError(f"unknown clustering method {cfg.method!r}")
 
 
-def _info(est) -> dict:
+def _info(est) -> ClusterInfo:
     if isinstance(est, KMeansClusterer):
         return {"kmeans_backend": est.backend_, "kmeans_n_init": est.n_init_} if est.n_init_ else {}
     if isinstance(est, AgglomerativeClusterer):
