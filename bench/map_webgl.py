@@ -198,15 +198,13 @@ def drag(page, box, steps: int = 8) -> tuple[float, float]:
     delay, and a software-rendered frame of a million points takes a second, so moves would pile up)."""
     x0, y0, x1, y1 = box
     t0 = time.monotonic()
-    page.mouse.move(x0, y0)
+    # the component's box starts where the first move ends: press just outside the corner, move onto it
+    page.mouse.move(x0 - 4, y0 - 4)
     page.mouse.down()
-    for k in range(1, steps + 1):
+    for k in range(steps + 1):
         page.mouse.move(x0 + (x1 - x0) * k / steps, y0 + (y1 - y0) * k / steps)
         page.evaluate(FRAMES)
         page.wait_for_timeout(20)
-    # the box ends where the move before the last one ended: one more move, past the lasso's minimum distance
-    page.mouse.move(x1 + 4, y1 + 4)
-    page.evaluate(FRAMES)
     page.mouse.up()
     return t0, time.monotonic()
 

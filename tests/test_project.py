@@ -77,7 +77,7 @@ def test_umap_is_used_from_the_threshold_on(fake_umap):
     X, _ = blobs(k=2, per=UMAP_MIN_POINTS // 2)
     project_2d(X, seed=4, n_neighbors=50, min_dist=0.3)
     assert fake_umap == [
-        {"n": UMAP_MIN_POINTS, "seed": 4, "n_neighbors": UMAP_MIN_POINTS - 1, "min_dist": 0.3}
+        {"n": UMAP_MIN_POINTS, "seed": 4, "n_neighbors": UMAP_MIN_POINTS - 1, "min_dist": 0.3, "knn": "faiss"}
     ]
 
 

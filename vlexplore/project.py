@@ -147,8 +147,61 @@ def _umap_degrading(X: np.ndarray, on_cache_error: CacheErrorHandler = None, **k
         _numba_save_failed.reset(token)
 
 
-def _umap(X: np.ndarray, *, seed: int, n_neighbors: int, min_dist: float, **kwargs) -> np.ndarray:
+def cosine_knn(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Each row's ``k`` nearest rows by cosine, the row itself first, as UMAP's ``precomputed_knn`` takes
+    them: ``(int64 indices, float32 cosine distances)``, both ``(n, k)``; ``None`` without faiss.
+
+    faiss: exact inner product on unit rows up to :data:`~vlexplore.largescale.EXACT_KNN_MAX` rows,
+    HNSW beyond. No numba is involved, so nothing compiles (pynndescent, UMAP's own search above ~4k
+    points, compiles for tens of seconds in a new process with an empty numba cache).
+    """
+    from .largescale import ASSIGN_BLOCK, EXACT_KNN_MAX, faiss_module
+
+    faiss = faiss_module()
+    if faiss is None:
+        return None
+    Xn = np.ascontiguousarray(X, dtype=np.float32).copy()
+    norms = np.linalg.norm(Xn, axis=1, keepdims=True)
+    Xn /= np.where(norms > 0, norms, 1.0)
+    n, d = Xn.shape
+    if n <= EXACT_KNN_MAX:
+        index = faiss.IndexFlatIP(d)
+    else:
+        index = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+        index.hnsw.efSearch = max(64, 2 * k)
+    index.add(Xn)
+    sims = np.empty((n, k), dtype=np.float32)
+    idx = np.empty((n, k), dtype=np.int64)
+    for start in range(0, n, ASSIGN_BLOCK):
+        sims[start : start + ASSIGN_BLOCK], idx[start : start + ASSIGN_BLOCK] = index.search(
+            Xn[start : start + ASSIGN_BLOCK], k
+        )
+    # the row itself first (ties among duplicates may put another row there)
+    own = idx == np.arange(n)[:, None]
+    if not own[:, 0].all():
+        rows = np.flatnonzero(~own[:, 0])
+        idx[rows, 1:] = np.where(own[rows, 1:], idx[rows, :1], idx[rows, 1:])
+        idx[rows, 0] = rows
+        sims[rows, 0] = 1.0
+    bad = idx < 0  # HNSW pads with -1 when it finds fewer than k
+    if bad.any():
+        idx = np.where(bad, idx[:, :1], idx)
+        sims = np.where(bad, sims[:, :1], sims)
+    dists = np.clip(1.0 - sims, 0.0, 2.0).astype(np.float32)
+    dists[:, 0] = 0.0
+    return idx, dists
+
+
+def _umap(
+    X: np.ndarray, *, seed: int, n_neighbors: int, min_dist: float, knn: str = "umap", **kwargs
+) -> np.ndarray:
     import umap
+
+    if knn == "faiss" and "precomputed_knn" not in kwargs:
+        found = cosine_knn(X, n_neighbors)
+        if found is not None:
+            kwargs["precomputed_knn"] = (found[0], found[1], None)
 
     model = umap.UMAP(
         n_components=2,
@@ -160,7 +213,9 @@ def _umap(X: np.ndarray, *, seed: int, n_neighbors: int, min_dist: float, **kwar
         n_jobs=1,
         **kwargs,
     )
-    return np.asarray(model.fit_transform(X), dtype=np.float32)
+    with warnings.catch_warnings():  # a map is never transformed: no search index is needed
+        warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]", category=UserWarning)
+        return np.asarray(model.fit_transform(X), dtype=np.float32)
 
 
 def _reduce(X: np.ndarray, seed: int) -> np.ndarray:
@@ -219,6 +274,7 @@ def project_2d(
     cache_dir: str | Path | None = None,
     cache_key: str | None = None,
     on_cache_error: CacheErrorHandler = None,
+    knn: str = "faiss",
 ) -> np.ndarray:
     """Map ``X`` to 2-d for display.
 
@@ -239,12 +295,17 @@ def project_2d(
         cache_key: a file-name-safe key of this projection.
         on_cache_error: called with one sentence for the user per cache write that failed;
             ``None`` = a :class:`CacheWriteWarning`.
+        knn: UMAP's neighbours: ``"faiss"`` (:func:`cosine_knn`, handed to UMAP; UMAP's own search when
+            faiss is not installed) or ``"umap"`` (UMAP's own: pynndescent, compiled by numba on first use).
+            ``bench/first_map.py`` measures the first map in a new process either way.
 
     Returns:
         ``float32 (n, 2)`` finite coordinates.
     """
     if n_neighbors < 2:
         raise ConfigError(f"n_neighbors must be >= 2, got {n_neighbors}")
+    if knn not in ("faiss", "umap"):
+        raise ConfigError(f"knn must be 'faiss' or 'umap', got {knn!r}")
     if min_dist < 0:
         raise ConfigError(f"min_dist must be >= 0, got {min_dist}")
     X = check_matrix(X)
@@ -262,6 +323,7 @@ def project_2d(
             seed=seed,
             n_neighbors=min(n_neighbors, n - 1),
             min_dist=min_dist,
+            knn=knn,
         )
     else:
         coords = _pca(X, seed)
