@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .cli_args import build_parser
+from .cli_output import INFO_LINES, quiet_model_loading, short_of_k, tqdm_progress
 from .config import ClusterConfig, EncodeConfig
 from .errors import VlexploreError
 from .textsafe import printable
@@ -49,6 +50,8 @@ def _warnings_as_lines() -> Iterator[None]:
             seen.add(CacheWriteWarning)
             _err(f"note: {message} (results are computed in memory and still written)")
             return
+        if category.__name__ == "ConvergenceWarning":  # sklearn's; the CLI says what matters itself
+            return
         key = (category, str(message))
         if key not in seen:
             seen.add(key)
@@ -58,24 +61,6 @@ def _warnings_as_lines() -> Iterator[None]:
         warnings.simplefilter("always", UserWarning)  # repeats are dropped by show()
         warnings.showwarning = show
         yield
-
-
-def _tqdm_progress(desc: str):
-    from tqdm import tqdm
-
-    bar = None
-
-    def on_progress(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            # disable=None: no bar when stderr is not a terminal (a log file gets no "\r" redraws)
-            bar = tqdm(total=total, desc=desc, unit="img", file=sys.stderr, dynamic_ncols=True, disable=None)
-        bar.n = done
-        bar.refresh()
-        if done >= total:
-            bar.close()
-
-    return on_progress
 
 
 def _encode_config(a: argparse.Namespace) -> EncodeConfig:
@@ -159,7 +144,7 @@ def cmd_embed(a: argparse.Namespace) -> int:
             address=a.address,
             actors=a.actors,
             gpus_per_actor=a.gpus_per_actor,
-            on_progress=_tqdm_progress("embedding (ray)"),
+            on_progress=tqdm_progress("embedding (ray)"),
         )
         _print_skipped(res.collection)
         dims = ", ".join(f"{k} {v.shape[1]}-d" for k, v in res.views.items() if v.ndim == 2)
@@ -179,7 +164,7 @@ def cmd_embed(a: argparse.Namespace) -> int:
                 address=a.address,
                 actors=a.actors,
                 gpus_per_actor=a.gpus_per_actor,
-                on_progress=_tqdm_progress("captioning (ray)"),
+                on_progress=tqdm_progress("captioning (ray)"),
             )
             _out(f"{sum(bool(c) for c in captions)} image(s) captioned on Ray")
         _export_embeddings(a, res.collection, res.views, res.model_id, captions)
@@ -189,8 +174,8 @@ def cmd_embed(a: argparse.Namespace) -> int:
         col,
         _encode_config(a),
         captioner=captioner,
-        on_progress=_tqdm_progress("embedding"),
-        on_caption_progress=_tqdm_progress("captioning") if captioner is not None else None,
+        on_progress=tqdm_progress("embedding"),
+        on_caption_progress=tqdm_progress("captioning") if captioner is not None else None,
     )
     if emb.fallback_note:
         _err(f"note: {emb.fallback_note}")
@@ -258,8 +243,7 @@ def cmd_cluster(a: argparse.Namespace) -> int:
             if v and k in option_names(a.representation)  # --captioner also captions for naming
         },
     )
-    if a.out is not None and a.out.exists() and not a.overwrite:
-        _err(f"error: {a.out} exists; pass --overwrite to replace it")
+    if _out_exists(a):
         return 2
     col = scan(a.folder, cache_dir=a.cache_dir, captions=a.captions)
     captioner = _captioner(a)
@@ -267,8 +251,8 @@ def cmd_cluster(a: argparse.Namespace) -> int:
         col,
         enc,
         captioner=captioner,
-        on_progress=_tqdm_progress("embedding"),
-        on_caption_progress=_tqdm_progress("captioning") if captioner is not None else None,
+        on_progress=tqdm_progress("embedding"),
+        on_caption_progress=tqdm_progress("captioning") if captioner is not None else None,
     )
     if emb.fallback_note:
         _err(f"note: {emb.fallback_note}")
@@ -283,9 +267,13 @@ def cmd_cluster(a: argparse.Namespace) -> int:
         drift = "  (members drifted from this prompt)" if c in (cl.info.get("drifted") or []) else ""
         _out(f"  {c:>4}  {n:>6}  {cl.names.get(c, '')}" + (f"  · {words}" if words else "") + drift)
     _out("scores: " + ", ".join(f"{k} {_fmt(v)}" for k, v in cl.metrics.items()))
-    for key, value in cl.info.items():
-        if isinstance(value, (str, int, float)):
-            _out(f"{key}: {_fmt(value)}")
+    short = short_of_k(a, cl.labels)
+    if short:
+        _err(f"note: {short}")
+    for key, label in INFO_LINES.items():  # the details a user acts on; the rest is in the provenance
+        value = cl.info.get(key)
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool) and value != "":
+            _out(f"{label}: {_fmt(value)}")
     _print_prompt_ranking(cl.info)
     for c, nouns in (cl.info.get("centre_nouns") or {}).items():
         _out(f"  centre {c:>3}: {', '.join(nouns)}")
@@ -310,7 +298,7 @@ def _embed_folder(a: argparse.Namespace):
     from .pipeline import embed, scan
 
     col = scan(a.folder, cache_dir=a.cache_dir, captions=a.captions)
-    emb = embed(col, _encode_config(a), on_progress=_tqdm_progress("embedding"))
+    emb = embed(col, _encode_config(a), on_progress=tqdm_progress("embedding"))
     if emb.fallback_note:
         _err(f"note: {emb.fallback_note}")
     _print_skipped(emb.collection)
@@ -326,7 +314,15 @@ def _write_out(a: argparse.Namespace, df) -> None:
 
 
 def _out_exists(a: argparse.Namespace) -> bool:
-    if a.out is not None and a.out.exists() and not a.overwrite:
+    """Check ``--out`` before any work: a refused name or an existing file stops the run here."""
+    if a.out is None:
+        return False
+    from .export import TABLE_SUFFIXES
+
+    if a.out.suffix.lower() not in TABLE_SUFFIXES:
+        _err(f"error: --out {a.out.name}: the file name must end in {' or '.join(TABLE_SUFFIXES)}")
+        return True
+    if a.out.exists() and not a.overwrite:
         _err(f"error: {a.out} exists; pass --overwrite to replace it")
         return True
     return False
@@ -379,6 +375,8 @@ def cmd_duplicates(a: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in ("embed", "cluster"):  # the commands that may load captioners and sentence models
+        quiet_model_loading()
     handlers = {"scan": cmd_scan, "embed": cmd_embed, "cluster": cmd_cluster}
     handlers.update(search=cmd_search, duplicates=cmd_duplicates)
     handler = handlers[args.command]

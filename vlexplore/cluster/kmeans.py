@@ -17,6 +17,9 @@ it is k-means in cosine geometry (centres are means, not re-normalised, as sklea
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import cast
 
@@ -156,6 +159,17 @@ def _faiss_centres(X, k, *, seed, n_init, init, w) -> np.ndarray:
     return _lloyd(Xf, centres, w, REFINE_ITER) if Xf is not None else centres  # Xf is kept iff refine
 
 
+@contextmanager
+def _quiet_convergence() -> Iterator[None]:
+    """sklearn's ConvergenceWarning ("found N distinct clusters < k") silenced: fewer distinct rows than
+    centres is a property of the data, visible in the labels (callers say it in their own words)."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
+
+
 def kmeans(
     X,
     k: int,
@@ -190,12 +204,13 @@ def kmeans(
         from sklearn.cluster import KMeans
 
         # float64: sklearn computes float32 distances through a slow up-casting path (about 3× slower)
-        km = KMeans(
-            n_clusters=k,
-            n_init=n_init,
-            init="k-means++" if init is None else np.asarray(init, np.float64),
-            random_state=seed,
-        ).fit(np.asarray(X, dtype=np.float64), sample_weight=w)
+        with _quiet_convergence():
+            km = KMeans(
+                n_clusters=k,
+                n_init=n_init,
+                init="k-means++" if init is None else np.asarray(init, np.float64),
+                random_state=seed,
+            ).fit(np.asarray(X, dtype=np.float64), sample_weight=w)
         return KMeansFit(
             km.labels_.astype(np.int64),
             km.cluster_centers_.astype(np.float32),
@@ -208,17 +223,15 @@ def kmeans(
 
         idx = largescale._sample(n, largescale.KMEANS_SAMPLE, seed)
         n_init = 1 if init is not None else min(n_init, MINIBATCH_N_INIT)
-        C = (
-            MiniBatchKMeans(
+        with _quiet_convergence():
+            mb = MiniBatchKMeans(
                 n_clusters=k,
                 n_init=n_init,
                 batch_size=MINIBATCH_BATCH_SIZE,
                 random_state=seed,
                 init="k-means++" if init is None else np.asarray(init, np.float64),
-            )
-            .fit(np.ascontiguousarray(X[idx], dtype=np.float32), sample_weight=None if w is None else w[idx])
-            .cluster_centers_
-        )
+            ).fit(np.ascontiguousarray(X[idx], dtype=np.float32), sample_weight=None if w is None else w[idx])
+        C = mb.cluster_centers_
     else:
         raise ConfigError(f"k-means backend must be 'faiss', 'sklearn' or 'minibatch', got {backend!r}")
     labels, inertia = _weighted_assign(X, C, w)

@@ -1,0 +1,126 @@
+"""What the command line says besides its results: no noise, plain reasons, refusals before any work."""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+import pytest
+
+from vlexplore import cli, cli_output
+from vlexplore.cluster.kmeans import kmeans
+
+
+@pytest.fixture
+def same_folder(tmp_path, write_image):
+    """Six copies of one image: no k-means can find two groups in them."""
+    root = tmp_path / "same"
+    for i in range(6):
+        write_image(root / f"{i}.png", colour=(200, 40, 40), seed=0)
+    return root
+
+
+def _run(args, capsys) -> tuple[int, str, str]:
+    code = cli.main(args)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_an_unsupported_out_extension_is_refused_before_any_scan(tmp_path, monkeypatch, capsys):
+    import vlexplore.pipeline as pipeline
+
+    def no_scan(*args, **kwargs):
+        raise AssertionError("the folder was scanned before --out was checked")
+
+    monkeypatch.setattr(pipeline, "scan", no_scan)
+    for command in (["cluster"], ["search", "--image", str(tmp_path / "q.png")], ["duplicates"]):
+        out = tmp_path / "table.xlsx"
+        code, _, err = _run([command[0], str(tmp_path), *command[1:], "--out", str(out)], capsys)
+        assert code == 2
+        assert "--out table.xlsx" in err and ".csv or .parquet" in err
+        assert not out.exists()
+
+
+def test_fewer_clusters_than_k_are_explained_and_no_internal_lines_are_printed(same_folder, tmp_path, capsys):
+    code, out, err = _run(
+        ["cluster", str(same_folder), "--k", "2", "--cache-dir", str(tmp_path / "c")], capsys
+    )
+    assert code == 0, err
+    assert "6 images → 1 clusters" in out
+    assert "asked for --k 2, but kmeans found only 1 distinct group" in err
+    # the provenance keeps the backend, the restarts and k; the terminal does not show them
+    for stray in ("kmeans_backend", "kmeans_n_init", "\nk: "):
+        assert stray not in "\n" + out
+    assert "ConvergenceWarning" not in err
+
+
+def test_no_note_when_k_is_met(image_folder, tmp_path, capsys):
+    code, _, err = _run(
+        ["cluster", str(image_folder.root), "--k", "3", "--cache-dir", str(tmp_path / "c")], capsys
+    )
+    assert code == 0, err
+    assert "distinct group" not in err
+
+
+@pytest.mark.parametrize("backend", ["sklearn", "minibatch", "faiss"])
+def test_kmeans_on_identical_rows_raises_no_convergence_warning(backend):
+    if backend == "faiss":
+        pytest.importorskip("faiss")
+    X = np.ones((6, 4), dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit = kmeans(X, 2, backend=backend)
+    assert len(np.unique(fit.labels)) == 1
+
+
+def test_the_cli_drops_sklearn_convergence_warnings(capsys):
+    from sklearn.exceptions import ConvergenceWarning
+
+    with cli._warnings_as_lines():
+        warnings.warn(
+            "Number of distinct clusters (1) found smaller than n_clusters (2)",
+            ConvergenceWarning,
+            stacklevel=1,
+        )
+        warnings.warn("something else", UserWarning, stacklevel=1)
+    err = capsys.readouterr().err
+    assert "distinct clusters" not in err
+    assert "warning: something else" in err
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_fully_cached_run_draws_no_bar(monkeypatch):
+    term = _Terminal()
+    monkeypatch.setattr(cli_output.sys, "stderr", term)
+    on_progress = cli_output.tqdm_progress("embedding")
+    on_progress(6, 6)  # everything came from the cache: no bar, so no "26843545.60img/s"
+    assert term.getvalue() == ""
+
+
+def test_the_bar_starts_at_the_cached_count(monkeypatch):
+    term = _Terminal()
+    monkeypatch.setattr(cli_output.sys, "stderr", term)
+    on_progress = cli_output.tqdm_progress("embedding")
+    on_progress(4, 6)
+    on_progress(6, 6)
+    text = term.getvalue()
+    assert "4/6" in text and "6/6" in text
+    assert "0/6" not in text  # the cached images are the bar's start, not work done in no time
+
+
+def test_transformers_loading_bars_are_off_and_download_bars_stay():
+    pytest.importorskip("transformers")
+    import huggingface_hub.utils
+    import transformers.utils.logging as tlog
+
+    try:
+        cli_output.quiet_model_loading()
+        assert not tlog.is_progress_bar_enabled()
+        assert not huggingface_hub.utils.are_progress_bars_disabled()
+    finally:
+        tlog.enable_progress_bar()
