@@ -34,7 +34,7 @@ def test_table_has_duplicate_group_outlier_score_and_empty_confident(embedded, c
     assert list(df.columns[-3:]) == ["duplicate_group", "outlier_score", "confident"]
     by_path = df.set_index("path")
     assert by_path.loc["c0/img0.png", "duplicate_group"] == by_path.loc["c0/copy.png", "duplicate_group"]
-    dups = vx.duplicates(embedded, threshold=0.95)
+    dups = vx.duplicates(embedded)
     in_group = set(dups["path"])
     assert df["duplicate_group"].notna().tolist() == [p in in_group for p in df["path"]]
     assert np.allclose(df["outlier_score"], vx.outlier_scores(embedded, 10))
@@ -75,7 +75,7 @@ def test_provenance_records_user_captions_and_curation(embedded, cache_dir):
     cl = cluster_embedded(embedded, vx.ClusterConfig(k=3), cache_dir=cache_dir)
     record = build_provenance(embedded, cl)
     assert record["captions"] == {"user": 1, "sources": {"sidecar .txt": 1}, "notes": []}
-    assert "0.95" in record["curation"]["duplicate_group"] and record["curation"]["confident"] is None
+    assert "0.9" in record["curation"]["duplicate_group"] and record["curation"]["confident"] is None
 
 
 def test_curation_with_fewer_than_two_images(tmp_path, write_image, fake_encoder, cache_dir):

@@ -15,6 +15,7 @@ Values are checked where they are used, with the key in the message.
 ``prompt``                         :class:`PromptOptions`
 ``nouns``, ``relations``,          :class:`vlexplore.language.LanguageOptions` (plus the naming keys)
 ``centres``
+``pair``                           :class:`vlexplore.pair.PairOptions`
 =================================  =====================================================
 """
 
@@ -125,6 +126,7 @@ OPTION_CLASSES: dict[str, str] = {
     "nouns": "vlexplore.language:LanguageOptions",
     "relations": "vlexplore.language:LanguageOptions",
     "centres": "vlexplore.language:LanguageOptions",
+    "pair": "vlexplore.pair:PairOptions",
 }
 
 

@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .curate import DEFAULT_THRESHOLD as DUPLICATE_THRESHOLD
 from .fsutil import atomic_write_text
 from .labels import default_name
 
-#: The settings the curation columns are made with (:func:`vlexplore.curate.curation_columns`).
-DUPLICATE_THRESHOLD = 0.95
+#: The outlier score's neighbour (:func:`vlexplore.curate.curation_columns`).
 OUTLIER_K = 10
 
 

@@ -13,6 +13,7 @@ only when chosen, so this file is a table, not an implementation:
 ``nouns``          TAC training-free: [image ‖ text counterpart from selected nouns]
 ``relations``      rows of the image × noun similarity matrix C (Ma et al. 2026)
 ``centres``        learned semantic centres in the text space (returns labels itself)
+``pair``           image ‖ caption embedding (the caption through the encoder's text tower)
 =================  ================================================================
 """
 
@@ -35,6 +36,7 @@ BUILDERS: dict[str, str] = {
     "nouns": "vlexplore.language:tac_representation",
     "relations": "vlexplore.language:relation_representation",
     "centres": "vlexplore.language:semantic_centres",
+    "pair": "vlexplore.pair:pair_representation",
 }
 
 REPRESENTATIONS = tuple(BUILDERS)
