@@ -23,7 +23,9 @@ def undo_button(state: AppState, *, key: str) -> None:
         key=key,
         icon=":material/undo:",
         disabled=not edits,
-        help=f"Undo: {edits[-1].get('log', '')}" if edits else "No edit since the last clustering.",
+        help=md_escape(f"Undo: {edits[-1].get('log', '')}")
+        if edits
+        else "No edit since the last clustering.",
         on_click=saved.undo,
         args=(state,),
     )

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
+from ui.feedback import md_escape
 from ui.state import AppState
 from vlexplore import sessions
 from vlexplore.errors import VlexploreError
@@ -157,5 +158,5 @@ def read_import(state: AppState, data: bytes):
             data, collection=state.emb.collection, model_id=state.emb.model_id, cache_dir=_cache(state)
         )
     except (SessionError, OSError) as exc:
-        st.error(f"Could not import the session: {exc}", icon=":material/warning:")
+        st.error(md_escape(f"Could not import the session: {exc}"), icon=":material/warning:")
         return None
