@@ -52,8 +52,8 @@ if view == "Duplicates":
         st.stop()
     n_extra = len(groups.table) - groups.n_groups
     st.markdown(
-        f"**{groups.n_groups:,} groups** · {n_extra:,} images could go "
-        f"({groups.count('exact'):,} in exact, {groups.count('near'):,} in near groups)"
+        f"**{groups.n_groups:,} groups** of {len(groups.table):,} images ({groups.count('exact'):,} of them "
+        f"identical files) · keeping one per group, {n_extra:,} could go"
     )
     st.download_button(
         "Download the groups (CSV: path, group, kind, similarity, keep)",
@@ -71,8 +71,9 @@ if view == "Duplicates":
         with st.container(border=True):
             st.markdown(f"**Group {int(g) + 1}** · {len(members)} images: {', '.join(parts)}")
             captions = {
-                int(r.row): ("✔ keep · " if r.keep else "")
-                + ("same file" if r.kind == "exact" and not r.keep else f"{r.similarity:.3f}")
+                int(r.row): (
+                    "✔ keep" if r.keep else ("same file" if r.kind == "exact" else f"{r.similarity:.3f}")
+                )
                 + f" · {short(r.row)}"
                 for r in members.itertuples()
             }

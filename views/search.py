@@ -67,8 +67,15 @@ with st.container(border=True):
         st.switch_page("views/map.py")
 
 relpaths = s.emb.collection.items["relpath"]
+
+
+def short(i: int, limit: int = 20) -> str:
+    name = relpaths.iat[int(i)].rsplit("/", 1)[-1]
+    return name if len(name) <= limit else name[: limit - 1] + "…"
+
+
 captions = {
-    int(i): f"{rank}. {score:.3f} · {relpaths.iat[int(i)].rsplit('/', 1)[-1][:20]}"
+    int(i): f"{rank}. {score:.3f} · {short(i)}"
     for rank, (i, score) in enumerate(zip(found.indices, found.scores), 1)
 }
 thumbnail_grid(s, found.indices, columns=6, key="search", captions=captions, more_like_this=True)
