@@ -272,6 +272,7 @@ def read_user_captions(
     wanted = set(rels)
     result = UserCaptions()
     layers: list[tuple[str, dict[str, str]]] = []
+    rows: list[tuple[object, object]]
     if captions is not None:
         if isinstance(captions, Mapping):
             name, rows = "captions given", list(captions.items())
