@@ -149,3 +149,12 @@ def test_results_of_another_folder_are_not_shown(searched, data):  # noqa: F811
     searched.session_state[KEY] = other
     searched.run()
     assert "No search yet" in texts(searched.info)
+
+
+def test_empty_sidebar_query_opens_search_with_one_message(data):  # noqa: F811
+    at = run_page("map", seeded(data))
+    next(b for b in at.sidebar.button if b.label == "Search").click().run()
+    assert not at.exception
+    assert "Search" in texts(at.title)
+    assert texts(at.error).count("the search text is empty") == 1
+    assert "No search yet" in texts(at.info)
