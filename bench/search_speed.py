@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -125,6 +126,7 @@ def main(argv=None) -> int:
             "platform": platform.platform(),
             "python": platform.python_version(),
             "threads": a.threads,
+            "load_average_after": [round(x, 1) for x in os.getloadavg()],
         },
         "command": "python bench/search_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "rows": rows,

@@ -75,7 +75,7 @@ def test_provenance_records_user_captions_and_curation(embedded, cache_dir):
     cl = cluster_embedded(embedded, vx.ClusterConfig(k=3), cache_dir=cache_dir)
     record = build_provenance(embedded, cl)
     assert record["captions"] == {"user": 1, "sources": {"sidecar .txt": 1}, "notes": []}
-    assert "0.9" in record["curation"]["duplicate_group"] and record["curation"]["confident"] is None
+    assert "0.88" in record["curation"]["duplicate_group"] and record["curation"]["confident"] is None
 
 
 def test_curation_with_fewer_than_two_images(tmp_path, write_image, fake_encoder, cache_dir):
