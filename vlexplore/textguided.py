@@ -34,6 +34,7 @@ from .models.base import l2_normalize
 from .options import textguided_options
 from .represent import Representation
 from .sentences import _named_embedder, embed_sentences, sentence_embedder  # noqa: F401
+from .sidecar import merge_captions
 
 DEFAULT_QUESTIONS = ("What is the main object in this image?",)
 TFIDF_MAX_FEATURES = 6000
@@ -133,9 +134,7 @@ def image_captions(emb, cfg) -> tuple[list[str], str]:
         )
     if len(texts) != emb.n:
         raise ConfigError(f"got {len(texts)} captions for {emb.n} images; caption the images again")
-    from .sidecar import merge_captions  # the user's own captions win over any model's
-
-    texts = merge_captions(emb.collection, texts)
+    texts = merge_captions(emb.collection, texts)  # the user's own captions win over any model's
     if not any(t and t.strip() for t in texts):
         raise ConfigError(
             "the images have no captions to cluster on; choose a captioner such as blip-base "
@@ -448,6 +447,3 @@ def prompt_guided(emb, cfg) -> Representation:
     }
     labels = ranking["labels"][best] if cfg.method == "kmeans" and not cfg.prototypes else None
     return Representation(X=spaces[best], texts=answers[best], labels=labels, info=info)
-
-
-# --------------------------------------------------------------------------- explanations
