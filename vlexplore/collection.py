@@ -40,6 +40,7 @@ from .imageio import (
     too_large,
 )
 from .sidecar import UserCaptions, read_user_captions
+from .types import Progress
 from .walk import list_image_files
 
 ITEM_COLUMNS = (
@@ -64,8 +65,6 @@ _INDEX_COLUMNS = ("fingerprint", "width", "height", "format")
 RACY_NS = 2_000_000_000
 #: The stat index is compacted once a folder's scans have left more shards than this.
 _INDEX_COMPACT_ABOVE = 32
-
-Progress = Callable[[int, int], None] | None
 
 
 @dataclass

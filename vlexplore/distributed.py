@@ -29,10 +29,12 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -147,6 +149,32 @@ def connect(address: str | None = None, *, num_cpus: int | None = None):
     else:
         ray.init(num_cpus=num_cpus, include_dashboard=False, object_store_memory=LOCAL_OBJECT_STORE, **common)
     return True
+
+
+@contextmanager
+def ray_session(address: str | None = None) -> Iterator[Any]:
+    """``ray``, joined or started (see :func:`connect`) with Ray Data's own progress output off, and shut
+    down again on the way out when this call started it."""
+    ray = ray_module()
+    started = connect(address)
+    try:
+        _quiet(ray)
+        yield ray
+    finally:
+        if started:
+            shutdown(ray)
+
+
+def run_task(ray, fn: Callable, *args):
+    """``fn(*args)`` as one small Ray task; a library error raised there (a misspelt model, weights that
+    cannot be had) is raised here as it is, not wrapped in Ray's traceback."""
+    try:
+        return ray.get(ray.remote(num_cpus=READ_TASK_CPUS)(fn).remote(*args))
+    except ray.exceptions.RayTaskError as exc:
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, VlexploreError):
+            raise cause from None
+        raise
 
 
 def plan_resources(
@@ -320,17 +348,8 @@ def embed_images_ray(
         factory = encoder
     else:
         raise ConfigError(f"encoder must be a model name or a callable that builds one, got {encoder!r}")
-    ray = ray_module()
-    started = connect(address)
-    _quiet(ray)
-    try:
-        try:
-            model_id, views, dims = ray.get(ray.remote(num_cpus=READ_TASK_CPUS)(_describe).remote(factory))
-        except ray.exceptions.RayTaskError as exc:  # e.g. weights unavailable: say so plainly
-            cause = getattr(exc, "cause", None)
-            if isinstance(cause, VlexploreError):
-                raise cause from None
-            raise
+    with ray_session(address) as ray:
+        model_id, views, dims = run_task(ray, _describe, factory)
         store = store_for(cache_dir, model_id)
         failure_store = store_for(cache_dir, model_id + FAILURES_SUFFIX)
 
@@ -403,9 +422,6 @@ def embed_images_ray(
                     on_progress(done, total)
         if n_computed and len(store.shard_paths()) > encode.COMPACT_ABOVE:  # as a local run does
             store.compact()
-    finally:
-        if started:
-            shutdown(ray)
     result = embed_images(collection, _FromCache(model_id, views), cache_dir=cache_dir, num_workers=0)
     result.n_computed = n_computed
     return result

@@ -20,6 +20,7 @@ import numpy as np
 
 from .cluster import check_matrix
 from .errors import ConfigError
+from .labels import default_name
 from .models.base import l2_normalize
 
 #: A term word: >= 2 letters, which single hyphens may join ("t-shirt", "x-ray"); no digits.
@@ -322,7 +323,7 @@ def cluster_names(
         elif c < len(prototypes):
             names[c] = prototypes[c]
         else:
-            names[c] = NAME_SEPARATOR.join(_name_words(keywords[c], n_words)) or f"cluster {c}"
+            names[c] = NAME_SEPARATOR.join(_name_words(keywords[c], n_words)) or default_name(c)
     for i, p in enumerate(prototypes):
         names.setdefault(i, p)
     return names

@@ -47,6 +47,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError
+from .labels import default_name
+from .labels import noise_name as noise_name_of
 from .models.base import l2_normalize
 from .options import naming_options
 
@@ -296,7 +298,7 @@ def name_clusters(
             elif chosen[r] >= 0:
                 names[c], scores[c] = words[chosen[r]], float(S[r, chosen[r]])
             else:  # more clusters than words
-                names[c], scores[c] = f"cluster {c}", float("nan")
+                names[c], scores[c] = default_name(c), float("nan")
         from .hypernyms import GENERAL_WORDS
 
         n_top = min(GENERAL_WORDS, len(words))
@@ -320,7 +322,7 @@ def name_clusters(
             keywords[c] = kw
     else:
         for c in rid.tolist():
-            names[c], keywords[c], scores[c] = fixed.get(c, f"cluster {c}"), [], float("nan")
+            names[c], keywords[c], scores[c] = fixed.get(c, default_name(c)), [], float("nan")
     if not real.all():
         names[-1], scores[-1] = noise_name, float("nan")
         noise_kw: list[str] = []
@@ -376,7 +378,7 @@ def name_pipeline_clusters(
     if source == "auto":
         source = "captions" if own_texts and caption_keywords else "vocabulary"
     opts = naming_options(getattr(cfg, "options", None))
-    noise = "noise" if cfg.method == "hdbscan" else "other"
+    noise = noise_name_of(cfg.method)
     protos = list(prototypes or [])
     fixed = {i: p for i, p in enumerate(protos)}
     cache_dir = getattr(emb, "cache_dir", None) or getattr(encoder, "cache_dir", None)
@@ -424,7 +426,7 @@ def name_pipeline_clusters(
             names, keywords, general = general_names(names, keywords, fixed=fixed, ranked=voc.top_words)
     else:
         for c, v in voc.names.items():
-            if names.get(c, f"cluster {c}") == f"cluster {c}":
+            if names.get(c, default_name(c)) == default_name(c):
                 names[c] = v
                 keywords.setdefault(c, voc.keywords.get(c, []))
                 if not keywords[c]:

@@ -18,6 +18,7 @@ import pandas as pd
 
 from .config import ClusterConfig, EncodeConfig
 from .errors import ConfigError, ModelUnavailableError
+from .labels import default_name, noise_name
 from .results import Clustered, ClusterInfo, Embedded
 from .types import Progress
 
@@ -215,7 +216,7 @@ def cluster_embedded(
     names = cluster_names(
         keywords,
         prototypes=protos if cfg.method == "prototypes" else None,
-        noise_name="noise" if cfg.method == "hdbscan" else "other",
+        noise_name=noise_name(cfg.method),
     )
     from .naming import name_pipeline_clusters  # zero-shot vocabulary names wherever there is a text tower
 
@@ -231,8 +232,7 @@ def cluster_embedded(
         info=rep.info,
     )
     for c in np.unique(labels):
-        noise = "noise" if cfg.method == "hdbscan" else "other"
-        names.setdefault(int(c), f"cluster {int(c)}" if c >= 0 else noise)
+        names.setdefault(int(c), default_name(c, noise=noise_name(cfg.method)))
     if coords is None:
         coords = project_embedded(emb, seed=cfg.seed, cache_dir=cache_dir)
     y = emb.collection.labels

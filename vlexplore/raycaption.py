@@ -19,7 +19,7 @@ import numpy as np
 from .cache import store_for
 from .caption import _namespace, caption_images
 from .collection import Collection
-from .distributed import READ_TASK_CPUS, _local_path, _quiet, connect, plan_resources, ray_module, shutdown
+from .distributed import READ_TASK_CPUS, _local_path, plan_resources, ray_session, run_task
 from .errors import ConfigError, ImageReadError, VlexploreError
 from .imageio import content_key, open_image
 from .types import Progress
@@ -135,17 +135,8 @@ def caption_images_ray(
         factory = captioner
     else:
         raise ConfigError(f"captioner must be a name or a callable that builds one, got {captioner!r}")
-    ray = ray_module()
-    started = connect(address)
-    _quiet(ray)
-    try:
-        try:
-            model_id = ray.get(ray.remote(num_cpus=READ_TASK_CPUS)(_model_id).remote(factory))
-        except ray.exceptions.RayTaskError as exc:  # e.g. a misspelt captioner: say so plainly
-            cause = getattr(exc, "cause", None)
-            if isinstance(cause, VlexploreError):
-                raise cause from None
-            raise
+    with ray_session(address) as ray:
+        model_id = run_task(ray, _model_id, factory)
         stand_in = _CachedCaptions(model_id)
         store = store_for(cache_dir, _namespace(stand_in, prompt))
         path_of: dict[str, str] = {}
@@ -196,7 +187,4 @@ def caption_images_ray(
                 done += len(fps)
                 if on_progress is not None:
                     on_progress(done, total)
-    finally:
-        if started:
-            shutdown(ray)
     return caption_images(collection, stand_in, prompt=prompt, cache_dir=cache_dir, num_workers=0)
