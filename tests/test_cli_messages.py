@@ -124,3 +124,46 @@ def test_transformers_loading_bars_are_off_and_download_bars_stay():
         assert not huggingface_hub.utils.are_progress_bars_disabled()
     finally:
         tlog.enable_progress_bar()
+
+
+def test_confidence_asks_fewer_neighbours_in_small_clusters():
+    from vlexplore.nouns import confident_for_training, knn_indices
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(6, 8))
+    X = np.repeat(centres, 2, axis=0) + 0.01 * rng.normal(size=(12, 8))  # six pairs
+    labels = np.repeat(np.arange(6), 2)
+    nb = knn_indices(X.astype(np.float32), 10)
+    notes: list[str] = []
+    mask, k = confident_for_training(labels, nb, 10, 0.5, 6, notes)
+    assert k == 1 and mask.all()
+    assert notes == ["clusters this small are judged confident on 1 neighbour(s)"]
+    notes = []
+    mask, _ = confident_for_training(np.arange(12), nb, 10, 0.5, 12, notes)  # every image alone
+    assert not mask.any()
+    assert "the starting k-means clusters are kept" in notes[-1]
+
+
+def test_centres_on_a_small_folder_run_and_say_what_they_changed(tmp_path, write_image, capsys):
+    colours = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (40, 50, 220), "grey": (128, 128, 128)}
+    for name, rgb in colours.items():
+        for i in range(3):
+            write_image(tmp_path / "small" / name / f"{i}.png", colour=rgb, seed=i)
+    code, out, err = _run(
+        [
+            "cluster",
+            str(tmp_path / "small"),
+            "--representation",
+            "centres",
+            "--k",
+            "6",
+            "--nouns",
+            "red, green, blue, grey, apple, leaf, sky, stone, car, bird",
+            "--cache-dir",
+            str(tmp_path / "c"),
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert "12 images →" in out
+    assert "note: clusters this small are judged confident on" in out

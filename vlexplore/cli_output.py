@@ -44,7 +44,7 @@ INFO_LINES = {
     "answerer": "answers from",
     "selected_nouns_summary": "nouns",
     "noise_assigned": "noise images assigned to a cluster",
-    "fallback": "fallback",
+    "fallback": "note",
 }
 
 

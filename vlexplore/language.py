@@ -30,6 +30,7 @@ from .models.base import l2_normalize
 from .nouns import (  # noqa: F401  (re-exported: the neighbourhood steps belong to this method too)
     RELATION_NORMS,
     auto_temperature,
+    confident_for_training,
     confident_mask,
     knn_indices,
     nearest_nouns,
@@ -365,18 +366,16 @@ def relation_representation(emb, cfg) -> Representation:
 
 
 def semantic_centres(emb, cfg) -> Representation:
-    """``centres``: learned semantic centres; returns the labels itself.
+    """``centres``: learned semantic centres; returns the labels itself. Initial pseudo-labels: spherical
+    k-means (K = ``cfg.k`` or suggested) on the TAC representation (``init="image"``: the image view).
+    Each centre starts as its cluster's noun mix (the ``n_nouns`` selected nouns its members weigh most),
+    joined in the ``nouns`` space with the cluster's mean image. Then for ``rounds`` rounds: the confident
+    images (:func:`confident_for_training`: fewer neighbours in a small folder; none confident keeps the
+    clusters) train the centres (:func:`train_centres`, warm-started), and the centres re-label all.
 
-    Initial pseudo-labels: spherical k-means (K = ``cfg.k`` or suggested) on the TAC representation
-    (option ``init="image"``: on the image view). Each centre starts as its cluster's noun mix (the
-    ``n_nouns`` selected nouns its members weigh most), joined in the ``nouns`` space with the cluster's
-    mean image. Then for ``rounds`` rounds: the confident images (:func:`confident_mask`, neighbours in
-    the centres' space, computed once) train the centres (:func:`train_centres`, warm-started), and
-    the centres re-label every image.
-
-    ``info``: ``centre_nouns`` / ``init_nouns`` (centre id → nearest vocabulary nouns of its text part
-    after / before training), ``confident`` (bool (n,), of the final labels), ``rounds`` (per round:
-    confident share, assignment changes, objective first/last), ``losses`` (last round's curve).
+    ``info``: ``centre_nouns`` / ``init_nouns`` (centre id → nearest nouns of its text part after /
+    before training), ``confident`` (bool (n,)), ``rounds`` (per round: confident share, changes,
+    objective first/last), ``losses`` (last round's), ``fallback`` (what a small folder changed, or "").
     """
     from .cluster import suggest_k
 
@@ -394,22 +393,23 @@ def semantic_centres(emb, cfg) -> Representation:
     d_img = p.image.shape[1]
     if o.space == "nouns":
         Z = X_tac
-        img_means = np.stack(
-            [
-                p.image[labels == c].mean(axis=0) if (labels == c).any() else p.image.mean(axis=0)
-                for c in range(K)
-            ]
-        ).astype(np.float32)
+        means = [
+            p.image[labels == c].mean(axis=0) if (labels == c).any() else p.image.mean(axis=0)
+            for c in range(K)
+        ]
+        img_means = np.stack(means).astype(np.float32)
         init = l2_normalize(np.concatenate([l2_normalize(img_means), o.text_weight * text_init], axis=1))
     else:
         Z, init = p.joint, text_init
     neighbours = knn_indices(Z, knn)
-    init_labels = labels
-    centres = init
+    init_labels, centres = labels, init
     rounds: list[dict] = []
     losses: list[float] = []
+    notes: list[str] = []  # a small folder asks fewer neighbours, or keeps its clusters (and says so)
     for r in range(o.rounds):
-        mask = confident_mask(None, labels, knn, o.agree, neighbours=neighbours)
+        mask, knn = confident_for_training(labels, neighbours, knn, o.agree, int(K), notes, r)
+        if not mask.any():
+            break
         centres, losses = train_centres(
             Z,
             labels,
@@ -445,5 +445,6 @@ def semantic_centres(emb, cfg) -> Representation:
         "changed_from_init": int((labels != init_labels).sum()),
         "rounds": rounds,
         "losses": losses,
+        "fallback": "; ".join(notes),
     }
     return Representation(X=Z, joint=p.joint, texts=top_nouns(p.sims, p.names), labels=labels, info=info)

@@ -375,3 +375,26 @@ def confident_mask(
         raise ConfigError("confident_mask needs X or precomputed neighbours")
     labels, share = _agreement(X, labels, k, neighbours)
     return (share >= agree - 1e-9) & (labels != -1)
+
+
+def confident_for_training(
+    labels, neighbours: np.ndarray, k: int, agree: float, n_clusters: int, notes: list[str], round_: int = 0
+) -> tuple[np.ndarray, int]:
+    """:func:`confident_mask` that adapts to a small folder: when no image is confident on ``k``
+    neighbours, it asks only as many as fit in an average cluster (``n / n_clusters - 1``, at least one).
+
+    Returns:
+        The mask and the neighbours used; a plain line is added to ``notes`` for each adaptation (once),
+        and when still no image is confident (the caller then keeps the clusters of ``round_``).
+    """
+    mask = confident_mask(None, labels, k, agree, neighbours=neighbours)
+    small = max(1, min(k, len(neighbours) // max(1, int(n_clusters)) - 1))
+    if not mask.any() and small < k:
+        k = small
+        note = f"clusters this small are judged confident on {k} neighbour(s)"
+        notes += [] if note in notes else [note]
+        mask = confident_mask(None, labels, k, agree, neighbours=neighbours)
+    if not mask.any():
+        kept = "starting k-means clusters" if round_ == 0 else f"clusters of round {round_}"
+        notes.append(f"no image is confident, so the centres were not trained; the {kept} are kept")
+    return mask, k
