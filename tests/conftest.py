@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
 import struct
 import threading
@@ -20,7 +21,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
 from PIL import Image
+
+# CI runs the property tests on the same examples every time (a failure there is reproducible, not a
+# lucky draw); a local run keeps exploring new ones. The database is off in CI: nothing to carry over.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 # =========================================================================== 1. image folders
 

@@ -395,3 +395,12 @@ def test_sanitize_filename_gives_a_usable_name(name):
     assert out and len(out) <= 120 and "/" not in out and "\\" not in out and "\x00" not in out
     assert out not in (".", "..") and not out.startswith((" ", ".")) and not out.endswith((" ", "."))
     assert len(out.encode("utf-8", "surrogatepass")) <= 255 * 2
+
+
+def test_ci_runs_a_derandomised_profile():
+    import os
+
+    ci = settings.get_profile("ci")
+    assert ci.derandomize is True and ci.database is None
+    if os.environ.get("CI"):
+        assert settings.default.derandomize is True and SETTINGS.derandomize is True
