@@ -47,8 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError
-from .labels import default_name
-from .labels import noise_name as noise_name_of
+from .labels import default_name, noise_name
 from .models.base import l2_normalize
 from .options import naming_options
 
@@ -357,11 +356,9 @@ def name_pipeline_clusters(
     scores), ``caption_keywords`` (kept whenever there were captions), ``vocabulary_keywords`` and
     ``drifted`` (prototype clusters whose members moved away from their prompt).
 
-    Options (``cfg.options``): ``naming_words`` (user words added to the vocabulary), ``naming_nouns``
-    (a vocabulary replacing the noun bank), ``naming_vocabulary`` (noun bank source; default
-    :func:`default_vocabulary`), ``naming_general`` (WordNet hypernyms as short names, default on; see
-    :mod:`vlexplore.hypernyms`), ``naming_score``,
-    ``naming_contrast``, ``naming_drift_top``.
+    Options (``cfg.options``, typed as :class:`vlexplore.options.NamingOptions`, defaults there):
+    ``naming_words``, ``naming_nouns``, ``naming_vocabulary``, ``naming_general`` (WordNet hypernyms as
+    short names; see :mod:`vlexplore.hypernyms`), ``naming_score``, ``naming_contrast``, ``naming_drift_top``.
     """
     source = getattr(cfg, "naming", "auto")
     if source not in NAMING_SOURCES:
@@ -378,7 +375,7 @@ def name_pipeline_clusters(
     if source == "auto":
         source = "captions" if own_texts and caption_keywords else "vocabulary"
     opts = naming_options(getattr(cfg, "options", None))
-    noise = noise_name_of(cfg.method)
+    noise = noise_name(cfg.method)
     protos = list(prototypes or [])
     fixed = {i: p for i, p in enumerate(protos)}
     cache_dir = getattr(emb, "cache_dir", None) or getattr(encoder, "cache_dir", None)
