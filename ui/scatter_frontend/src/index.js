@@ -11,7 +11,7 @@
 //                     reruns, the points are not sent again).
 // The two talk through an EventTarget on window (components are not sandboxed; they share the page).
 
-import createScatterplot, { createRenderer } from 'regl-scatterplot';
+import createScatterplot from 'regl-scatterplot';
 import CSS from './scatter.css';
 
 const BUS = (window.__vxScatterBus ||= {
@@ -266,61 +266,6 @@ function drawLegend(st) {
   if (more > 0) el('div', 'vx-scatter-legend-row', legend, `… ${more} more`);
 }
 
-// ---------------------------------------------------------------- frames held for the grid
-//
-// On a software renderer (headless chromium, no GPU) a frame of a million points blocks the page for
-// a second or more. The frame that shows a new lasso selection would then run before the page can take
-// the server's answer and draw the grid of the selected images. When frames are that slow, frames wait
-// (at most HOLD_MAX_MS) until the app has rerun with the selection and the page's images have loaded;
-// then the map catches up. With a GPU a frame takes milliseconds and nothing is held.
-const SLOW_FRAME_MS = 150;
-const HOLD_MAX_MS = 2500;
-const HOLD_AFTER_IDLE_MS = 60;
-
-function heldRenderer(st) {
-  const renderer = createRenderer();
-  const onFrame = renderer.onFrame;
-  st.frameMs = 0;
-  st.holdUntil = 0;
-  renderer.onFrame = (draw) =>
-    onFrame(() => {
-      if (performance.now() < st.holdUntil) return;
-      const t0 = performance.now();
-      draw();
-      const dt = performance.now() - t0;
-      if (dt > 2) st.frameMs = dt; // frames with nothing to draw return at once
-    });
-  return renderer;
-}
-
-function pageSettled() {
-  // the app's rerun has finished and every image on the page (the grid's thumbnails) has loaded
-  const app = document.querySelector('[data-testid="stApp"]');
-  if (app && app.dataset.testScriptState !== 'notRunning') return false;
-  for (const img of document.images) if (!img.complete) return false;
-  return true;
-}
-
-function holdFrames(st) {
-  if (st.frameMs < SLOW_FRAME_MS) return;
-  st.holdUntil = performance.now() + HOLD_MAX_MS;
-  st.holdSince = performance.now();
-  st.holdAnswered = false;
-  clearTimeout(st.holdTimer);
-  const poll = () => {
-    if (performance.now() >= st.holdUntil) return;
-    // released once our answer came back and the rerun that draws the grid has finished
-    if (st.holdAnswered && pageSettled()) {
-      st.holdTimer = setTimeout(() => {
-        st.holdUntil = 0;
-      }, HOLD_AFTER_IDLE_MS);
-      return;
-    }
-    st.holdTimer = setTimeout(poll, 30);
-  };
-  st.holdTimer = setTimeout(poll, 30);
-}
-
 function createPlot(component, header) {
   const { parentElement } = component;
   const dom = buildDom(parentElement, header.height || 640);
@@ -340,9 +285,7 @@ function createPlot(component, header) {
     stats: { created: performance.now() },
   };
   const { width, height } = dom.wrap.getBoundingClientRect();
-  st.renderer = heldRenderer(st);
   st.plot = createScatterplot({
-    renderer: st.renderer,
     canvas: dom.canvas,
     width: Math.max(50, width),
     height: Math.max(50, height),
@@ -435,9 +378,7 @@ function createPlot(component, header) {
   st.cleanup = () => {
     ro.disconnect();
     BUS.target.removeEventListener('thumbs', onThumbs);
-    clearTimeout(st.holdTimer);
     plot.destroy();
-    st.renderer.destroy();
     dom.root.remove();
     PLOTS.delete(parentElement);
   };
@@ -467,7 +408,6 @@ function restoreSelection(st) {
 function sendSelection(st, points) {
   st.selection = Array.from(points);
   st.stats.lastSelectionSent = performance.now();
-  holdFrames(st);
   st.dom.status.textContent = points.length ? `${points.length.toLocaleString()} selected` : '';
   st.setTriggerValue('selection', { b64: b64Indices(st.selection), n: st.selection.length });
 }
@@ -497,7 +437,6 @@ function scatter(component) {
   st.setStateValue = component.setStateValue;
   st.header = header;
   st.stats.lastPayload = arrived;
-  if (st.holdUntil && header.m === st.selection.length) st.holdAnswered = true;
   st.stats.lastPayloadM = header.m;
   st.channel = header.channel || 'map';
   if (header.height) st.dom.root.style.height = `${header.height + 40}px`;
