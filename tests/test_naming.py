@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 import vlexplore as vx
+from vlexplore.drift import prototype_drift
 from vlexplore.errors import ConfigError
 from vlexplore.models.base import l2_normalize
 from vlexplore.naming import (
     SCORES,
     contrastive_scores,
     name_clusters,
-    prototype_drift,
     vocabulary_embeddings,
 )
 

@@ -32,13 +32,14 @@ Unique names, two levels
     Noise (``-1``) is named ``"other"`` (``"noise"`` for HDBSCAN) and does not compete.
 
 Prototype drift
-    :func:`prototype_drift` flags prototype clusters whose members moved away from their prompt
+    :func:`vlexplore.drift.prototype_drift` flags prototype clusters whose members moved away from their prompt
     (refinement moves centres): the members are, on average, closer to another prompt, or the
     prompt is not among the cluster's top words.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -78,7 +79,7 @@ class ClusterNaming:
         names: cluster id → short name (one vocabulary entry; fixed names kept; noise ``"other"``).
         keywords: cluster id → 3–5 more specific words, best first, unique across clusters.
         scores: cluster id → the name's contrastive score (NaN for noise and fixed names).
-        drifted: prototype clusters whose members drifted from their prompt (see :func:`prototype_drift`).
+        drifted: prototype clusters whose members drifted from their prompt (:mod:`vlexplore.drift`).
         score: which contrastive score was used.
         top_words: cluster id → its best :data:`vlexplore.hypernyms.GENERAL_WORDS` words by score, best
             first, shared between clusters (what a general name is judged on).
@@ -237,6 +238,15 @@ def _norm(word: str) -> str:
     return " ".join(str(word).casefold().replace("_", " ").split())
 
 
+@functools.lru_cache(maxsize=4)
+def _normed(words: tuple[str, ...]) -> np.ndarray:  # a vocabulary is normalised once, not per naming
+    return np.array([_norm(w) for w in words], dtype=object)
+
+
+def _among(normed: np.ndarray, keys: set[str]) -> np.ndarray:  # set lookups: np.isin is slow on objects
+    return np.fromiter((w in keys for w in normed), dtype=bool, count=len(normed))
+
+
 def name_clusters(
     joint,
     labels,
@@ -285,9 +295,9 @@ def name_clusters(
     top_words: dict[int, list[str]] = {}
     if real.any() and len(words):
         S = contrastive_scores(C[real], E, score, contrast)
-        normed = np.array([_norm(w) for w in words], dtype=object)
+        normed = _normed(tuple(words))
         taken = {_norm(v) for v in fixed.values()}
-        banned = np.isin(normed, list(taken)) if taken else np.zeros(len(words), dtype=bool)
+        banned = _among(normed, taken)
         free = np.array([int(c) not in fixed for c in rid])
         chosen = np.full(len(rid), -1, dtype=np.int64)
         chosen[free] = _assign_unique(S[free], banned)
@@ -306,7 +316,7 @@ def name_clusters(
             top_words[c] = [words[j] for j in part[np.argsort(-S[r, part], kind="stable")]]
         name_set = {_norm(v) for v in names.values()}
         owner = S.argmax(axis=0)
-        drop = np.isin(normed, list(name_set))
+        drop = _among(normed, name_set)
         for r, c in enumerate(rid.tolist()):
             mine = np.flatnonzero((owner == r) & ~drop)
             best = mine[np.argsort(-S[r, mine], kind="stable")]
@@ -438,12 +448,3 @@ def name_pipeline_clusters(
         "general": general,
     }
     return names, keywords
-
-
-def __getattr__(name: str):
-    """``prototype_drift`` lives in :mod:`vlexplore.drift` (imported on use: it builds on this module)."""
-    if name == "prototype_drift":
-        from .drift import prototype_drift
-
-        return prototype_drift
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
