@@ -21,7 +21,7 @@ demo folder's photos), each photo augmented into 12 random crops / flips = one c
 
 Speed: 100 clusters over 100,000 synthetic unit vectors (d = 512) against the cached vocabulary.
 
-    pip download scikit-image==0.26.0 --no-deps -d /tmp/skimage-wheel   # its CC0 photos (not installed)
+    pip download scikit-image==0.26.0 --no-deps -d bench/data/skimage-wheel   # its CC0 photos (not installed)
     python bench/naming.py                      # writes bench/results/naming.json
 """
 
@@ -146,7 +146,7 @@ def photo_sources() -> dict[str, object]:
         found.update({n: d / n for n in PHOTOS if (d / n).is_file()})
     except ImportError:
         pass
-    for whl in sorted(glob.glob("/tmp/**/scikit_image-*.whl", recursive=True)):
+    for whl in sorted(glob.glob(str(BENCH / "data" / "**" / "scikit_image-*.whl"), recursive=True)):
         with zipfile.ZipFile(whl) as z:
             for n in PHOTOS:
                 if n not in found and f"skimage/data/{n}" in z.namelist():
@@ -393,7 +393,7 @@ def main(argv=None) -> int:
     print(f"time to name 100 clusters over 100k images: {results['time_to_name']['seconds_best']} s")
     results["machine"] = f"{platform.machine()}, Python {platform.python_version()}, 2 shared cores, CPU only"
     results["command"] = (
-        "pip download scikit-image==0.26.0 --no-deps -d /tmp/skimage-wheel && python bench/naming.py"
+        "pip download scikit-image==0.26.0 --no-deps -d bench/data/skimage-wheel && python bench/naming.py"
     )
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(results, indent=1, default=str) + "\n")
