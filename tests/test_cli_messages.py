@@ -167,3 +167,29 @@ def test_centres_on_a_small_folder_run_and_say_what_they_changed(tmp_path, write
     assert code == 0, err
     assert "12 images →" in out
     assert "note: clusters this small are judged confident on" in out
+
+
+def _four_kinds(seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """80 unit rows of four kinds of uneven size (35/25/12/8), like a small mixed folder."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(4, 32))
+    sizes = [35, 25, 12, 8]
+    X = np.concatenate([c + 0.6 * rng.normal(size=(s, 32)) for c, s in zip(centres, sizes, strict=True)])
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    return X.astype(np.float32), np.repeat(np.arange(4), sizes)
+
+
+@pytest.mark.parametrize("backend", ["sklearn", "faiss"])
+def test_default_restarts_make_small_folder_kmeans_stable_across_seeds(backend):
+    from sklearn.metrics import adjusted_rand_score
+
+    from vlexplore.cluster.kmeans import default_n_init
+
+    if backend == "faiss":
+        pytest.importorskip("faiss")
+    X, y = _four_kinds()
+    assert default_n_init(len(X)) >= 20  # small folders get many restarts
+    one = [kmeans(X, 4, seed=s, n_init=1, backend=backend).labels for s in range(5)]
+    assert min(adjusted_rand_score(y, lab) for lab in one) < 0.9  # one restart swings with the seed
+    default = [kmeans(X, 4, seed=s, backend=backend).labels for s in range(5)]
+    assert all(adjusted_rand_score(y, lab) == 1.0 for lab in default)
