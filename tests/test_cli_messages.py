@@ -193,3 +193,23 @@ def test_default_restarts_make_small_folder_kmeans_stable_across_seeds(backend):
     assert min(adjusted_rand_score(y, lab) for lab in one) < 0.9  # one restart swings with the seed
     default = [kmeans(X, 4, seed=s, backend=backend).labels for s in range(5)]
     assert all(adjusted_rand_score(y, lab) == 1.0 for lab in default)
+
+
+def test_errors_name_the_flag_not_python_syntax(same_folder, tmp_path, capsys):
+    code, _, err = _run(
+        ["cluster", str(same_folder), "--k", "12", "--cache-dir", str(tmp_path / "c")], capsys
+    )
+    assert code == 2
+    assert "error: --k: 12 clusters asked for, but there are only 6 images" in err
+    assert "k=" not in err
+
+
+def test_library_errors_carry_the_field_and_neutral_words():
+    from vlexplore.cluster.checks import check_k
+    from vlexplore.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        check_k(5, 3)
+    assert info.value.option == "k" and "k=" not in str(info.value)
+    assert cli_output.error_line(info.value).startswith("error: --k: 5 clusters asked for")
+    assert cli_output.error_line(ConfigError("plain")) == "error: plain"  # no field, no prefix

@@ -158,7 +158,7 @@ def test_kmeans_seeded_through_a_joint_space_keeps_prototype_order():
 
 def test_kmeans_seeded_with_k_unequal_to_prototypes_raises():
     X, _, centres = blobs(k=4)
-    with pytest.raises(ConfigError, match="k=3 but 4 prototypes"):
+    with pytest.raises(ConfigError, match="3 clusters asked for, but 4 prototypes"):
         KMeansClusterer(k=3, prototype_embeddings=centres).fit(X)
 
 
@@ -451,7 +451,7 @@ def test_infinite_rows_raise():
 
 
 def test_k_larger_than_n_raises():
-    with pytest.raises(ConfigError, match="k=5 clusters asked for, but there are only 3 images"):
+    with pytest.raises(ConfigError, match="5 clusters asked for, but there are only 3 images"):
         KMeansClusterer(k=5).fit(np.eye(3, 4))
 
 

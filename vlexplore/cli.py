@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .cli_args import build_parser
-from .cli_output import INFO_LINES, quiet_model_loading, short_of_k, tqdm_progress
+from .cli_output import INFO_LINES, error_line, quiet_model_loading, short_of_k, tqdm_progress
 from .config import ClusterConfig, EncodeConfig
 from .errors import VlexploreError
 from .textsafe import printable
@@ -384,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         with _warnings_as_lines():
             return handler(args)
     except VlexploreError as exc:
-        _err(f"error: {exc}")
+        _err(error_line(exc))
         return 2
     except OSError as exc:  # e.g. --out in a read-only or full folder: one line, not a traceback
         _err(f"error: {exc}")

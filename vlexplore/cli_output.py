@@ -48,6 +48,29 @@ INFO_LINES = {
 }
 
 
+#: Configuration fields → the flags that set them: an error about a field is prefixed with its flag.
+CONFIG_FLAGS = {
+    "k": "--k",
+    "captioner": "--captioner",
+    "model": "--model",
+    "n_init": "--n-init",
+    "seed": "--seed",
+    "threshold": "--threshold",
+    "prototypes": "--prototypes",
+    "min_cluster_size": "--min-cluster-size",
+    "min_samples": "--min-samples",
+    "nouns": "--nouns",
+    "naming_words": "--naming-words",
+    "questions": "--question",
+}
+
+
+def error_line(exc: Exception) -> str:
+    """``error: --k: 12 clusters asked for, …``: the flag of the field the error is about, when known."""
+    flag = CONFIG_FLAGS.get(getattr(exc, "option", None) or "")
+    return f"error: {flag}: {exc}" if flag else f"error: {exc}"
+
+
 def short_of_k(a: argparse.Namespace, labels) -> str:
     """Why fewer clusters came back than ``--k`` asked for (identical or near-identical images), or ''."""
     if a.k is None or a.method in ("hdbscan", "prototypes"):

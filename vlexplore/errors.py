@@ -12,7 +12,16 @@ class VlexploreError(Exception):
 
 
 class ConfigError(VlexploreError, ValueError):
-    """A parameter or an input array is not acceptable."""
+    """A parameter or an input array is not acceptable.
+
+    Attributes:
+        option: the configuration field the message is about (``"k"``, ``"captioner"``), or ``None``. The
+            message names no syntax; the CLI prefixes its flag (``--k``), the app can name its control.
+    """
+
+    def __init__(self, message: str, *, option: str | None = None) -> None:
+        super().__init__(message)
+        self.option = option
 
 
 class ImageReadError(VlexploreError):

@@ -213,7 +213,7 @@ def _prepare(emb, cfg) -> _Prepared:
     image = l2_normalize(check_matrix(image, "image view"))
     n = len(joint)
     if cfg.k is not None and cfg.k > n:
-        raise ConfigError(f"k={cfg.k} clusters asked for, but there are only {n} images; choose k <= {n}")
+        raise ConfigError(f"{cfg.k} clusters asked for, but there are only {n} images", option="k")
     vocab = vocabulary(opts.nouns, opts.vocabulary)
     templates = opts.templates
     if templates == "auto":

@@ -138,7 +138,8 @@ def image_captions(emb, cfg) -> tuple[list[str], str]:
     if not any(t and t.strip() for t in texts):
         raise ConfigError(
             "the images have no captions to cluster on; choose a captioner such as blip-base "
-            "or the bundled model, whose label captions come for free"
+            "or the bundled model, whose label captions come for free",
+            option="captioner",
         )
     return list(texts), source
 

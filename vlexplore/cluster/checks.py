@@ -42,7 +42,9 @@ def check_k(k: int, n: int | None) -> int:
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
         raise ConfigError(f"k must be a positive number of clusters, got {k!r}")
     if n is not None and k > n:
-        raise ConfigError(f"k={k} clusters asked for, but there are only {n} images; choose k <= {n}")
+        raise ConfigError(
+            f"{k} clusters asked for, but there are only {n} images; choose at most {n}", option="k"
+        )
     return int(k)
 
 

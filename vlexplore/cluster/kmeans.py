@@ -315,8 +315,9 @@ class KMeansClusterer:
             n_p = len(check_prototypes(self.prototype_embeddings))
             if self.k is not None and self.k != n_p:
                 raise ConfigError(
-                    f"k={self.k} but {n_p} prototypes were given to seed k-means; "
-                    "leave k empty or give one prototype per cluster"
+                    f"{self.k} clusters asked for, but {n_p} prototypes were given to seed k-means; "
+                    "ask for none (one per prototype) or give one prototype per cluster",
+                    option="k",
                 )
             k = check_k(n_p, n)
             same_space = (
