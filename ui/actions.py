@@ -155,8 +155,6 @@ def scores(state: AppState) -> dict:
     if not state.edit_log:
         return dict(state.clustered.metrics)
 
-    # vlexplore.evaluate is both a module and a function: after the module is imported, the
-    # facade attribute ``vx.evaluate`` is the module. Import the functions from their module.
     from vlexplore.evaluate import evaluate_labels, label_free_scores
 
     def compute() -> dict:
