@@ -51,6 +51,13 @@ PAIR_VARIANTS = (
     {"combine": "mean", "caption_weight": 0.5},
     {"combine": "mean", "caption_weight": 0.25},
 )
+#: The caption part as caption-sbert embeds it (the sentence embedder) rather than the encoder's text tower.
+SENTENCE_VARIANTS = (
+    {"combine": "concat", "image_view": "image", "caption_space": "sentence", "caption_weight": 0.5},
+    {"combine": "concat", "image_view": "image", "caption_space": "sentence", "caption_weight": 0.25},
+    {"combine": "concat", "image_view": "image", "caption_space": "sentence", "caption_weight": 0.75},
+    {"combine": "concat", "image_view": "joint", "caption_space": "sentence", "caption_weight": 0.5},
+)
 
 
 def tuxpaint_demo(root: Path) -> Path:
@@ -107,16 +114,22 @@ def shapes(root: Path, per_class: int = 30, seed: int = 7) -> Path:
 
 
 def aligned_model_name() -> str:
-    from aligned_model import train_aligned
+    """The tiny aligned CLIP of the tests (trained once, seeded: a saved checkpoint is reused)."""
+    from aligned_model import ARCH, register_config, train_aligned
 
-    trained = train_aligned(DATA / "aligned-clip")
-    return f"openclip:{trained.arch}:{trained.checkpoint}"
+    out = DATA / "aligned-clip"
+    checkpoint = out / "aligned.pt"
+    if checkpoint.is_file():
+        register_config(out)
+    else:
+        checkpoint = train_aligned(out).checkpoint
+    return f"openclip:{ARCH}:{checkpoint}"
 
 
 def score(emb, representation: str, options: dict | None = None) -> dict:
     import vlexplore as vx
-    from vlexplore.cluster import cluster
-    from vlexplore.evaluate import evaluate
+    from vlexplore.cluster import cluster_vectors as cluster
+    from vlexplore.evaluate import evaluate_labels as evaluate
     from vlexplore.represent import build_representation
 
     y = emb.collection.labels
@@ -140,7 +153,7 @@ def score(emb, representation: str, options: dict | None = None) -> dict:
     }
 
 
-def run(name: str, folder: Path, model: str) -> dict:
+def run(name: str, folder: Path, model: str, sentence_only: bool = False) -> dict:
     import vlexplore as vx
 
     col = vx.scan_folder(
@@ -152,8 +165,11 @@ def run(name: str, folder: Path, model: str) -> dict:
         f"{name} × {emb.model_id}: {emb.n} images, {captioned} captioned, {len(set(col.labels))} classes",
         flush=True,
     )
-    rows = [score(emb, "image"), score(emb, "caption-sbert"), score(emb, "caption-tfidf")]
-    rows += [score(emb, "pair", v) for v in PAIR_VARIANTS]
+    if sentence_only:
+        rows = [score(emb, "pair", v) for v in SENTENCE_VARIANTS]
+    else:
+        rows = [score(emb, "image"), score(emb, "caption-sbert"), score(emb, "caption-tfidf")]
+        rows += [score(emb, "pair", v) for v in PAIR_VARIANTS + SENTENCE_VARIANTS]
     for r in rows:
         print(json.dumps(r), flush=True)
     return {
@@ -173,8 +189,17 @@ def main(argv=None) -> int:
         "--datasets", nargs="+", default=["tuxpaint-demo", "tuxpaint-categories", "shapes-half-captioned"]
     )
     ap.add_argument("--out", type=Path, default=BENCH / "results" / "pairs.json")
+    ap.add_argument("--models", nargs="+", default=None, help="only these models ('bundled', 'aligned')")
+    ap.add_argument(
+        "--sentence-only", action="store_true", help="only the pair variants with sentence-embedded captions"
+    )
+    ap.add_argument(
+        "--resume", action="store_true", help="keep the runs already in --out and the folders already built"
+    )
     a = ap.parse_args(argv)
-    runs = []
+    previous = json.loads(a.out.read_text()) if a.resume and a.out.is_file() else {}
+    runs = list(previous.get("runs", []))
+    done = {(r["dataset"], r["model_arg"]) for r in runs if "model_arg" in r}
     aligned = aligned_model_name()
     builders = {
         "tuxpaint-demo": tuxpaint_demo,
@@ -187,9 +212,20 @@ def main(argv=None) -> int:
         "shapes-half-captioned": [aligned, "bundled"],
     }
     for name in a.datasets:
-        folder = builders[name](DATA / name)
-        for model in models[name]:
-            runs.append(run(name, folder, model))
+        todo = [m for m in models[name] if (name, "aligned" if m == aligned else m) not in done]
+        todo = [m for m in todo if a.models is None or ("aligned" if m == aligned else m) in a.models]
+        if not todo:
+            continue
+        folder = DATA / name if a.resume and (DATA / name).is_dir() else builders[name](DATA / name)
+        for model in todo:
+            result = run(name, folder, model, a.sentence_only)
+            runs.append({**result, "model_arg": "aligned" if model == aligned else model})
+            write(a, argv, runs)
+    write(a, argv, runs)
+    return 0
+
+
+def write(a, argv, runs) -> None:
     out = {
         "machine": {"platform": platform.platform(), "python": platform.python_version()},
         "command": "python bench/pairs.py " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -197,7 +233,6 @@ def main(argv=None) -> int:
         "runs": runs,
     }
     a.out.write_text(json.dumps(out, indent=2) + "\n")
-    return 0
 
 
 if __name__ == "__main__":

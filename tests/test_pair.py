@@ -109,3 +109,26 @@ def test_cli_accepts_representation_pair(shapes, tmp_path, capsys):
 
     args = build_parser().parse_args(["cluster", str(shapes), "--representation", "pair"])
     assert args.representation == "pair"
+
+
+def test_sentence_caption_space_uses_the_sentence_embedder(shapes, fake_encoder, cache_dir, monkeypatch):
+    import vlexplore.sentences as sentences
+
+    class Words:
+        model_id = "fake-words"
+
+        def encode(self, texts):
+            return np.array([[1.0, 0.0] if "green" in t else [0.0, 1.0] for t in texts], np.float32)
+
+    monkeypatch.setattr(sentences, "sentence_embedder", lambda emb, cfg: Words())
+    emb = _embedded(shapes, fake_encoder, cache_dir, {"red/0.png": "green", "red/1.png": "grey"})
+    cfg = vx.ClusterConfig(representation="pair", options={"caption_space": "sentence"})
+    rep = build_representation(emb, cfg)
+    assert rep.X.shape[1] == emb.views["image"].shape[1] + 2
+    assert np.allclose(np.linalg.norm(rep.X, axis=1), 1)
+    captioned = emb.collection.items["relpath"].isin(["red/0.png", "red/1.png"]).to_numpy()
+    assert np.allclose(rep.X[~captioned, -2:], 0)  # uncaptioned: the image part alone
+    assert not np.allclose(rep.X[captioned, -2:], 0)
+    bad = vx.ClusterConfig(representation="pair", options={"caption_space": "sentence", "combine": "mean"})
+    with pytest.raises(ConfigError, match="caption_space"):
+        build_representation(emb, bad)

@@ -37,11 +37,14 @@ class PairOptions:
         combine: ``concat`` or ``mean`` (see :mod:`vlexplore.pair`).
         caption_weight: ``w`` in [0, 1], the caption's share (0 = the image alone, 1 = the caption alone).
         image_view: the image part of ``concat``: ``image`` (default) or ``joint``.
+        caption_space: the caption part of ``concat``: ``joint`` (the encoder's text tower) or ``sentence``
+            (the sentence embedder ``caption-sbert`` uses; uncaptioned rows are then the image alone).
     """
 
     combine: str = "concat"
     caption_weight: float = 0.5
     image_view: str = "image"
+    caption_space: str = "joint"
 
 
 class _TextTower:
@@ -111,15 +114,41 @@ def pair_representation(emb, cfg) -> Representation:
         raise ConfigError(
             f"pair option image_view must be 'image' or 'joint' (a view these embeddings have), got {o.image_view!r}"
         )
+    if o.caption_space not in ("joint", "sentence") or (
+        o.caption_space == "sentence" and o.combine == "mean"
+    ):
+        raise ConfigError(
+            f"pair option caption_space must be 'joint' or, with combine='concat', 'sentence'; got {o.caption_space!r}"
+        )
     text, has = caption_vectors(emb)
     joint = emb.views["joint"]
     image = joint if o.combine == "mean" else emb.views[o.image_view]
-    X = pair_matrix(image, text, combine=o.combine, weight=o.caption_weight)
+    part = _sentence_vectors(emb, cfg, has) if o.caption_space == "sentence" else text
+    X = pair_matrix(image, part, combine=o.combine, weight=o.caption_weight)
+    if o.caption_space == "sentence":
+        X = l2_normalize(X).astype(np.float32)  # uncaptioned rows: the image part alone
     return Representation(
         X=X,
         joint=l2_normalize(joint + text).astype(np.float32),  # prototypes compare with the pair's joint mean
         info={
-            "pair": {"combine": o.combine, "caption_weight": o.caption_weight, "image_view": o.image_view},
+            "pair": {
+                "combine": o.combine,
+                "caption_weight": o.caption_weight,
+                "image_view": o.image_view,
+                "caption_space": o.caption_space,
+            },
             "captioned": int(has.sum()),
         },
     )
+
+
+def _sentence_vectors(emb, cfg, has: np.ndarray) -> np.ndarray:
+    """Caption sentence embeddings ``(n, d_s)`` as ``caption-sbert`` makes them; zero rows without a caption."""
+    from .sentences import embed_sentences, sentence_embedder
+
+    captions = [str(c).strip() for c in emb.captions]
+    idx = np.flatnonzero(has)
+    vecs = embed_sentences([captions[i] for i in idx], sentence_embedder(emb, cfg), cache_dir=emb.cache_dir)
+    out = np.zeros((emb.n, vecs.shape[1]), dtype=np.float32)
+    out[idx] = vecs
+    return out
