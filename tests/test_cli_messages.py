@@ -213,3 +213,36 @@ def test_library_errors_carry_the_field_and_neutral_words():
     assert info.value.option == "k" and "k=" not in str(info.value)
     assert cli_output.error_line(info.value).startswith("error: --k: 5 clusters asked for")
     assert cli_output.error_line(ConfigError("plain")) == "error: plain"  # no field, no prefix
+
+
+def test_cluster_names_from_captions_keep_multi_word_terms(tmp_path, write_image, capsys):
+    root = tmp_path / "things"
+    captions = {
+        "pins": ["a safety pin on a web site", "a photo of a safety pin", "a safety pin, a web site"],
+        "books": ["a comic book jacket", "a comic book jacket on a shelf", "comic book jacket"],
+    }
+    rows = ["path,caption"]
+    for i, (kind, texts) in enumerate(captions.items()):
+        for j, text in enumerate(texts):
+            write_image(root / kind / f"{j}.png", colour=(200, 40, 40) if i else (40, 40, 200), seed=j)
+            rows.append(f'{kind}/{j}.png,"{text}"')
+    (tmp_path / "captions.csv").write_text("\n".join(rows) + "\n")
+    code, out, err = _run(
+        [
+            "cluster",
+            str(root),
+            "--k",
+            "2",
+            "--naming",
+            "captions",
+            "--captions",
+            str(tmp_path / "captions.csv"),
+            "--cache-dir",
+            str(tmp_path / "c"),
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert "safety pin" in out and "comic book jacket" in out
+    for split in ("pin · safety", "book · comic", "book jacket · comic book"):
+        assert split not in out

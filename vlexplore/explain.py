@@ -152,7 +152,7 @@ def cluster_keywords(
     labels,
     *,
     top_n: int = 5,
-    ngram_range: tuple[int, int] = (1, 2),
+    ngram_range: tuple[int, int] = (1, 3),
     extra_stop_words: Iterable[str] = CAPTION_STOP_WORDS,
 ) -> dict[int, list[str]]:
     """Counting-based, cluster-unique keywords (Stephan et al. 2024).
@@ -172,7 +172,8 @@ def cluster_keywords(
         texts: ``n`` captions (``None`` counts as empty).
         labels: ``(n,)`` int cluster ids.
         top_n: most keywords per cluster.
-        ngram_range: term lengths in words (n-grams never cross a phrase end).
+        ngram_range: term lengths in words (n-grams never cross a phrase end; up to 3 keeps
+            "comic book jacket" whole).
         extra_stop_words: ignored besides sklearn's English stop words (captioner boilerplate
             by default; pass ``()`` to keep every word).
 
@@ -237,7 +238,7 @@ def ctfidf_keywords(
     labels,
     *,
     top_n: int = 5,
-    ngram_range: tuple[int, int] = (1, 2),
+    ngram_range: tuple[int, int] = (1, 3),
     extra_stop_words: Iterable[str] = CAPTION_STOP_WORDS,
 ) -> dict[int, list[str]]:
     """Class-based TF-IDF keywords (as in BERTopic).
