@@ -15,6 +15,7 @@ from test_app_pages import _embed, _make_folder, data, env, run_page, seeded, st
 
 import vlexplore as vx
 from ui import curation
+from vlexplore.curate import DEFAULT_THRESHOLD
 from vlexplore.textguided import rank_prompts
 
 
@@ -61,18 +62,18 @@ def test_the_threshold_slider_changes_the_groups(dups):
     at = curate(seeded(dups))
     at.slider(key="dup-threshold").set_value(1.0).run()
     strict = len(captions(at))
-    at.slider(key="dup-threshold").set_value(0.8).run()
+    at.slider(key="dup-threshold").set_value(0.7).run()
     loose = len(captions(at))
     memo = at.session_state[curation.KEY]
-    assert memo[("duplicates", 1.0)].n_groups <= memo[("duplicates", 0.8)].n_groups
+    assert memo[("duplicates", 1.0)].n_groups <= memo[("duplicates", 0.7)].n_groups
     assert 2 <= strict < loose
 
 
 def test_duplicates_table_matches_the_library(dups):
     s = seeded(dups)
     at = curate(s)
-    groups = at.session_state[curation.KEY][("duplicates", 0.95)]
-    expected = vx.duplicates(dups.emb, threshold=0.95)
+    groups = at.session_state[curation.KEY][("duplicates", DEFAULT_THRESHOLD)]
+    expected = vx.duplicates(dups.emb, threshold=DEFAULT_THRESHOLD)
     pd.testing.assert_frame_equal(groups.table, expected)
     exact = groups.table[groups.table["kind"] == "exact"]
     assert set(exact["path"]) == {"red/red_0.png", "red/red_0 copy.png"}
