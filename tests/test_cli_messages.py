@@ -246,3 +246,15 @@ def test_cluster_names_from_captions_keep_multi_word_terms(tmp_path, write_image
     assert "safety pin" in out and "comic book jacket" in out
     for split in ("pin · safety", "book · comic", "book jacket · comic book"):
         assert split not in out
+
+
+def test_an_unsupported_export_extension_is_refused_before_any_scan(tmp_path, monkeypatch, capsys):
+    import vlexplore.pipeline as pipeline
+
+    def no_scan(*args, **kwargs):
+        raise AssertionError("the folder was scanned before --export was checked")
+
+    monkeypatch.setattr(pipeline, "scan", no_scan)
+    code, _, err = _run(["embed", str(tmp_path), "--export", str(tmp_path / "vectors.csv")], capsys)
+    assert code == 2
+    assert "--export vectors.csv" in err and ".parquet" in err

@@ -127,6 +127,9 @@ def cmd_scan(a: argparse.Namespace) -> int:
 def cmd_embed(a: argparse.Namespace) -> int:
     from .pipeline import embed, scan
 
+    if a.export is not None and a.export.suffix.lower() != ".parquet":  # refused before any work
+        _err(f"error: --export {a.export.name}: the file name must end in .parquet")
+        return 2
     if a.export is not None and a.export.exists() and not a.overwrite:
         _err(f"error: {a.export} exists; pass --overwrite to replace it")
         return 2
