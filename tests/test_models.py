@@ -724,9 +724,11 @@ def test_openclip_forward_on_cuda_uses_autocast_and_pinned_copies(monkeypatch):
     monkeypatch.setattr(oc, "to_device", lambda t, d: moved.append(d) or t)
     monkeypatch.setattr(oc, "cuda_autocast", lambda d: _Recorder(d))
     seen = []
-    real_image, real_text = enc._model.encode_image, enc._model.encode_text
+    real_image, real_text = enc._model.encode_image, oc.encode_text_short  # texts: the cut text tower
     monkeypatch.setattr(enc._model, "encode_image", lambda x: seen.append(_Recorder.inside) or real_image(x))
-    monkeypatch.setattr(enc._model, "encode_text", lambda t: seen.append(_Recorder.inside) or real_text(t))
+    monkeypatch.setattr(
+        oc, "encode_text_short", lambda m, t: seen.append(_Recorder.inside) or real_text(m, t)
+    )
     enc.device = "cuda"
     enc.encode_image_batch(torch.zeros(2, 3, 32, 32))
     enc.encode_texts(["a dog"])

@@ -117,3 +117,21 @@ def test_bad_probabilities_and_clip_scales_are_refused():
     with pytest.raises(ConfigError, match="SigLIP"):
         cosine_to_probability(0.2, ScoreScale(100.0))
     assert probability_to_cosine(0.5, siglip) == pytest.approx(1.0)  # logit(0.5) = 0 → cos = -bias / scale
+
+
+def test_text_cut_after_the_end_token_is_open_clips_own_embedding(siglip):
+    import torch
+
+    from vlexplore.models.openclip import encode_text_short
+
+    texts = ["a", "a photo of a black grouse.", "a much longer text about a red shape on a blue ground"]
+    for enc in (siglip, _encoder("vx-test-clip-cut")):
+        tokens = enc._tokenizer(texts)
+        with torch.inference_mode():
+            full = enc._model.encode_text(tokens)
+            cut = encode_text_short(enc._model, tokens)
+        assert cut is not None and cut.shape == full.shape
+        torch.testing.assert_close(cut, full, atol=1e-5, rtol=1e-4)
+        np.testing.assert_allclose(
+            enc.encode_texts(texts), torch.nn.functional.normalize(full, dim=-1).numpy(), atol=1e-5
+        )

@@ -165,6 +165,24 @@ def guess_architecture(path: str | Path, default: str = "ViT-B-32") -> str:
     return max(hits, key=len) if hits else default
 
 
+def encode_text_short(model, tokens):
+    """open_clip's ``encode_text`` on tokens cut after the last end-of-text token, or ``None`` where that
+    would change the result. A CLIP text tower is causal and pools at the end-of-text token (the highest id),
+    so the padding after it never reaches the output: a noun padded to 77 tokens costs ~10× a cut one."""
+    from open_clip.transformer import text_global_pool
+
+    mask = getattr(model, "attn_mask", None)
+    if getattr(model, "text_pool_type", None) != "argmax" or mask is None or not hasattr(model, "ln_final"):
+        return None
+    n = int(tokens.argmax(dim=-1).max()) + 1
+    cast = model.transformer.get_cast_dtype()
+    x = model.token_embedding(tokens[:, :n]).to(cast) + model.positional_embedding[:n].to(cast)
+    x = model.ln_final(model.transformer(x, attn_mask=mask[:n, :n]))
+    x = text_global_pool(x, tokens[:, :n], "argmax")
+    proj = model.text_projection
+    return x if proj is None else proj(x) if callable(proj) else x @ proj
+
+
 class OpenClipEncoder:
     """A CLIP-style encoder from open_clip. Views: ``image`` (which is also ``joint``).
 
@@ -415,7 +433,8 @@ class OpenClipEncoder:
         with torch.inference_mode(), self._autocast():
             for start in range(0, len(texts), batch_size):
                 tokens = to_device(self._tokenizer(texts[start : start + batch_size]), self.device)
-                feats = self._model.encode_text(tokens)
+                feats = encode_text_short(self._model, tokens)
+                feats = self._model.encode_text(tokens) if feats is None else feats
                 chunks.append(torch.nn.functional.normalize(feats.float(), dim=-1).cpu().numpy())
         if not chunks:
             dim = int(getattr(self._model, "embed_dim", 0) or self._model.text_projection.shape[1])
