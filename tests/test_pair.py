@@ -66,7 +66,9 @@ def test_pair_is_registered_and_clusters_image_text_pairs(shapes, fake_encoder, 
     # captions name a second attribute: "green" for images 0-1, "yellow" for 2-3 of each colour
     captions = {f"{c}/{j}.png": ("green" if j < 2 else "yellow") for c in ("red", "blue") for j in range(4)}
     emb = _embedded(shapes, fake_encoder, cache_dir, captions)
-    cfg = vx.ClusterConfig(k=4, representation="pair", options={"caption_weight": 0.5})
+    cfg = vx.ClusterConfig(
+        k=4, representation="pair", options={"caption_weight": 0.5, "caption_space": "joint"}
+    )
     rep = build_representation(emb, cfg)
     assert rep.X.shape[1] == emb.views["image"].shape[1] + emb.views["joint"].shape[1]
     assert rep.info["captioned"] == 8 and rep.joint.shape == emb.views["joint"].shape
@@ -92,7 +94,8 @@ def test_mean_combine_and_joint_image_view_through_options(shapes, fake_encoder,
     emb = _embedded(shapes, fake_encoder, cache_dir, {"red/0.png": "green"})
     rep = build_representation(emb, vx.ClusterConfig(representation="pair", options={"combine": "mean"}))
     assert rep.X.shape == emb.views["joint"].shape
-    rep = build_representation(emb, vx.ClusterConfig(representation="pair", options={"image_view": "joint"}))
+    joint_only = {"image_view": "joint", "caption_space": "joint"}
+    rep = build_representation(emb, vx.ClusterConfig(representation="pair", options=joint_only))
     assert rep.X.shape[1] == 2 * emb.views["joint"].shape[1]
     with pytest.raises(ConfigError, match="image_view"):
         build_representation(emb, vx.ClusterConfig(representation="pair", options={"image_view": "words"}))
@@ -129,6 +132,6 @@ def test_sentence_caption_space_uses_the_sentence_embedder(shapes, fake_encoder,
     captioned = emb.collection.items["relpath"].isin(["red/0.png", "red/1.png"]).to_numpy()
     assert np.allclose(rep.X[~captioned, -2:], 0)  # uncaptioned: the image part alone
     assert not np.allclose(rep.X[captioned, -2:], 0)
-    bad = vx.ClusterConfig(representation="pair", options={"caption_space": "sentence", "combine": "mean"})
+    bad = vx.ClusterConfig(representation="pair", options={"caption_space": "words"})
     with pytest.raises(ConfigError, match="caption_space"):
         build_representation(emb, bad)
