@@ -87,10 +87,14 @@ def seeded(data, **changes) -> AppState:
     return s
 
 
-def run_page(page: str | None, state: AppState | None = None) -> AppTest:
+def run_page(page: str | None, state: AppState | None = None, *, plotly_map: bool = False) -> AppTest:
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
     if state is not None:
         at.session_state[KEY] = state
+    if (
+        plotly_map
+    ):  # the Map page's toggle off: the plotly map (the WebGL one is tested in test_map_component)
+        at.session_state["map-use-webgl"] = False
     at.run()
     if page is not None:  # AppTest wants one run before a page switch
         at.switch_page(f"views/{page}.py").run()
@@ -310,7 +314,7 @@ def test_clusters_rename_merge_and_move(data):
 def test_map_shows_clusters_and_names_selection(data):
     s = seeded(data)
     s.set_selection([0, 1, 2, 3])
-    at = run_page("map", s)
+    at = run_page("map", s, plotly_map=True)
     chart = at.get("plotly_chart")[0]
     import json
 
@@ -405,7 +409,7 @@ def test_map_waits_for_a_pending_layout(data):
     s = seeded(data)
     s.clustered = dataclasses.replace(s.clustered, coords=np.full((s.n_images, 2), np.nan, dtype=np.float32))
     assert not s.map_ready
-    at = run_page("map", s)
+    at = run_page("map", s, plotly_map=True)
     s = state_of(at)
     assert s.map_ready and np.isfinite(s.clustered.coords).all()
     assert len(at.get("plotly_chart")) == 1
