@@ -104,6 +104,7 @@ def cluster_of_hits(state: AppState, name_key: str) -> None:
         state.say("error", "there are no search results to make a cluster of")
         return
     state.set_selection(current.indices)
-    actions.new_cluster_from_selection(state, st.session_state.get(name_key) or "")
+    name = st.session_state.get(name_key) or ""
+    actions.new_cluster_from_selection(state, name, source=f"search: {current.query}")
     if len(state.selection):  # the edit failed (its message is in the flash): do not leave a selection
         state.set_selection([])
