@@ -5,7 +5,7 @@ python -m vlexplore embed FOLDER --model ViT-B-32/openai
 python -m vlexplore embed FOLDER --engine ray --address auto
 python -m vlexplore scan FOLDER
 python -m vlexplore search FOLDER "a red car" --top 10 --out results.csv
-python -m vlexplore duplicates FOLDER --threshold 0.95 --out dups.csv
+python -m vlexplore duplicates FOLDER --threshold 0.88 --out dups.csv
 """
 
 from __future__ import annotations
@@ -170,6 +170,10 @@ def cmd_embed(a: argparse.Namespace) -> int:
                 on_progress=tqdm_progress("captioning (ray)"),
             )
             _out(f"{sum(bool(c) for c in captions)} image(s) captioned on Ray")
+        if res.collection.user_captions.texts:  # the user's own captions win, as on the local engine
+            from .sidecar import merge_captions
+
+            captions = merge_captions(res.collection, captions)
         _export_embeddings(a, res.collection, res.views, res.model_id, captions)
         return 0
     captioner = _captioner(a)
