@@ -9,7 +9,8 @@ from vlexplore.models.bundled import imagenet_class_names
 
 def test_the_table_knows_every_imagenet_class_and_the_noun_bank():
     assert all(ancestors(names[0]) for names in imagenet_class_names())
-    assert "bird" in ancestors("black grouse") and "mammal" in ancestors("wombat")
+    assert "bird" in ancestors("black grouse")
+    assert "mammal" in ancestors("wombat")
 
 
 def test_the_most_shared_ancestor_names_a_group_the_nearest_on_a_tie():
@@ -33,10 +34,14 @@ def test_general_names_are_unique_and_keep_the_specific_words():
         -1: ["x"],
     }
     out, kw, general = general_names(names, keywords)
-    assert list(out.values()).count("bird") == 1 and out[2] == "mammal" and out[-1] == "other"
-    assert kw[2][0] == "hog" and general[2] == "mammal"
+    assert list(out.values()).count("bird") == 1
+    assert out[2] == "mammal"
+    assert out[-1] == "other"
+    assert kw[2][0] == "hog"
+    assert general[2] == "mammal"
     renamed = [c for c in (0, 1) if out[c] == "bird"]
-    assert len(renamed) == 1 and kw[renamed[0]][0] == names[renamed[0]]
+    assert len(renamed) == 1
+    assert kw[renamed[0]][0] == names[renamed[0]]
 
 
 def test_fixed_names_stay_and_are_never_given_to_another_cluster():

@@ -1,6 +1,7 @@
 """Reusable pieces of the pages: thumbnail grid, pager, selection actions, cluster chips.
 
-Progress bars, error banners and flash messages are :mod:`ui.feedback`'s."""
+Progress bars, error banners and flash messages are :mod:`ui.feedback`'s.
+"""
 
 from __future__ import annotations
 
@@ -65,6 +66,7 @@ def chip(colour: str, text: str, *, bold: bool = True) -> str:
 
 
 def cluster_colours(state: AppState) -> dict[int, str]:
+    """Cluster id → colour, stable for this clustering."""
     return state.cached("colours", lambda: plots.cluster_colours(state.order()))
 
 

@@ -120,6 +120,7 @@ def _print_prompt_ranking(info: dict) -> None:
 
 
 def cmd_scan(a: argparse.Namespace) -> int:
+    """``scan``: list the folder's images, sub-folder labels and skipped files."""
     from .pipeline import scan
 
     col = scan(a.folder, cache_dir=a.cache_dir)
@@ -132,6 +133,7 @@ def cmd_scan(a: argparse.Namespace) -> int:
 
 
 def cmd_embed(a: argparse.Namespace) -> int:
+    """``embed``: compute (or read from the cache) the folder's embeddings."""
     from .pipeline import embed, scan
 
     if a.export is not None and a.export.exists() and not a.overwrite:
@@ -218,6 +220,7 @@ def _captioner(a: argparse.Namespace):
 
 
 def cmd_cluster(a: argparse.Namespace) -> int:
+    """``cluster``: embed, cluster, name and write the labelled table."""
     from .encode import parse_prompts
     from .pipeline import cluster_embedded, embed, scan, to_dataframe
 
@@ -324,6 +327,7 @@ def _out_exists(a: argparse.Namespace) -> bool:
 
 
 def cmd_search(a: argparse.Namespace) -> int:
+    """``search``: rank the folder's images by a text or an example image."""
     from .errors import ConfigError
     from .search import search
 
@@ -351,6 +355,7 @@ def cmd_search(a: argparse.Namespace) -> int:
 
 
 def cmd_duplicates(a: argparse.Namespace) -> int:
+    """``duplicates``: exact and near-duplicate groups."""
     from .curate import duplicates
 
     if _out_exists(a):
@@ -369,6 +374,7 @@ def cmd_duplicates(a: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
     args = build_parser().parse_args(argv)
     handlers = {"scan": cmd_scan, "embed": cmd_embed, "cluster": cmd_cluster}
     handlers.update(search=cmd_search, duplicates=cmd_duplicates)

@@ -77,6 +77,7 @@ class EncoderRecipe:
     cache_dir: str | None = None
 
     def __call__(self):
+        """Build the encoder on the actor."""
         from .models.registry import load_encoder
 
         return load_encoder(
@@ -95,6 +96,7 @@ class RayPlan:
 
     @property
     def device(self) -> str:
+        """Where each actor runs its model."""
         return "cuda" if self.gpus_per_actor > 0 else "cpu"
 
 
@@ -107,7 +109,7 @@ def ray_module():
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     try:
         import ray
-        import ray.data  # noqa: F401
+        import ray.data
     except ImportError as exc:
         raise RayUnavailableError(
             'the ray engine needs Ray Data: pip install "ray[data]" (or use --engine local)'
@@ -116,9 +118,12 @@ def ray_module():
 
 
 def shutdown(ray) -> None:
-    """``ray.shutdown()``, then put back the ``print`` Ray swapped into :mod:`builtins` (its log
-    deduplication): left in place, numba cannot compile functions that print (UMAP's and pynndescent's
-    kernels fail with "Untyped global name 'print'"), so a map after a Ray run would break."""
+    """``ray.shutdown()``.
+
+    Then put back the ``print`` Ray swapped into :mod:`builtins` (its log deduplication): left in place, numba
+    cannot compile functions that print (UMAP's and pynndescent's kernels fail with "Untyped global name
+    'print'"), so a map after a Ray run would break.
+    """
     import builtins
 
     ray.shutdown()
@@ -214,6 +219,7 @@ class _EmbedActor:
             return None, str(exc), exc.lasting, key
 
     def __call__(self, batch: dict) -> dict:
+        """Build the encoder on the actor."""
         import torch
 
         from .encode import INVALID_OUTPUT
@@ -376,7 +382,7 @@ def embed_images_ray(
                     "factory": factory,
                     "views": views,
                     "dims": dims,
-                    "threads": int(round(plan.cpus_per_actor)),
+                    "threads": round(plan.cpus_per_actor),
                 },
                 batch_size=plan.batch_size,
                 batch_format="numpy",

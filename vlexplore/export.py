@@ -246,8 +246,11 @@ def _version(dist: str, module: str) -> str | None:
 
 
 def versions(optional: Iterable[tuple[str, str]] = OPTIONAL_PACKAGES) -> dict[str, str]:
-    """Python's and the packages' versions: vlexplore, numpy, scikit-learn, pandas, then each
-    ``(distribution, module)`` of ``optional`` (``"not installed"`` when it is not)."""
+    """Python's and the packages' versions.
+
+    Vlexplore, numpy, scikit-learn, pandas, then each ``(distribution, module)`` of ``optional`` (``"not
+    installed"`` when it is not).
+    """
     import sklearn
 
     from . import __version__
@@ -265,8 +268,11 @@ def versions(optional: Iterable[tuple[str, str]] = OPTIONAL_PACKAGES) -> dict[st
 
 
 def to_jsonable(value):
-    """``value`` made of what JSON holds: dict keys as text, tuples/sets/arrays as lists, numpy scalars as
-    numbers, non-finite floats as ``None``, paths as text, configs (``to_dict``) as dicts, else ``str``."""
+    """``value`` made of what JSON holds.
+
+    Dict keys as text, tuples/sets/arrays as lists, numpy scalars as numbers, non-finite floats as ``None``,
+    paths as text, configs (``to_dict``) as dicts, else ``str``.
+    """
     if isinstance(value, Mapping):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if hasattr(value, "to_dict") and not isinstance(value, type):
@@ -319,8 +325,10 @@ def build_provenance(
     """The record of how a labelled table was made, the same from the CLI, the app and a notebook.
 
     Args:
-        emb: the :class:`vlexplore.Embedded` the table came from; clustered: its :class:`vlexplore.Clustered`.
-        labels, names: the clustering as edited by hand (default: ``clustered``'s own).
+        emb: the :class:`vlexplore.Embedded` the table came from;
+        clustered: its :class:`vlexplore.Clustered`.
+        labels: the cluster ids as edited by hand (default: ``clustered``'s own).
+        names: the cluster names as edited by hand (default: ``clustered``'s own).
         edits: one line per hand edit, in order.
         metrics: the scores to record (default: ``clustered.metrics``; after edits, the edited ones).
         requested_model: the model asked for, when it may differ from the one used (fallback).
@@ -349,7 +357,7 @@ def build_provenance(
         prototypes=list(clustered.prototypes),
         counts={
             "images": int(emb.n),
-            "skipped": int(len(getattr(collection, "skipped", ()))),
+            "skipped": len(getattr(collection, "skipped", ())),
             "clusters": int(sum(1 for c in ids if c != -1)),
         },
         clusters={
@@ -398,8 +406,10 @@ def write_embeddings(
     captions=None,
     overwrite: bool = False,
 ) -> Path:
-    """Write one Parquet file with a row per image: ``path``, ``fingerprint``, ``folder_label``, optional
-    ``caption``, and one ``fixed_size_list<float32>[d]`` column per view (``emb_image``, ``emb_joint``…).
+    """Write one Parquet file with a row per image.
+
+    Columns: ``path``, ``fingerprint``, ``folder_label``, optional ``caption``, and one ``fixed_size_list<float32>[d]``
+    column per view (``emb_image``, ``emb_joint``…).
 
     The file reads directly in pandas (``pd.read_parquet``), DuckDB (``SELECT * FROM 'file.parquet'``),
     Ray (``ray.data.read_parquet``) or Arrow; ``model_id`` is stored in the schema metadata.

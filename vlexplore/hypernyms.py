@@ -99,8 +99,9 @@ def ancestors(word: str) -> list[str]:
 
 
 def common_name(words: list[str], *, coverage: float = COVERAGE) -> tuple[str | None, float]:
-    """The non-abstract ancestor shared by the most of ``words`` (at least ``coverage`` of them), the nearest
-    of those on a tie → ``(name, share)``; ``(None, 0)`` when none is shared that widely.
+    """The non-abstract ancestor shared by the most of ``words`` (at least ``coverage`` of them).
+
+    The nearest of those on a tie → ``(name, share)``; ``(None, 0)`` when none is shared that widely.
 
     "Nearest" is the smallest mean distance (rank in each word's ancestor list) over the words that have it,
     so "bird" names five birds rather than "animal", and "game bird" names three game birds and a stork
@@ -132,9 +133,11 @@ def general_names(
     """Give clusters general names where their words share one (see the module doc).
 
     Args:
-        names, keywords: cluster id → specific name and its keywords (noise ``-1`` is left alone).
+        names: cluster id → specific name (noise ``-1`` is left alone).
+        keywords: cluster id → its keywords.
         fixed: clusters whose names stay (prototype prompts).
-        coverage: see :data:`COVERAGE`. n_keywords: the specific words kept per renamed cluster.
+        coverage: see :data:`COVERAGE`.
+        n_keywords: the specific words kept per renamed cluster.
 
     Returns:
         ``(names, keywords, general)``; ``general`` maps each renamed cluster to its new name.

@@ -96,8 +96,10 @@ _numba_save_failed: contextvars.ContextVar[Callable[[OSError], None] | None] = c
 
 
 def _tolerate_numba_cache_errors() -> None:
-    """Once per process: a compiled function that numba cannot save to its disk cache (disk full,
-    folder gone read-only) is kept in memory instead of failing the compile.
+    """Once per process.
+
+    A compiled function that numba cannot save to its disk cache (disk full, folder gone read-only) is kept in
+    memory instead of failing the compile.
 
     numba compiles, keeps the result, then saves it; on Linux an ``OSError`` of that save propagates
     and fails the call — or ``import umap`` itself, whose layout functions compile at import. Here

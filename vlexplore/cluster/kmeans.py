@@ -60,8 +60,11 @@ def default_backend(n: int) -> str:
 
 @dataclass
 class KMeansFit:
-    """What :func:`kmeans` returns: ``labels int64 (n,)``, ``centres float32 (k, d)``, the loss
-    (weighted squared distance of every row to its centre), the backend and the restarts used."""
+    """What :func:`kmeans` returns.
+
+    ``labels int64 (n,)``, ``centres float32 (k, d)``, the loss (weighted squared distance of every row to its
+    centre), the backend and the restarts used.
+    """
 
     labels: np.ndarray
     centres: np.ndarray
@@ -170,7 +173,8 @@ def kmeans(
 
     Args:
         X: ``(n, d)`` float32 rows (a memory-mapped array works above :data:`largescale.KMEANS_SAMPLE`).
-        k: centres, ``1..n``. seed: sampling and initialisation.
+        k: centres, ``1..n``.
+        seed: sampling and initialisation.
         n_init: restarts; ``None`` = :func:`default_n_init`. One when ``init`` is given.
         init: ``(k, d)`` starting centres (e.g. text prototypes), kept in that order.
         sample_weight: ``(n,)`` row weights (e.g. counts of repeated rows).
@@ -229,7 +233,8 @@ def group_centres(Xn: np.ndarray, sim: np.ndarray) -> np.ndarray:
     """Initial k-means centres in X's space from image–prototype similarities.
 
     Args:
-        Xn: ``(n, d)`` L2-normalised rows. sim: ``(n, p)`` cosine of each image to each prototype.
+        Xn: ``(n, d)`` L2-normalised rows.
+        sim: ``(n, p)`` cosine of each image to each prototype.
 
     Returns:
         ``(p, d)`` normalised centres: centre ``i`` is the mean row of the images most similar

@@ -296,7 +296,7 @@ class OpenClipEncoder:
         def build():
             try:
                 return self._create(open_clip, self.arch, path)
-            except Exception as exc:  # noqa: BLE001 - torch/safetensors/open_clip raise many kinds
+            except Exception as exc:
                 if is_not_cached(exc):
                     raise
                 assumed = " (assumed; name it: openclip:ARCH:/path/to/ckpt.pt)" if self._guess_arch else ""
@@ -337,7 +337,7 @@ class OpenClipEncoder:
                     open_clip, self.arch, None, load_weights=False, pretrained_text=False
                 )
                 open_clip.load_checkpoint(model, str(weights), strict=True)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 if is_not_cached(exc):
                     raise
                 raise ConfigError(
