@@ -136,7 +136,7 @@ def main() -> None:
             goto(page, "Export")
             out["export_s"] = round(time.monotonic() - t, 2)
             browser.close()
-    except Exception as exc:  # noqa: BLE001 - recorded, and the server log printed
+    except Exception as exc:
         out["error"] = f"{type(exc).__name__}: {str(exc)[:400]}"
         print(log.read_text(errors="replace")[-3000:], file=sys.stderr)
     finally:

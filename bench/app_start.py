@@ -42,7 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "results" / "app.json"
 sys.path.insert(0, str(ROOT))
-from tools.browser import CHROMIUM, CHROMIUM_ARGS, free_port, serve_command  # noqa: E402,F401  (map_scale imports them from here)
+from tools.browser import CHROMIUM, CHROMIUM_ARGS, free_port, serve_command  # noqa: E402  (map_scale imports them from here)
 from tools.browser import wait_healthy as _wait_healthy  # noqa: E402
 
 CLUSTERS_ON_SCREEN = """() => {
@@ -142,7 +142,7 @@ def one_start(
         side = page.locator('[data-testid="stSidebarUserContent"]').inner_text(timeout=5000)
         out["sidebar"] = " ".join(side.split())[:200]
         out["n_thumbnails"] = page.locator('[data-testid="stMain"] [data-testid="stImage"]').count()
-    except Exception as exc:  # noqa: BLE001 - a failed run is recorded, not fatal
+    except Exception as exc:
         out["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
     finally:
         stop_server(proc)

@@ -67,7 +67,7 @@ def child(variant: str, n: int, d: int, warm: bool) -> None:
     out["first_s"] = round(time.perf_counter() - t_data, 2)  # imports included, the data excluded
     out["same_blob_10nn"] = round(same_blob_10nn(coords, labels), 3)
     if warm:
-        X2, labels2 = blobs(n, d, seed=1)
+        X2, _labels2 = blobs(n, d, seed=1)
         t = time.perf_counter()
         coords = project_2d(X2, knn=variant)
         out["warm_s"] = round(time.perf_counter() - t, 2)

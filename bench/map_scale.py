@@ -46,9 +46,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(
     1, str(Path(__file__).resolve().parent.parent)
 )  # the repo, for vlexplore.plots and tools.browser
-from app_start import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, loadavg, merge_results, stop_server  # noqa: E402
+from app_start import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, loadavg, merge_results, stop_server
 
-from tools.browser import serve_command  # noqa: E402
+from tools.browser import serve_command
 
 NAMES = [
     "sneaker, white sole",
@@ -239,7 +239,7 @@ def bench_size(browser, n: int, repeats: int, timeout_s: float) -> dict:
             out["selections"] = selects
             out["select_median_s"] = round(statistics.median(s["select_s"] for s in selects), 3)
             out["drag_median_s"] = round(statistics.median(s["drag_s"] for s in selects), 3)
-        except Exception as exc:  # noqa: BLE001 - recorded, and the server log printed
+        except Exception as exc:
             out["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
             log.flush()
             print((Path(tmp) / "server.log").read_text(errors="replace")[-3000:], file=sys.stderr)

@@ -193,9 +193,12 @@ def stop(proc) -> None:
 
 
 def drag(page, box, steps: int = 8) -> tuple[float, float]:
-    """Mouse down at one corner of ``box``, ``steps`` moves to the other, mouse up. After each move the
-    page draws a frame before the next one (a lasso ignores moves that come faster than its minimum
-    delay, and a software-rendered frame of a million points takes a second, so moves would pile up)."""
+    """Mouse down at one corner of ``box``, ``steps`` moves to the other, mouse up.
+
+    After each move the page draws a frame before the next one (a lasso ignores moves that come faster than
+    its minimum delay, and a software-rendered frame of a million points takes a second, so moves would pile
+    up).
+    """
     x0, y0, x1, y1 = box
     t0 = time.monotonic()
     # the component's box starts where the first move ends: press just outside the corner, move onto it
@@ -210,8 +213,11 @@ def drag(page, box, steps: int = 8) -> tuple[float, float]:
 
 
 def webgl_box(page, corners) -> list[float]:
-    """Screen box of normalised ``corners`` ``[x0, y0, x1, y1]``: a linear map fitted to the screen positions
-    regl-scatterplot reports for the extreme points (no assumption about its camera or aspect ratio)."""
+    """Screen box of normalised ``corners`` ``[x0, y0, x1, y1]``.
+
+    A linear map fitted to the screen positions regl-scatterplot reports for the extreme points (no assumption
+    about its camera or aspect ratio).
+    """
     return page.evaluate(
         """([x0, y0, x1, y1]) => {
         const st = document.querySelector('.vx-scatter').__vxScatter;
@@ -342,7 +348,7 @@ def bench(browser, kind: str, n: int, repeats: int, timeout_s: float, rev: str =
             out["first_draw_warm_median_s"] = round(statistics.median(r["first_draw_s"] for r in warm), 3)
             out["select_median_s"] = round(statistics.median(r["select_s"] for r in warm), 3)
             out["selected"] = [r["selected"] for r in warm]
-        except Exception as exc:  # noqa: BLE001 - recorded (a timeout at this size is a result)
+        except Exception as exc:
             out["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
             log.flush()
             print((Path(tmp) / "server.log").read_text(errors="replace")[-2000:], file=sys.stderr)

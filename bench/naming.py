@@ -208,7 +208,7 @@ def run_dataset(title, image, joint, y, captions, k, vocabularies, matcher, defa
     from vlexplore.naming import CONTRAST, name_clusters
 
     labels = kmeans_labels(image, k, seed)
-    out = {"dataset": title, "n_images": int(len(y)), "k": k, "runs": {}}
+    out = {"dataset": title, "n_images": len(y), "k": k, "runs": {}}
     t = time.perf_counter()
     kw = cluster_keywords(captions, labels)
     out["runs"]["captions (counting, phrases whole)"] = {

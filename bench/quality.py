@@ -93,7 +93,7 @@ def main(argv=None) -> int:
         "dataset": f"Fashion-MNIST test split, first {len(y)} images"
         if a.limit
         else "Fashion-MNIST test split",
-        "n_images": int(len(y)),
+        "n_images": len(y),
         "model": emb.model_id,
         "embed_seconds": round(t_embed, 1),
         "machine": f"{platform.machine()}, {platform.python_version()}, CPU only",

@@ -25,6 +25,7 @@ decode (decode + preprocess of 12-megapixel JPEGs on one thread: the per-core in
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -303,7 +304,7 @@ def child(n: int, stage: str) -> dict:
             "nmi": scores["nmi"],
             "ari": scores["ari"],
             **result.info,
-            "clusters": int(len(set(result.labels.tolist()) - {-1})),
+            "clusters": len(set(result.labels.tolist()) - {-1}),
             "noise_share": float((result.labels < 0).mean()),
         }
     elif stage == "knn":
@@ -371,7 +372,7 @@ def growth(stages: dict) -> dict:
         pts = sorted((int(n), r["seconds"]) for n, r in by_n.items() if "seconds" in r and r["seconds"] > 0)
         out[stage] = {
             f"{a}->{b}": round(math.log(tb / ta) / math.log(b / a), 2)
-            for (a, ta), (b, tb) in zip(pts, pts[1:])
+            for (a, ta), (b, tb) in itertools.pairwise(pts)
         }
     return out
 

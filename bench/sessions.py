@@ -74,7 +74,8 @@ def main() -> None:
         t0 = time.perf_counter()
         again = vs.open_session(root, "stand-in", cache_dir=cache)
         reopen_s = time.perf_counter() - t0
-        assert again is not None and again.labels.tolist() == s.labels.tolist()
+        assert again is not None
+        assert again.labels.tolist() == s.labels.tolist()
         t0 = time.perf_counter()
         data = vs.export_session(again)
         export_s = time.perf_counter() - t0

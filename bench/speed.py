@@ -116,7 +116,7 @@ def bench_clustering(n: int, work: Path) -> dict:
         emb = vx.embed(col, vx.EncodeConfig(model="bundled", cache_dir=src))
         x = emb.views["image"][:n]
         kind = "bundled image embeddings of Fashion-MNIST test images"
-    except Exception as exc:  # noqa: BLE001 - fall back to random vectors, and say so
+    except Exception as exc:
         print(f"(using random vectors: {exc})")
     if x is None or len(x) < n:
         x = rng.standard_normal((n, 512)).astype("float32")
@@ -124,7 +124,7 @@ def bench_clustering(n: int, work: Path) -> dict:
         kind = "random unit vectors, 512-d"
     path = work / "x.npy"
     np.save(path, x)
-    out = {"n_points": int(len(x)), "dims": int(x.shape[1]), "data": kind}
+    out = {"n_points": len(x), "dims": int(x.shape[1]), "data": kind}
     numba_cache = work / "numba"
     for method in ("kmeans", "agglomerative", "hdbscan", "umap", "umap-warm-disk-cache"):
         env = dict(os.environ, NUMBA_CACHE_DIR=str(numba_cache))

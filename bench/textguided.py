@@ -43,8 +43,11 @@ def first_label(text: str) -> str:
 
 
 def purity(y, texts) -> float:
-    """Share of images whose text's majority class is their own: what a clustering that gives each
-    distinct text its own cluster would score (an upper bound for any K-cluster grouping of them)."""
+    """Share of images whose text's majority class is their own.
+
+    What a clustering that gives each distinct text its own cluster would score (an upper bound for any
+    K-cluster grouping of them).
+    """
     by_text: dict[str, Counter] = {}
     for label, t in zip(y, texts):
         by_text.setdefault(t, Counter())[label] += 1

@@ -1,5 +1,7 @@
-"""First-run cost of the naming vocabulary with a CLIP text tower: open_clip's full 77-token context
-against the context cut after the last end-of-text token (``vlexplore.models.openclip.encode_text_short``).
+"""First-run cost of the naming vocabulary with a CLIP text tower.
+
+Open_clip's full 77-token context against the context cut after the last end-of-text token
+(``vlexplore.models.openclip.encode_text_short``).
 
 ViT-B-32 with random weights (the same compute as trained ones; nothing is downloaded), 256 nouns of the
 bank in the naming template, extrapolated to the whole bank (WordNet + ImageNet). Once embedded, a

@@ -18,6 +18,7 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -198,7 +199,7 @@ class FakeEncoder:
 
     views = ("image", "joint")
     description = "fake colour encoder (tests)"
-    COLOURS = {
+    COLOURS: ClassVar[dict[str, tuple[float, float, float]]] = {
         "red": (1.0, 0.0, 0.0),
         "green": (0.0, 1.0, 0.0),
         "blue": (0.0, 0.0, 1.0),
@@ -299,8 +300,11 @@ def cache_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture(autouse=True)
 def _private_default_cache(tmp_path_factory, monkeypatch) -> None:
-    """Calls that use the default cache (a scan's stat index, thumbnails) write to a per-test folder, never
-    the user's; tests that set ``VLEXPLORE_CACHE_DIR`` themselves override it."""
+    """Point the default cache at a per-test folder, never the user's.
+
+    Calls that use it (a scan's stat index, thumbnails) write there; tests that set
+    ``VLEXPLORE_CACHE_DIR`` themselves override it.
+    """
     monkeypatch.setenv("VLEXPLORE_CACHE_DIR", str(tmp_path_factory.mktemp("default-cache")))
 
 
@@ -309,9 +313,11 @@ def _private_default_cache(tmp_path_factory, monkeypatch) -> None:
 
 @pytest.fixture(scope="session")
 def aligned_clip(tmp_path_factory):
-    """A tiny open_clip model trained once per session (about 10-15 s, one core) on coloured shapes, saved
-    as a checkpoint file (architecture registered with open_clip) and as an hf-hub style directory.
-    See ``tests/aligned_model.py``; the value is its ``TrainedModel`` record."""
+    """A tiny open_clip model trained once per session on coloured shapes (about 10-15 s, one core).
+
+    Saved as a checkpoint file (architecture registered with open_clip) and as an hf-hub style
+    directory. See ``tests/aligned_model.py``; the value is its ``TrainedModel`` record.
+    """
     from aligned_model import train_aligned
 
     return train_aligned(tmp_path_factory.mktemp("aligned-clip"))

@@ -1,7 +1,9 @@
-"""A tiny open_clip model trained on coloured shapes (``aligned_clip``), used through the same public
-code path a CLIP user runs: the registry's ``load_encoder`` with a local checkpoint, ``embed_images`` /
-``embed_texts`` through the disk cache, prototype clustering. Texts and images share meaning here,
-so these tests check semantics (zero-shot, prototypes), not only shapes."""
+"""A tiny open_clip model trained on coloured shapes (``aligned_clip``).
+
+Used through the same public code path a CLIP user runs: the registry's ``load_encoder`` with a local
+checkpoint, ``embed_images`` / ``embed_texts`` through the disk cache, prototype clustering. Texts and images
+share meaning here, so these tests check semantics (zero-shot, prototypes), not only shapes.
+"""
 
 from __future__ import annotations
 
@@ -39,7 +41,8 @@ def test_aligned_model_learns_its_training_pairs(aligned_clip):
     print(
         f"aligned model: {aligned_clip.steps} steps in {aligned_clip.seconds:.1f}s, loss {aligned_clip.final_loss:.3f}"
     )
-    assert aligned_clip.checkpoint.is_file() and (aligned_clip.model_dir / "open_clip_config.json").is_file()
+    assert aligned_clip.checkpoint.is_file()
+    assert (aligned_clip.model_dir / "open_clip_config.json").is_file()
     assert aligned_clip.train_accuracy >= 0.9
 
 
@@ -51,7 +54,8 @@ def test_zero_shot_colour_of_held_out_images(aligned_encoder, held_out, tmp_path
     labels = np.asarray(res.collection.labels)
     acc = float((pred == labels).mean())
     print(f"zero-shot colour accuracy on {len(labels)} held-out images: {acc:.3f}")
-    assert len(labels) == 90 and acc >= 0.9, f"zero-shot colour accuracy {acc:.3f}"
+    assert len(labels) == 90
+    assert acc >= 0.9, f"zero-shot colour accuracy {acc:.3f}"
 
     phrased = embed_texts(["a red shape", "a green shape", "a blue shape"], aligned_encoder)
     acc2 = float(
@@ -80,7 +84,8 @@ def test_prototype_clustering_through_the_pipeline(aligned_clip, held_out, tmp_p
         num_workers=0,
     )
     emb = vx.embed(vx.scan_folder(held_out), cfg)
-    assert emb.fallback_note is None and emb.model_id.startswith(f"open_clip:{ARCH}:file-")
+    assert emb.fallback_note is None
+    assert emb.model_id.startswith(f"open_clip:{ARCH}:file-")
     cl = vx.cluster_embedded(  # coords given: the 2-d map is not what is tested here (UMAP takes seconds)
         emb,
         vx.ClusterConfig(method="prototypes", prototypes=("red", "green", "blue")),
@@ -97,9 +102,8 @@ def test_hub_style_directory_is_the_same_model(aligned_clip, aligned_encoder):
     by_schema = load_encoder(f"local-dir:{aligned_clip.model_dir}", device="cpu")
     by_file = load_encoder(str(aligned_clip.model_dir / "open_clip_model.safetensors"), device="cpu")
     assert by_dir.model_id == by_schema.model_id == by_file.model_id  # the file with its config beside it
-    assert str(aligned_clip.model_dir) not in by_dir.model_id and by_dir.model_id.startswith(
-        "open_clip:local-dir:file-"
-    )
+    assert str(aligned_clip.model_dir) not in by_dir.model_id
+    assert by_dir.model_id.startswith("open_clip:local-dir:file-")
     probe = ["red", "a blue square"]
     np.testing.assert_allclose(by_dir.encode_texts(probe), aligned_encoder.encode_texts(probe), atol=1e-6)
     x = torch.stack([aligned_encoder.preprocess(im) for im, _, _ in sample_shapes(6, seed=7)])
@@ -116,10 +120,12 @@ def test_random_init_checkpoint_embeds_end_to_end(image_folder, tmp_path):
     col = vx.scan_folder(image_folder.root)
     first = vx.embed_images(col, enc, cache_dir=tmp_path / "cache", num_workers=0)
     n = len(image_folder.good)
-    assert first.n_computed == n and len(first.collection) == n
+    assert first.n_computed == n
+    assert len(first.collection) == n
     for v in ("image", "joint"):
         a = first.views[v]
-        assert a.shape == (n, 64) and a.dtype == np.float32
+        assert a.shape == (n, 64)
+        assert a.dtype == np.float32
         np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
     again = vx.embed_images(
         col,

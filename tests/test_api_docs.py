@@ -33,9 +33,9 @@ def test_the_docs_name_nothing_the_facade_lacks():
 
 
 def test_every_facade_name_resolves_under_its_own_name():
-    import vlexplore.cluster  # noqa: F401  - importing the submodules must not shadow a facade name
-    import vlexplore.evaluate  # noqa: F401
-    import vlexplore.project  # noqa: F401
+    import vlexplore.cluster
+    import vlexplore.evaluate
+    import vlexplore.project
     import vlexplore.search  # noqa: F401
 
     for name in vx.__all__:

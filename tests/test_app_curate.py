@@ -1,5 +1,8 @@
-"""AppTest of the Curate page: duplicate groups with a threshold, outliers, uncertain images, and every
-prompt's clustering side by side with the AMI matrix."""
+"""AppTest of the Curate page.
+
+Duplicate groups with a threshold, outliers, uncertain images, and every prompt's clustering side by side with
+the AMI matrix.
+"""
 
 from __future__ import annotations
 
@@ -53,7 +56,8 @@ def test_exact_and_near_duplicates_are_grouped_with_one_kept(dups):
     n_groups = texts(at.markdown).count("**Group ")
     assert sum(c.startswith("✔ keep") for c in caps) == n_groups >= 1  # one kept per group
     same = [c for c in caps if "same file" in c]
-    assert same and all("red_0" in c for c in same)
+    assert same
+    assert all("red_0" in c for c in same)
     (button,) = at.get("download_button")
     assert button.proto.label.startswith("Download the groups")
 
@@ -145,7 +149,8 @@ def test_every_prompt_clustering_side_by_side_with_the_ami_matrix(data):  # noqa
     s.set_clustered(dataclasses.replace(data.cl, info={**data.cl.info, **info}))
     at = curate(s, "Prompts")
     md = texts(at.markdown)
-    assert "What colour is it?" in md and "Is it big?" in md
+    assert "What colour is it?" in md
+    assert "Is it big?" in md
     assert "✔" in md
     plain = md.replace("\\", "")  # (chips escape Markdown punctuation)
     assert all(f"{w} (6)" in plain for w in ("red", "green", "blue")), plain

@@ -30,11 +30,15 @@ def test_a_model_directory_and_a_captioner_directory_load(data, aligned_clip, ti
     _other(at, "model_pick", str(model_dir))
     _other(at, "captioner_pick", str(cap_dir))
     _load(at, data.root)
-    assert not at.exception and not at.error, texts(at.error)
+    assert not at.exception
+    assert not at.error, texts(at.error)
     s = state_of(at)
-    assert s.emb.model_id.startswith("open_clip:local-dir") and s.emb.fallback_note is None
-    assert all(s.emb.captions) and not any(c.startswith("a photo of a") for c in s.emb.captions)
-    assert s.model == str(model_dir) and s.captioner == str(cap_dir)
+    assert s.emb.model_id.startswith("open_clip:local-dir")
+    assert s.emb.fallback_note is None
+    assert all(s.emb.captions)
+    assert not any(c.startswith("a photo of a") for c in s.emb.captions)
+    assert s.model == str(model_dir)
+    assert s.captioner == str(cap_dir)
     assert not any(s.name(c).startswith("cluster ") for c in s.order())
 
 
@@ -53,7 +57,8 @@ def test_a_misspelt_model_is_an_error_banner_naming_close_names(data):  # noqa: 
     at = run_page("load")
     _other(at, "model_pick", "ViT-Foo/bar")
     _load(at, data.root)
-    assert "closest" in texts(at.error) and not state_of(at).has_data
+    assert "closest" in texts(at.error)
+    assert not state_of(at).has_data
 
 
 def test_the_cluster_page_chooses_the_naming_source_and_adds_words(data):  # noqa: F811
@@ -65,6 +70,7 @@ def test_the_cluster_page_chooses_the_naming_source_and_adds_words(data):  # noq
     next(t for t in at.text_input if t.label == "Extra words for names").set_value("crimson, azure")
     at.form_submit_button[0].click().run()
     s = state_of(at)
-    assert not at.error and s.clustered.config.naming == "vocabulary"
+    assert not at.error
+    assert s.clustered.config.naming == "vocabulary"
     assert s.clustered.config.options["naming_words"] == ("crimson", "azure")
     assert s.clustered.info["naming"]["source"] == "vocabulary"

@@ -133,7 +133,8 @@ def test_load_refuses_folder_outside_roots(data):
     at = run_page("load")
     at.text_input(key="folder_input").set_value("/etc").run()
     assert "outside the folders this app may read" in texts(at.error)
-    assert at.button[-1].label == "Load and cluster" and at.button[-1].disabled
+    assert at.button[-1].label == "Load and cluster"
+    assert at.button[-1].disabled
 
 
 def test_load_refuses_dotdot_and_symlink_escapes(data, tmp_path):
@@ -155,7 +156,8 @@ def test_load_runs_pipeline_and_opens_clusters(data, fake_models):
     assert not at.exception
     s = state_of(at)
     assert s.n_images == 3 * PER_CLASS
-    assert s.has_clusters and s.folder == data.root.resolve()
+    assert s.has_clusters
+    assert s.folder == data.root.resolve()
     assert at.title[0].value == "Clusters"  # switched page
     assert f"**{3 * PER_CLASS}** images · **3** clusters" in texts(at.sidebar.markdown)
 
@@ -196,7 +198,9 @@ def test_auto_start_loads_start_folder(data, fake_models, monkeypatch):
     monkeypatch.setenv("VLEXPLORE_FOLDER", str(data.root))
     at = run_page(None)
     s = state_of(at)
-    assert s.auto_started and s.n_images == 3 * PER_CLASS and s.has_clusters
+    assert s.auto_started
+    assert s.n_images == 3 * PER_CLASS
+    assert s.has_clusters
     assert at.title[0].value == "Clusters"
 
 
@@ -208,7 +212,8 @@ def test_cluster_kmeans_with_chosen_k(data):
     at.number_input[0].set_value(2)
     at.form_submit_button[0].click().run()
     s = state_of(at)
-    assert s.n_clusters == 2 and s.clustered.config.k == 2
+    assert s.n_clusters == 2
+    assert s.clustered.config.k == 2
     assert "2 clusters" in texts(at.subheader)
     assert "k-means: 2 clusters" in texts(at.success)
 
@@ -225,7 +230,8 @@ def test_cluster_prototypes_names_clusters_and_reuses_map(data):
     assert sorted(s.names.values()) == ["blue", "green", "red"]
     assert s.clustered.coords is coords  # no new projection
     table = at.dataframe[0].value
-    assert set(table["cluster"]) == {"red", "green", "blue"} and table["images"].sum() == 18
+    assert set(table["cluster"]) == {"red", "green", "blue"}
+    assert table["images"].sum() == 18
 
 
 def test_cluster_prototypes_without_text_is_an_error(data):
@@ -245,11 +251,13 @@ def test_cluster_hdbscan_shows_and_assigns_its_noise(data):
     at = run_page("cluster", seeded(data))
     at.radio(key="method").set_value("hdbscan").run()
     at.form_submit_button[0].click().run()
-    assert not at.error and "as noise" in texts(at.caption)
+    assert not at.error
+    assert "as noise" in texts(at.caption)
     at.checkbox[0].check()
     at.form_submit_button[0].click().run()
     s = state_of(at)
-    assert s.clustered.config.assign_noise and (s.clustered.labels >= 0).all()
+    assert s.clustered.config.assign_noise
+    assert (s.clustered.labels >= 0).all()
 
 
 def test_cluster_on_caption_tfidf_representation(data):
@@ -259,7 +267,8 @@ def test_cluster_on_caption_tfidf_representation(data):
     at.form_submit_button[0].click().run()
     s = state_of(at)
     assert not at.error
-    assert s.clustered.config.representation == "caption-tfidf" and s.n_clusters == 3
+    assert s.clustered.config.representation == "caption-tfidf"
+    assert s.n_clusters == 3
     assert vx.evaluate_labels(data.emb.collection.labels, s.clustered.labels)["acc"] == 1.0
 
 
@@ -283,13 +292,15 @@ def test_clusters_rename_merge_and_move(data):
     key = f"rename-{first}-{s.version}"
     at.text_input(key=key).set_value("=SUM(A1)").run()
     s = state_of(at)
-    assert s.names[first] == "=SUM(A1)" and "Renamed" in texts(at.success)
+    assert s.names[first] == "=SUM(A1)"
+    assert "Renamed" in texts(at.success)
 
     ids = s.order()[:2]
     at.multiselect(key=f"merge_ids-{s.version}").set_value(ids).run()
     next(b for b in at.button if b.label == "Merge").click().run()
     s = state_of(at)
-    assert s.n_clusters == 2 and len(s.edit_log) == 2
+    assert s.n_clusters == 2
+    assert len(s.edit_log) == 2
     assert "Merged" in texts(at.success)
 
     at.selectbox(key="per_card").set_value(32)
@@ -304,7 +315,8 @@ def test_clusters_rename_merge_and_move(data):
     at.text_input(key=f"clusters-newname-{s.version}").set_value("odd one").run()
     next(b for b in at.button if b.label == "Create cluster").click().run()
     s = state_of(at)
-    assert s.names[int(s.labels[moved])] == "odd one" and s.n_clusters == 3
+    assert s.names[int(s.labels[moved])] == "odd one"
+    assert s.n_clusters == 3
     assert len(s.selection) == 0
 
 
@@ -362,7 +374,8 @@ def test_evaluate_follows_hand_edits(data):
     s.apply(labels, {0: "everything"}, "merged all")
     at = run_page("evaluate", s)
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["ARI"] == "0.000" and metrics["Clusters"] == "1"
+    assert metrics["ARI"] == "0.000"
+    assert metrics["Clusters"] == "1"
 
 
 def test_evaluate_without_folder_labels_uses_label_free_scores(tmp_path):
@@ -411,7 +424,8 @@ def test_map_waits_for_a_pending_layout(data):
     assert not s.map_ready
     at = run_page("map", s, plotly_map=True)
     s = state_of(at)
-    assert s.map_ready and np.isfinite(s.clustered.coords).all()
+    assert s.map_ready
+    assert np.isfinite(s.clustered.coords).all()
     assert len(at.get("plotly_chart")) == 1
 
 
@@ -420,9 +434,11 @@ def test_load_lays_out_the_map_in_the_background(data, fake_models):
     at.text_input(key="folder_input").set_value(str(data.root)).run()
     at.button[-1].click().run()
     s = state_of(at)
-    assert s.map_job is not None and not s.map_ready  # clusters first, map later
+    assert s.map_job is not None
+    assert not s.map_ready
     at.switch_page("views/export.py").run()
-    assert s.map_ready and s.map_job is None
+    assert s.map_ready
+    assert s.map_job is None
     assert np.isfinite(at.dataframe[0].value[["umap_x", "umap_y"]].to_numpy()).all()
 
 
@@ -435,7 +451,8 @@ def test_cluster_prototypes_threshold_sends_weak_matches_to_other(data):
     at.checkbox[2].uncheck()  # zero-shot only
     at.form_submit_button[0].click().run()
     s = state_of(at)
-    assert s.clustered.config.threshold == 0.9 and s.clustered.config.refine is False
+    assert s.clustered.config.threshold == 0.9
+    assert s.clustered.config.refine is False
     assert (s.labels == -1).sum() >= PER_CLASS
     assert "other" in set(at.dataframe[0].value["cluster"])
     at.switch_page("views/clusters.py").run()
@@ -462,7 +479,8 @@ def test_load_page_stops_on_a_bad_roots_secret(monkeypatch, secret):
     at.secrets["roots"] = secret
     at.run()
     assert not at.exception, [e.value for e in at.exception]
-    assert "Allowed folders misconfigured" in texts(at.error) and "roots" in texts(at.error)
+    assert "Allowed folders misconfigured" in texts(at.error)
+    assert "roots" in texts(at.error)
     assert not at.text_input  # the page stopped: no folder box, no fallback to wider roots
 
 
@@ -482,7 +500,8 @@ def test_outside_error_does_not_say_where_a_path_resolves(data):
     at.text_input(key="folder_input").set_value(str(link)).run()
     error = texts(at.error)
     assert "outside the folders this app may read" in error
-    assert "/etc" not in error and "resolves to" not in error
+    assert "/etc" not in error
+    assert "resolves to" not in error
 
 
 # ------------------------------------------------------------------------------------- user text is text
@@ -498,8 +517,10 @@ MARKDOWN_PROTOS = {"Markdown", "Heading", "Alert", "Progress", "Toast"}
 
 
 def _markdown_strings(at: AppTest) -> list[tuple[str, bool]]:
-    """Every string the browser renders as Markdown: element bodies, labels and help texts
-    (with whether HTML is allowed there)."""
+    """Every string the browser renders as Markdown.
+
+    Element bodies, labels and help texts (with whether HTML is allowed there).
+    """
     out = []
     for node in _walk(at._tree):
         proto = getattr(node, "proto", None)
@@ -532,8 +553,10 @@ def _bad_tokens(text: str, allow_html: bool) -> list[str]:
 
 
 def test_user_text_is_rendered_as_text_not_markdown(monkeypatch, tmp_path):
-    """Folder, sub-folder and cluster names, prompts and typed paths with Markdown images and HTML:
-    no page turns them into an image, a link or a tag (the browser would fetch the URL)."""
+    """Folder, sub-folder and cluster names, prompts and typed paths with Markdown images and HTML.
+
+    No page turns them into an image, a link or a tag (the browser would fetch the URL).
+    """
     evil_prompt = "![p](http://example.invalid/p.png)"
     folder = (
         tmp_path / "![t](http:" / "example.invalid" / "x.png)"

@@ -1,5 +1,8 @@
-"""AppTest of search: the Search page, the sidebar box of every page, "Similar" in the cluster grids,
-the hits on the map and as a new cluster; bad queries give one message and keep the last results."""
+"""AppTest of search.
+
+The Search page, the sidebar box of every page, "Similar" in the cluster grids, the hits on the map and as a
+new cluster; bad queries give one message and keep the last results.
+"""
 
 from __future__ import annotations
 
@@ -51,9 +54,11 @@ def test_text_search_ranks_matching_images_first_with_scores(searched):
     assert len(hits.indices) == state_of(searched).n_images  # 24 asked, 18 there
     assert all(p.startswith("red/") for p in relpaths_of(searched, hits.indices[:n_red]))
     assert np.all(np.diff(hits.scores) <= 1e-9)  # best first
-    assert "nearest to" in texts(searched.markdown) and "text: red" in texts(searched.markdown)
+    assert "nearest to" in texts(searched.markdown)
+    assert "text: red" in texts(searched.markdown)
     captions = [c for img in searched.get("image") for c in [img.proto.imgs[0].caption]]
-    assert captions[0].startswith("1. ") and f"{hits.scores[0]:.3f}" in captions[0]
+    assert captions[0].startswith("1. ")
+    assert f"{hits.scores[0]:.3f}" in captions[0]
 
 
 def test_empty_query_says_so_and_keeps_the_results(searched):

@@ -1,6 +1,9 @@
-"""AppTest of saved work: edits persist as they happen, a restart reopens them (said in one line), undo,
-the Sessions section (list, reopen, delete), import of a good and a bad file. Same folder and
-FakeEncoder as tests/test_app_pages.py; each test has its own cache root, so its own sessions."""
+"""AppTest of saved work.
+
+Edits persist as they happen, a restart reopens them (said in one line), undo, the Sessions section (list,
+reopen, delete), import of a good and a bad file. Same folder and FakeEncoder as tests/test_app_pages.py; each
+test has its own cache root, so its own sessions.
+"""
 
 from __future__ import annotations
 
@@ -42,7 +45,8 @@ def rename_first(at, name: str) -> int:
 def test_edits_are_saved_and_reopened_after_a_restart(data, fake_models, own_cache):  # noqa: F811
     at = load(data.root)
     s = state_of(at)
-    assert s.session is not None and s.session.directory.parent == own_cache / "sessions"
+    assert s.session is not None
+    assert s.session.directory.parent == own_cache / "sessions"
     assert "Reopened" not in SHOWN[0]  # nothing saved before: a fresh start says nothing
     first = rename_first(at, "my squares")
     ids = state_of(at).order()[1:3]
@@ -50,12 +54,15 @@ def test_edits_are_saved_and_reopened_after_a_restart(data, fake_models, own_cac
     next(b for b in at.button if b.label == "Merge").click().run()
     before = state_of(at)
     on_disk = vs.open_session(data.root, before.emb.model_id, cache_dir=own_cache)
-    assert on_disk is not None and len(on_disk.edits) == 2  # written as it happened
+    assert on_disk is not None
+    assert len(on_disk.edits) == 2
 
     again = load(data.root)  # "restart": a new session state, same folder and model
     s = state_of(again)
-    assert s.names[first] == "my squares" and s.n_clusters == 2
-    assert s.labels.tolist() == before.labels.tolist() and len(s.edit_log) == 2
+    assert s.names[first] == "my squares"
+    assert s.n_clusters == 2
+    assert s.labels.tolist() == before.labels.tolist()
+    assert len(s.edit_log) == 2
     [line] = [t for t in SHOWN[0].splitlines() if "Reopened" in t]
     assert "2 edits" in line
 
@@ -69,7 +76,8 @@ def test_undo_last_edit_on_the_load_page(data, fake_models, own_cache):  # noqa:
     assert not undo.disabled
     undo.click().run()
     s = state_of(at)
-    assert s.names[first] != "named once" and s.edit_log == []
+    assert s.names[first] != "named once"
+    assert s.edit_log == []
     assert "Undone: renamed cluster" in texts(at.success)
     assert next(b for b in at.button if b.label == "Undo last edit").disabled
     assert load(data.root).session_state["vx"].names[first] != "named once"  # undone on disk too
@@ -82,15 +90,20 @@ def test_sessions_list_reopen_and_delete(data, fake_models, own_cache, tmp_path)
     other = load(blue)  # a second folder: a second session
     at = run_page("load", state_of(other))
     listing = texts(at.markdown)
-    assert f"`{data.root.resolve()}`" in listing and "**open now**" in listing and "**1** edit ·" in listing
+    assert f"`{data.root.resolve()}`" in listing
+    assert "**open now**" in listing
+    assert "**1** edit ·" in listing
     buttons = {b.key: b for b in at.button}
     mine = vs.session_id(data.root, state_of(at).emb.model_id)
     open_now = state_of(at).session.id
-    assert buttons[f"session-del-{open_now}"].disabled and buttons[f"session-open-{open_now}"].disabled
+    assert buttons[f"session-del-{open_now}"].disabled
+    assert buttons[f"session-open-{open_now}"].disabled
     buttons[f"session-open-{mine}"].click().run()  # reopen the first folder from the list
     s = state_of(at)
-    assert s.folder == data.root.resolve() and "kept" in s.names.values()
-    assert at.title[0].value == "Clusters" and "Reopened your saved work" in texts(at.info)
+    assert s.folder == data.root.resolve()
+    assert "kept" in s.names.values()
+    assert at.title[0].value == "Clusters"
+    assert "Reopened your saved work" in texts(at.info)
     at.switch_page("views/load.py").run()
     next(b for b in at.button if b.key == f"session-del-{open_now}").click().run()  # the blue one
     assert "Session deleted." in texts(at.success)
@@ -111,7 +124,8 @@ def test_import_of_a_good_and_a_bad_file(data, fake_models, own_cache):  # noqa:
     assert len(vs.list_sessions(cache_dir=own_cache)) == 1
     assert vs.open_session(data.root, s.emb.model_id, cache_dir=own_cache).edits == []
     got = saved.read_import(s, exported)
-    assert got is not None and got.names[first] == "exported name"
+    assert got is not None
+    assert got.names[first] == "exported name"
 
 
 def test_seeded_state_without_a_session_says_edits_are_not_saved(data):  # noqa: F811
@@ -125,7 +139,8 @@ def test_undo_on_the_clusters_page(data, fake_models):  # noqa: F811
     assert not [b for b in at.button if b.label == "Undo last edit"]  # no edit yet: no button
     first = rename_first(at, "take me back")
     next(b for b in at.button if b.label == "Undo last edit").click().run()
-    assert state_of(at).names[first] != "take me back" and "Undone" in texts(at.success)
+    assert state_of(at).names[first] != "take me back"
+    assert "Undone" in texts(at.success)
 
 
 def test_two_tabs_on_one_folder_keep_both_edits(data, fake_models):  # noqa: F811
@@ -135,5 +150,6 @@ def test_two_tabs_on_one_folder_keep_both_edits(data, fake_models):  # noqa: F81
     second = s.order()[1]
     tab_b.text_input(key=f"rename-{second}-{s.version}").set_value("renamed in tab b").run()
     s = state_of(tab_b)
-    assert s.names[first] == "renamed in tab a" and s.names[second] == "renamed in tab b"
+    assert s.names[first] == "renamed in tab a"
+    assert s.names[second] == "renamed in tab b"
     assert len(s.edit_log) == 2

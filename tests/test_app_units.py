@@ -29,7 +29,8 @@ def test_sizes_and_order_put_noise_last():
 
 def test_rename_tidies_whitespace_and_keeps_input():
     out = edit.rename(NAMES, 1, "  house   cats ")
-    assert out[1] == "house cats" and NAMES[1] == "cats"
+    assert out[1] == "house cats"
+    assert NAMES[1] == "cats"
 
 
 @pytest.mark.parametrize("bad", ["", "   ", "\n\t"])
@@ -48,11 +49,13 @@ def test_merge_into_smallest_id_and_drop_other_names():
 
 def test_merge_with_new_name_and_with_noise():
     labels, names, target = edit.merge(LABELS, NAMES, [-1, 2], new_name="vehicles")
-    assert target == 2 and names[2] == "vehicles"
-    assert (labels == -1).sum() == 0 and (labels == 2).sum() == 3
+    assert target == 2
+    assert names[2] == "vehicles"
+    assert (labels == -1).sum() == 0
+    assert (labels == 2).sum() == 3
 
 
-@pytest.mark.parametrize("ids, match", [([1], "at least two"), ([1, 7], "no such cluster")])
+@pytest.mark.parametrize(("ids", "match"), [([1], "at least two"), ([1, 7], "no such cluster")])
 def test_merge_refuses_bad_ids(ids, match):
     with pytest.raises(ConfigError, match=match):
         edit.merge(LABELS, NAMES, ids)
@@ -66,7 +69,7 @@ def test_move_and_prune_empty_cluster_names():
 
 
 @pytest.mark.parametrize(
-    "indices, target, match", [([], 0, "no images"), ([99], 0, "must lie in"), ([0], -2, ">= -1")]
+    ("indices", "target", "match"), [([], 0, "no images"), ([99], 0, "must lie in"), ([0], -2, ">= -1")]
 )
 def test_move_refuses_bad_input(indices, target, match):
     with pytest.raises(ConfigError, match=match):
@@ -75,7 +78,8 @@ def test_move_refuses_bad_input(indices, target, match):
 
 def test_new_cluster_gets_fresh_id_and_name():
     labels, names, new_id = edit.new_cluster(LABELS, NAMES, [0, 5, 6], "mixed")
-    assert new_id == 3 and names[3] == "mixed"
+    assert new_id == 3
+    assert names[3] == "mixed"
     assert labels[[0, 5, 6]].tolist() == [3, 3, 3]
     assert 2 not in names  # cluster 2 lost its only image
 
@@ -87,7 +91,8 @@ def test_labels_must_be_integers():
 
 def test_paging():
     items = np.arange(10)
-    assert edit.pages(10, 4) == 3 and edit.pages(0, 4) == 1
+    assert edit.pages(10, 4) == 3
+    assert edit.pages(0, 4) == 1
     assert edit.page_slice(items, 3, 4).tolist() == [8, 9]
     assert edit.page_slice(items, 99, 4).tolist() == [8, 9]  # clamped
     with pytest.raises(ConfigError):
@@ -115,7 +120,8 @@ def test_roots_from_env_and_secrets(tmp_path):
     assert paths.allowed_roots(env) == [tmp_path.resolve(), (tmp_path / "x").resolve()]
     assert paths.allowed_roots({}, secrets_roots=[str(tmp_path)]) == [tmp_path.resolve()]
     default = paths.allowed_roots({})
-    assert paths.DEMO_DIR.resolve() in default and Path.home().resolve() in default
+    assert paths.DEMO_DIR.resolve() in default
+    assert Path.home().resolve() in default
 
 
 def test_start_folder_is_always_allowed(tmp_path):
@@ -138,7 +144,7 @@ def test_check_folder_refuses_escapes(tree, rel):
 
 
 @pytest.mark.parametrize(
-    "rel, match", [("", "no folder"), ("missing", "does not exist"), ("file.txt", "not a folder")]
+    ("rel", "match"), [("", "no folder"), ("missing", "does not exist"), ("file.txt", "not a folder")]
 )
 def test_check_folder_other_errors(tree, rel, match):
     allowed, _ = tree
@@ -228,10 +234,12 @@ def test_progress_text_has_rate_and_time_left():
 
 
 def test_no_pages_directory_beside_app():
-    """A ``pages/`` folder beside app.py puts Streamlit in its old multipage mode until the first
+    """No ``pages/`` folder beside app.py: the pages live in ``views/``.
+
+    A ``pages/`` folder puts Streamlit in its old multipage mode until the first
     ``st.navigation`` call of the process: a session that opens (or reconnects to) /map on a fresh
-    server then runs views/map.py alone — no app.py, no sidebar, no start-up folder. The pages live
-    in ``views/``."""
+    server then runs views/map.py alone — no app.py, no sidebar, no start-up folder.
+    """
     assert not (Path(paths.REPO_DIR) / "pages").exists()
 
 
@@ -287,11 +295,14 @@ def test_a_failed_background_map_is_not_kept_and_the_next_rerun_retries(tmp_path
 
     actions.ensure_map(state)  # the failure is shown once (no traceback) and the job dropped
 
-    assert state.map_job is None and not state.map_ready
-    assert len(shown["error"]) == 1 and "No space left on device" in shown["error"][0]
+    assert state.map_job is None
+    assert not state.map_ready
+    assert len(shown["error"]) == 1
+    assert "No space left on device" in shown["error"][0]
     # space freed: the next rerun lays the map out again instead of re-raising the stored failure
     actions.ensure_map(state)
-    assert state.map_ready and len(shown["error"]) == 1
+    assert state.map_ready
+    assert len(shown["error"]) == 1
     assert (tmp_path / "projections").is_dir()
 
 
@@ -312,7 +323,10 @@ def test_a_map_that_cannot_be_cached_is_shown_with_one_warning(tmp_path, monkeyp
         state.map_job = pool.submit(actions.layout_map, state.emb, seed=0, cache_dir=tmp_path)
         actions.ensure_map(state)
 
-    assert state.map_ready and state.map_job is None and not shown["error"]
-    assert len(shown["warning"]) == 1 and "Read-only file system" in shown["warning"][0]
+    assert state.map_ready
+    assert state.map_job is None
+    assert not shown["error"]
+    assert len(shown["warning"]) == 1
+    assert "Read-only file system" in shown["warning"][0]
     actions.ensure_map(state)  # told once: nothing new on the next rerun
     assert len(shown["warning"]) == 1

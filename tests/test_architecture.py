@@ -1,5 +1,8 @@
-"""The layout rules the code keeps: a light library that knows nothing of the app, an app package
-(``ui/``) of Streamlit code only and without import cycles, and files small enough to read."""
+"""The layout rules the code keeps.
+
+A light library that knows nothing of the app, an app package (``ui/``) of Streamlit code only and without
+import cycles, and files small enough to read.
+"""
 
 from __future__ import annotations
 
@@ -90,9 +93,9 @@ def test_no_import_cycle_among_app_modules():
         state[node] = 1
         for dep in sorted(graph[node]):
             if state.get(dep) == 1:
-                cycles.append(stack[stack.index(dep) :] + [dep])
+                cycles.append([*stack[stack.index(dep) :], dep])
             elif dep not in state:
-                visit(dep, stack + [dep])
+                visit(dep, [*stack, dep])
         state[node] = 2
 
     for node in sorted(graph):

@@ -68,16 +68,18 @@ def test_stl10_images_and_labels_round_trip(stl):
     root, imgs, labels = stl
     names, rows = datasets.read_stl10(root)
     got = list(rows)
-    assert names == list(COLOURS) and [lab for _, lab in got] == labels
+    assert names == list(COLOURS)
+    assert [lab for _, lab in got] == labels
     np.testing.assert_array_equal(np.stack([img for img, _ in got]), imgs)
 
 
 def test_export_writes_class_folders_once(cifar, tmp_path):
-    root, imgs, _ = cifar
+    root, _imgs, _ = cifar
     out = tmp_path / "out"
     datasets.export("cifar10", root, out, limit=9)
     files = sorted(out.rglob("*.png"))
-    assert len(files) == 9 and {f.parent.name for f in files} == {"red", "green", "blue"}
+    assert len(files) == 9
+    assert {f.parent.name for f in files} == {"red", "green", "blue"}
     stamp = files[0].stat().st_mtime_ns
     datasets.export("cifar10", root, out, limit=9)
     assert files[0].stat().st_mtime_ns == stamp
@@ -95,7 +97,9 @@ def test_rows_run_through_the_pipeline(cifar, tmp_path):
         encoder=FakeEncoder(),
     )
     rows = papers.run_rows(emb, names, rows=("kmeans", "zero-shot", "text-guided"))
-    assert rows["kmeans"]["acc"] == 100.0 and rows["zero-shot"]["acc"] == 100.0
+    assert rows["kmeans"]["acc"] == 100.0
+    assert rows["zero-shot"]["acc"] == 100.0
     assert "skipped" in rows["text-guided"]
     table = papers.table("cifar10", rows)
-    assert "| kmeans | 100.0 |" in table and "| 74.0 |" in table
+    assert "| kmeans | 100.0 |" in table
+    assert "| 74.0 |" in table

@@ -118,8 +118,10 @@ SCREEN = """(i) => { const st = document.querySelector('.vx-scatter').__vxScatte
 
 
 def lasso(page, box: tuple[float, float, float, float], steps: int = 4) -> None:
-    """A freeform lasso along the edges of ``box`` (screen pixels), pausing at each corner so the
-    component records it."""
+    """A freeform lasso along the edges of ``box`` (screen pixels).
+
+    Pausing at each corner so the component records it.
+    """
     x0, y0, x1, y1 = box
     page.mouse.move(x0, y0)
     page.mouse.down()
@@ -198,7 +200,8 @@ def test_main_path_in_a_real_browser(page, app_url, tmp_path):
     wait_idle(page)
     n_selected = int(count.inner_text().split()[0].replace(",", ""))
     selected = page.evaluate("Array.from(document.querySelector('.vx-scatter').__vxScatter.selection)")
-    assert set(members) <= set(selected) and len(selected) == n_selected
+    assert set(members) <= set(selected)
+    assert len(selected) == n_selected
     assert page.locator('[data-testid="stImage"]').count() >= min(n_selected, 48)
     page.get_by_role("textbox", name="Name them as a new cluster").fill("picked on the map")
     page.get_by_role("textbox", name="Name them as a new cluster").press("Enter")

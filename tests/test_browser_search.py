@@ -1,6 +1,8 @@
-"""Search end-to-end in a real browser (the app on a small copy of the demo folder, the bundled model):
-type a query in the sidebar's search box of the Clusters page, press Enter, see the ranked grid; then
-"Similar" under a result searches again. Same server and browser fixtures as tests/test_browser.py."""
+"""Search end-to-end in a real browser (the app on a small copy of the demo folder, the bundled model).
+
+Type a query in the sidebar's search box of the Clusters page, press Enter, see the ranked grid; then
+"Similar" under a result searches again. Same server and browser fixtures as tests/test_browser.py.
+"""
 
 from __future__ import annotations
 

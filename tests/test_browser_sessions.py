@@ -1,7 +1,8 @@
-"""Saved work survives a server crash, in a real browser: the app on a small copy of the demo folder
-(the real bundled model), rename a cluster, ``kill -9`` the server right after, start it again on the
-same cache, and a new browser session reopens the folder with the renamed cluster and says so.
-Then undo on the Load page takes the rename back, and a second restart shows that too.
+"""Saved work survives a server crash, in a real browser.
+
+The app on a small copy of the demo folder (the real bundled model), rename a cluster, ``kill -9`` the server
+right after, start it again on the same cache, and a new browser session reopens the folder with the renamed
+cluster and says so. Then undo on the Load page takes the rename back, and a second restart shows that too.
 
 Chromium is Debian's (/usr/bin/chromium); skipped when it is missing. Every wait is bounded;
 every server this test starts is stopped (by its process group id).

@@ -27,14 +27,16 @@ def test_lookup_returns_what_append_wrote_in_key_order(store):
     store.append(["a", "b", "c"], {"vec": v, "text": ["x", "y", "z"]})
     found, values = store.lookup(["c", "nope", "a"], ["vec", "text"])
     assert found.tolist() == [True, False, True]
-    assert values["vec"].dtype == np.float32 and values["vec"].shape == (2, 4)
+    assert values["vec"].dtype == np.float32
+    assert values["vec"].shape == (2, 4)
     np.testing.assert_array_equal(values["vec"], v[[2, 0]])
     assert values["text"] == ["z", "x"]
 
 
 def test_lookup_in_a_missing_directory_finds_nothing_and_creates_nothing(store):
     found, values = store.lookup(["a", "b"], ["vec"])
-    assert found.tolist() == [False, False] and len(values["vec"]) == 0
+    assert found.tolist() == [False, False]
+    assert len(values["vec"]) == 0
     assert not store.directory.exists()
 
 
@@ -65,7 +67,8 @@ def test_shards_without_a_requested_column_are_not_used(store):
     store.append(["a"], {"text": ["only text"]})
     store.append(["b"], {"vec": _vectors(1)})
     found, values = store.lookup(["a", "b"], ["vec"])
-    assert found.tolist() == [False, True] and values["vec"].shape == (1, 4)
+    assert found.tolist() == [False, True]
+    assert values["vec"].shape == (1, 4)
 
 
 def test_lookup_reads_only_the_key_column_of_shards_without_hits(store, monkeypatch):
@@ -86,7 +89,8 @@ def test_a_partial_tmp_file_is_never_read(store):
     (store.directory / "0000-crashed.parquet.tmp").write_bytes(b"PAR1\0\0 half a shard")
     with np.testing.assert_no_warnings():
         found, _ = store.lookup(["a"], ["vec"])
-    assert found.all() and len(store.shard_paths()) == 1
+    assert found.all()
+    assert len(store.shard_paths()) == 1
 
 
 def test_a_corrupt_shard_is_ignored_with_a_warning(store):
@@ -94,14 +98,16 @@ def test_a_corrupt_shard_is_ignored_with_a_warning(store):
     (store.directory / "00000000000000000000-stray.parquet").write_bytes(b"not parquet at all")
     with pytest.warns(UserWarning, match="stray.parquet"):
         found, values = store.lookup(["a"], ["vec"])
-    assert found.all() and values["vec"].shape == (1, 4)
+    assert found.all()
+    assert values["vec"].shape == (1, 4)
 
 
 def test_append_leaves_one_uniquely_named_shard_per_call_and_no_temp_files(store):
     store.append(["a"], {"vec": _vectors(1)})
     store.append(["a"], {"vec": _vectors(1)})
     names = [p.name for p in store.shard_paths()]
-    assert len(set(names)) == 2 and all(n.endswith(".parquet") for n in names)
+    assert len(set(names)) == 2
+    assert all(n.endswith(".parquet") for n in names)
     assert sorted(p.name for p in store.directory.iterdir()) == sorted(names)
 
 
@@ -159,7 +165,8 @@ def test_compact_merges_shards_and_keeps_the_oldest_rows(store):
     store.compact()
     assert len(store.shard_paths()) == 2
     found, values = store.lookup(["a", "b", "c"], ["text"])
-    assert found.all() and values["text"] == ["a1", "b1", "c2"]
+    assert found.all()
+    assert values["text"] == ["a1", "b1", "c2"]
     assert store.lookup(["x"], ["vec"])[0].all()
     assert not list(store.directory.glob("*.tmp"))
 
@@ -170,10 +177,8 @@ def test_store_for_names_the_folder_by_slug_and_hash(cache_dir):
         store_for(cache_dir, "open_clip:ViT-B-32:openai"),
     )
     assert a.directory.parent == cache_dir
-    assert (
-        a.directory.name.startswith("open_clip-ViT-B-32-openai-")
-        and len(a.directory.name.rsplit("-", 1)[1]) == 8
-    )
+    assert a.directory.name.startswith("open_clip-ViT-B-32-openai-")
+    assert len(a.directory.name.rsplit("-", 1)[1]) == 8
     assert a.directory != b.directory  # same slug, different namespace
 
 
@@ -185,7 +190,8 @@ def test_lookup_of_100k_keys_is_fast(store):
     t0 = time.perf_counter()
     found, values = store.lookup(keys[::-1], ["vec"])
     elapsed = time.perf_counter() - t0
-    assert found.all() and values["vec"].shape == (n, d)
+    assert found.all()
+    assert values["vec"].shape == (n, d)
     np.testing.assert_array_equal(values["vec"][-1], _vectors(25_000, d, seed=0)[0])
     assert elapsed < 3.0, f"lookup of {n} keys took {elapsed:.2f} s"
 
@@ -207,7 +213,8 @@ def test_lookup_refuses_a_column_whose_vectors_change_length(tmp_path):
     with pytest.raises(CacheError, match="different lengths"):
         store.lookup(["a", "b"], ["v"])
     found, values = store.lookup(["b"], ["v"])
-    assert found.tolist() == [True] and values["v"].shape == (1, 4)
+    assert found.tolist() == [True]
+    assert values["v"].shape == (1, 4)
 
 
 def test_compact_is_bounded_and_respects_big_shards_in_between(store):
@@ -252,7 +259,8 @@ def test_l2_normalize_in_blocks_equals_at_once(monkeypatch):
     whole = base.l2_normalize(x)
     monkeypatch.setattr(base, "NORMALIZE_BLOCK", 50)
     np.testing.assert_array_equal(base.l2_normalize(x), whole)
-    assert whole.dtype == np.float32 and not whole[3].any()
+    assert whole.dtype == np.float32
+    assert not whole[3].any()
 
 
 def test_lookup_reads_only_the_row_groups_it_needs(store, monkeypatch):

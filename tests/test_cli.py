@@ -46,7 +46,9 @@ def test_cluster_writes_csv_and_reports_broken_files(image_folder, env_cache, tm
     # every broken file is named with a reason, at scan or at decode
     for relpath in [*image_folder.broken_at_scan, *image_folder.broken_at_decode]:
         assert relpath in captured.err
-    assert "acc" in captured.out and "nmi" in captured.out and "ari" in captured.out
+    assert "acc" in captured.out
+    assert "nmi" in captured.out
+    assert "ari" in captured.out
     assert (tmp_path / "labelled.provenance.json").is_file()
 
 
@@ -84,7 +86,8 @@ def test_label_free_score_without_subfolders(tmp_path, env_cache, write_image, c
         write_image(tmp_path / "flat" / f"img{i}.png", colour=(40 * i, 100, 200 - 30 * i))
     assert cli.main(["cluster", str(tmp_path / "flat"), "--k", "2"]) == 0
     out = capsys.readouterr().out
-    assert "silhouette" in out and "acc" not in out
+    assert "silhouette" in out
+    assert "acc" not in out
 
 
 def test_second_run_calls_no_model(image_folder, env_cache, capsys):
@@ -107,18 +110,21 @@ def test_existing_output_is_not_overwritten(image_folder, env_cache, tmp_path, c
 def test_missing_folder_is_a_clear_error(tmp_path, env_cache, capsys):
     assert cli.main(["cluster", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error:") and "nope" in err and "Traceback" not in err
+    assert err.startswith("error:")
+    assert "nope" in err
+    assert "Traceback" not in err
 
 
 def test_unavailable_model_falls_back_to_bundled(image_folder, env_cache, capsys):
     assert cli.main(["embed", str(image_folder.root), "--model", "ViT-B-32/openai"]) == 0
     captured = capsys.readouterr()
-    assert "bundled" in captured.err and "note:" in captured.err
+    assert "bundled" in captured.err
+    assert "note:" in captured.err
     assert "bundled:" in captured.out
 
 
 @pytest.mark.parametrize(
-    "args, message",
+    ("args", "message"),
     [
         (["--method", "prototypes"], "at least one text prototype"),
         (["--k", "0"], "positive"),
@@ -146,7 +152,8 @@ def test_help_explains_every_option():
 def test_python_api_matches_cli_steps(image_folder, env_cache):
     emb, cl = vx.explore(image_folder.root, cluster=vx.ClusterConfig(k=3))
     assert emb.views["image"].shape == (len(image_folder.good), 1280)
-    assert cl.coords.shape == (len(image_folder.good), 2) and np.isfinite(cl.coords).all()
+    assert cl.coords.shape == (len(image_folder.good), 2)
+    assert np.isfinite(cl.coords).all()
     df = vx.to_dataframe(emb, cl)
     assert len(df) == len(image_folder.good)
     # re-clustering reuses the embeddings and the map: no model call
@@ -155,12 +162,14 @@ def test_python_api_matches_cli_steps(image_folder, env_cache):
 
 
 def test_facade_names_resolve_to_functions():
-    import vlexplore.cluster  # noqa: F401  - importing submodules must not shadow facade names
+    import vlexplore.cluster
     import vlexplore.evaluate  # noqa: F401
 
     for name in vx.__all__:
         assert getattr(vx, name) is not None
-    assert callable(vx.evaluate_labels) and callable(vx.cluster_vectors) and callable(vx.project_embedded)
+    assert callable(vx.evaluate_labels)
+    assert callable(vx.cluster_vectors)
+    assert callable(vx.project_embedded)
 
 
 def test_embed_export_writes_one_parquet_file_with_vectors(image_folder, env_cache, tmp_path, capsys):
@@ -199,8 +208,10 @@ def test_cache_store_reads_as_a_plain_parquet_dataset(image_folder, env_cache):
 
 
 def _make_read_only(monkeypatch, cache: Path, err: int = errno.EROFS) -> list[str]:
-    """Every folder made and temp file opened under ``cache`` fails with ``err`` (tests run as root,
-    where chmod does not stop writes). Returns the refused paths."""
+    """Make every folder made and temp file opened under ``cache`` fail with ``err``.
+
+    Tests run as root, where chmod does not stop writes. Returns the refused paths.
+    """
     refused: list[str] = []
     real_mkdir, real_mkstemp, real_temporary = Path.mkdir, tempfile.mkstemp, tempfile.TemporaryFile
     root = cache.resolve()
@@ -246,15 +257,16 @@ def test_cluster_with_a_read_only_or_full_cache_still_writes_the_csv(
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "Traceback" not in captured.err
-    assert any("numba" in p for p in refused) and any("projections" in p for p in refused)
+    assert any("numba" in p for p in refused)
+    assert any("projections" in p for p in refused)
     notes = [line for line in captured.err.splitlines() if line.startswith("note:") and "cache" in line]
     assert len(notes) == 1, captured.err  # told once, on one line
     assert os.strerror(err) in notes[0]
-    assert os.environ["NUMBA_CACHE_DIR"] and not Path(os.environ["NUMBA_CACHE_DIR"]).is_relative_to(env_cache)
+    assert os.environ["NUMBA_CACHE_DIR"]
+    assert not Path(os.environ["NUMBA_CACHE_DIR"]).is_relative_to(env_cache)
     df = pd.read_csv(out)
-    assert (
-        sorted(df["path"]) == sorted(image_folder.good) and np.isfinite(df[["umap_x", "umap_y"]]).all().all()
-    )
+    assert sorted(df["path"]) == sorted(image_folder.good)
+    assert np.isfinite(df[["umap_x", "umap_y"]]).all().all()
     assert not (env_cache / "projections").exists()
 
 
@@ -292,7 +304,8 @@ def test_control_characters_in_file_names_are_escaped(image_folder, env_cache, c
     for escaped in HOSTILE_NAMES.values():
         # each skipped file is one line naming it (escaped), with its reason
         hits = [line for line in lines if f"red\\x1b[31m/{escaped}" in line]
-        assert len(hits) == 1 and "empty" in hits[0], (escaped, captured.err)
+        assert len(hits) == 1, (escaped, captured.err)
+        assert "empty" in hits[0], (escaped, captured.err)
     assert not any(line.startswith("all files OK") or line.startswith("0 file(s)") for line in lines)
 
 
@@ -300,14 +313,16 @@ def test_control_characters_in_the_folder_and_error_messages_are_escaped(tmp_pat
     assert cli.main(["scan", str(tmp_path / "gone\x1b]0;x\x07\rok")]) == 2
     err = capsys.readouterr().err
     _assert_no_raw_controls(err)
-    assert "gone\\x1b]0;x\\x07\\rok" in err and len(err.splitlines()) == 1
+    assert "gone\\x1b]0;x\\x07\\rok" in err
+    assert len(err.splitlines()) == 1
     # an error message that names a user path as it is (not as a repr)
     out = tmp_path / "keep\x1b[2K\rerror: none.csv"
     out.write_text("precious")
     assert cli.main(["cluster", str(tmp_path), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     _assert_no_raw_controls(err)
-    assert "keep\\x1b[2K\\rerror: none.csv exists" in err and len(err.splitlines()) == 1
+    assert "keep\\x1b[2K\\rerror: none.csv exists" in err
+    assert len(err.splitlines()) == 1
 
 
 def test_printable_keeps_unicode_and_escapes_controls():

@@ -38,7 +38,8 @@ def test_an_unsupported_out_extension_is_refused_before_any_scan(tmp_path, monke
         out = tmp_path / "table.xlsx"
         code, _, err = _run([command[0], str(tmp_path), *command[1:], "--out", str(out)], capsys)
         assert code == 2
-        assert "--out table.xlsx" in err and ".csv or .parquet" in err
+        assert "--out table.xlsx" in err
+        assert ".csv or .parquet" in err
         assert not out.exists()
 
 
@@ -109,7 +110,8 @@ def test_the_bar_starts_at_the_cached_count(monkeypatch):
     on_progress(4, 6)
     on_progress(6, 6)
     text = term.getvalue()
-    assert "4/6" in text and "6/6" in text
+    assert "4/6" in text
+    assert "6/6" in text
     assert "0/6" not in text  # the cached images are the bar's start, not work done in no time
 
 
@@ -136,7 +138,8 @@ def test_confidence_asks_fewer_neighbours_in_small_clusters():
     nb = knn_indices(X.astype(np.float32), 10)
     notes: list[str] = []
     mask, k = confident_for_training(labels, nb, 10, 0.5, 6, notes)
-    assert k == 1 and mask.all()
+    assert k == 1
+    assert mask.all()
     assert notes == ["clusters this small are judged confident on 1 neighbour(s)"]
     notes = []
     mask, _ = confident_for_training(np.arange(12), nb, 10, 0.5, 12, notes)  # every image alone
@@ -210,7 +213,8 @@ def test_library_errors_carry_the_field_and_neutral_words():
 
     with pytest.raises(ConfigError) as info:
         check_k(5, 3)
-    assert info.value.option == "k" and "k=" not in str(info.value)
+    assert info.value.option == "k"
+    assert "k=" not in str(info.value)
     assert cli_output.error_line(info.value).startswith("error: --k: 5 clusters asked for")
     assert cli_output.error_line(ConfigError("plain")) == "error: plain"  # no field, no prefix
 
@@ -243,7 +247,8 @@ def test_cluster_names_from_captions_keep_multi_word_terms(tmp_path, write_image
         capsys,
     )
     assert code == 0, err
-    assert "safety pin" in out and "comic book jacket" in out
+    assert "safety pin" in out
+    assert "comic book jacket" in out
     for split in ("pin · safety", "book · comic", "book jacket · comic book"):
         assert split not in out
 
@@ -257,4 +262,5 @@ def test_an_unsupported_export_extension_is_refused_before_any_scan(tmp_path, mo
     monkeypatch.setattr(pipeline, "scan", no_scan)
     code, _, err = _run(["embed", str(tmp_path), "--export", str(tmp_path / "vectors.csv")], capsys)
     assert code == 2
-    assert "--export vectors.csv" in err and ".parquet" in err
+    assert "--export vectors.csv" in err
+    assert ".parquet" in err

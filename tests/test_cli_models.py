@@ -44,7 +44,7 @@ def test_cluster_with_a_model_directory_recovers_the_colours(
     aligned_clip, shapes_folder, env_cache, tmp_path, capsys
 ):
     out = tmp_path / "l.csv"
-    code, stdout, err = _run(
+    code, _stdout, err = _run(
         [
             "cluster",
             str(shapes_folder),
@@ -109,7 +109,8 @@ def test_a_captioner_fills_the_caption_column_with_any_representation(
     code, _, err = _run(args, capsys)
     assert code == 0, err
     captions = pd.read_csv(out, keep_default_na=False)["caption"]
-    assert (captions.str.len() > 0).all() and not captions.str.startswith("a photo of a").any()
+    assert (captions.str.len() > 0).all()
+    assert not captions.str.startswith("a photo of a").any()
     from vlexplore.models.hf_caption import HFCaptioner
 
     calls = []
@@ -119,7 +120,8 @@ def test_a_captioner_fills_the_caption_column_with_any_representation(
     )
     code, _, err = _run([*args, "--overwrite"], capsys)  # cached: the second run captions nothing again
     assert code == 0, err
-    assert calls == [] and pd.read_csv(out, keep_default_na=False)["caption"].tolist() == captions.tolist()
+    assert calls == []
+    assert pd.read_csv(out, keep_default_na=False)["caption"].tolist() == captions.tolist()
 
 
 def test_a_misspelt_captioner_stops_before_any_work(shapes_folder, env_cache, tmp_path, capsys):
@@ -127,4 +129,5 @@ def test_a_misspelt_captioner_stops_before_any_work(shapes_folder, env_cache, tm
         ["cluster", str(shapes_folder), "--captioner", "blip-bsae", "--cache-dir", str(env_cache)], capsys
     )
     assert code == 2
-    assert re.search(r"blip-base", err) and err.count("\n") == 1
+    assert re.search(r"blip-base", err)
+    assert err.count("\n") == 1

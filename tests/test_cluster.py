@@ -383,7 +383,8 @@ def test_refinement_leaves_other_images_alone(biased_prototypes):
     X, y, P = biased_prototypes
     est = PrototypeClusterer(prototype_embeddings=P, threshold=0.64).fit(X)
     other = np.einsum("ij,ij->i", X, P[np.argmax(X @ P.T, axis=1)]) < 0.64
-    assert other.any() and (~other & (y == 0)).any()
+    assert other.any()
+    assert (~other & (y == 0)).any()
     np.testing.assert_array_equal(est.labels_[other], -1)
     np.testing.assert_array_equal(est.labels_[~other], y[~other])
 
@@ -413,7 +414,7 @@ def test_joint_with_other_row_count_raises():
 
 def test_prototype_threshold_outside_cosine_range_raises():
     X, _, centres = blobs(k=2)
-    with pytest.raises(ConfigError, match="1.5"):
+    with pytest.raises(ConfigError, match=r"1.5"):
         PrototypeClusterer(prototype_embeddings=centres, threshold=1.5).fit(X)
 
 
@@ -439,7 +440,7 @@ def test_empty_x_raises():
 def test_nan_rows_raise_with_their_count():
     X, _, _ = blobs()
     X[[3, 7], 0] = np.nan
-    with pytest.raises(ConfigError, match="2 of 200 rows with NaN.*row 3"):
+    with pytest.raises(ConfigError, match=r"2 of 200 rows with NaN.*row 3"):
         KMeansClusterer(k=2).fit(X)
 
 
@@ -481,7 +482,8 @@ def test_kmeans_helper_recovers_blobs_on_every_backend(km_backend):
     X, y, _ = blobs(k=5, per=60)
     fit = cl.kmeans(X, 5, seed=0, backend=km_backend)
     assert fit.backend == km_backend
-    assert fit.labels.dtype == np.int64 and fit.centres.shape == (5, 32)
+    assert fit.labels.dtype == np.int64
+    assert fit.centres.shape == (5, 32)
     assert same_partition(fit.labels, y)
     d = ((X - fit.centres[fit.labels]) ** 2).sum()
     assert fit.inertia == pytest.approx(d, rel=1e-3)
@@ -492,7 +494,7 @@ def test_kmeans_helper_weights_equal_repeated_rows(backend):
     if backend == "faiss":
         pytest.importorskip("faiss")
     km_backend = backend
-    X, y, _ = blobs(k=3, per=30, spread=0.1)
+    X, _y, _ = blobs(k=3, per=30, spread=0.1)
     w = np.random.default_rng(2).integers(1, 4, len(X))
     fit = cl.kmeans(X, 3, seed=0, sample_weight=w, backend=km_backend)
     rep = cl.kmeans(np.repeat(X, w, axis=0), 3, seed=0, backend=km_backend)
@@ -511,7 +513,7 @@ def test_kmeans_helper_keeps_the_order_of_given_centres(km_backend):
 def test_kmeans_helper_refines_on_every_row_after_a_sample(monkeypatch):
     pytest.importorskip("faiss")
     monkeypatch.setattr(km_mod, "POINTS_PER_CENTRE", 10)  # each restart sees 40 of 400 rows
-    X, y, _ = blobs(k=4, per=100, spread=0.15)
+    X, _y, _ = blobs(k=4, per=100, spread=0.15)
     fit = cl.kmeans(X, 4, seed=0)
     exact = cl.kmeans(X, 4, seed=0, backend="sklearn")
     from sklearn.metrics import adjusted_rand_score
@@ -587,7 +589,8 @@ def test_hdbscan_assigns_noise_to_the_nearest_cluster_on_request(backend):
     Xa, y = noisy_blobs()
     plain = HDBSCANClusterer(min_cluster_size=10, reducer="pca", backend=backend).fit(Xa)
     est = HDBSCANClusterer(min_cluster_size=10, reducer="pca", backend=backend, assign_noise=True).fit(Xa)
-    assert (plain.labels_ == -1).any() and (est.labels_ >= 0).all()
+    assert (plain.labels_ == -1).any()
+    assert (est.labels_ >= 0).all()
     assert est.noise_share_ == plain.noise_share_ == pytest.approx((plain.labels_ == -1).mean())
     kept = plain.labels_ >= 0
     np.testing.assert_array_equal(est.labels_[kept], plain.labels_[kept])
@@ -600,7 +603,8 @@ def test_hdbscan_on_umap_finds_blobs_and_reuses_the_reduction(tmp_path):
     density._MEMORY.clear()
     X, y, _ = blobs(k=3, per=60, d=32, spread=0.05)
     first = HDBSCANClusterer(min_cluster_size=20, cache_dir=tmp_path).fit(X)
-    assert first.n_components_ == 5 and not first.reduction_cached_
+    assert first.n_components_ == 5
+    assert not first.reduction_cached_
     assert same_partition(first.labels_, y)
     assert len(list((tmp_path / "reductions").glob("*.npy"))) == 1
     again = HDBSCANClusterer(min_cluster_size=30).fit(X)  # another min_cluster_size: same reduction
@@ -617,7 +621,8 @@ def test_hdbscan_result_reports_its_noise_share():
         Xa, ClusterConfig(method="hdbscan", min_cluster_size=10, reducer="pca", min_samples=5)
     )
     assert res.info["noise_share"] == pytest.approx((res.labels == -1).mean(), abs=1e-4)
-    assert res.info["reducer"] == "pca" and res.info["min_cluster_size"] == 10
+    assert res.info["reducer"] == "pca"
+    assert res.info["min_cluster_size"] == 10
     assert res.info["noise_assigned"] is False
 
 

@@ -125,7 +125,8 @@ def test_an_in_place_edit_that_keeps_size_and_mtime_gets_a_new_key(tmp_path, cac
         fh.write(edited)
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
     after = scan_folder(tmp_path / "f", cache_dir=cache_dir).fingerprints[0]
-    assert after != before and after == content_key(bytes(edited))
+    assert after != before
+    assert after == content_key(bytes(edited))
 
 
 def test_a_file_written_just_now_is_not_trusted_to_the_index(tmp_path, cache_dir, monkeypatch):
@@ -172,7 +173,8 @@ def test_a_file_replaced_after_the_scan_is_skipped_and_nothing_is_stored_under_i
     failures, _ = store_for(cache_dir, enc.model_id + ":failures").lookup([old], ["error"])
     assert not failures.any()  # passing trouble: not remembered
     again = embed_images(scan_folder(root, cache_dir=cache_dir), FakeEncoder(), cache_dir=cache_dir)
-    assert len(again.collection) == 2 and again.n_computed == 1
+    assert len(again.collection) == 2
+    assert again.n_computed == 1
 
 
 def test_an_identical_twin_still_embeds_when_one_copy_changed(tmp_path, cache_dir):
@@ -267,7 +269,8 @@ def test_a_lookup_survives_a_compaction_between_its_two_reads(tmp_path, monkeypa
     monkeypatch.setattr(cache, "_iter_rows", compact_first)
     keys = list(expected)
     found, values = store.lookup(keys, ["v"])
-    assert found.all() and calls
+    assert found.all()
+    assert calls
     np.testing.assert_array_equal(values["v"], np.stack([expected[k] for k in keys]))
 
 
@@ -287,7 +290,7 @@ def test_lookups_in_one_process_while_another_compacts(tmp_path):
     proc.start()
     try:
         for _ in range(40):
-            found, values = store.lookup(keys, ["v"])
+            found, _values = store.lookup(keys, ["v"])
             assert found.all()
             assert store.contains(keys).all()
     finally:
@@ -328,7 +331,8 @@ def test_a_memory_error_while_decoding_is_retried_next_time(tmp_path, cache_dir,
     }
     monkeypatch.setattr(imageio, "_decode", real)
     second = embed_images(col, FakeEncoder(), cache_dir=cache_dir)
-    assert second.n_computed == 1 and len(second.collection) == 2
+    assert second.n_computed == 1
+    assert len(second.collection) == 2
 
 
 def test_a_damaged_file_is_remembered(tmp_path, cache_dir):
@@ -372,5 +376,6 @@ def test_a_read_only_cache_embeds_in_memory_and_says_so_once(tmp_path, cache_dir
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         res = embed_images(col, FakeEncoder(), cache_dir=cache_dir, batch_size=1)
-    assert len(res.collection) == 3 and res.views["image"].shape[0] == 3
+    assert len(res.collection) == 3
+    assert res.views["image"].shape[0] == 3
     assert sum("in memory only" in str(w.message) for w in caught) == 1

@@ -147,7 +147,8 @@ def reference(folder, tmp_path_factory):
         collection, FakeEncoder(), cache_dir=tmp_path_factory.mktemp("clean"), batch_size=BATCH
     )
     rows = {fp: {v: x[i] for v, x in res.views.items()} for i, fp in enumerate(res.collection.fingerprints)}
-    assert len(rows) == N_IMAGES and len(res.collection.skipped) == 2
+    assert len(rows) == N_IMAGES
+    assert len(res.collection.skipped) == 2
     return collection, rows
 
 
@@ -171,7 +172,8 @@ def check_cache(cache: Path, rows: dict) -> int:
         keys = table.column("key").to_pylist()
         for view in ("image", "joint"):
             x = np.asarray(table.column(view).to_pylist(), dtype=np.float32)
-            assert x.shape[0] == len(keys) and np.isfinite(x).all()
+            assert x.shape[0] == len(keys)
+            assert np.isfinite(x).all()
             np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
             for key, row in zip(keys, x):
                 np.testing.assert_allclose(row, rows[key][view], atol=1e-6)  # also: duplicates agree
@@ -188,7 +190,8 @@ def resume(collection, cache: Path, rows: dict, stored: int) -> FakeEncoder:
     encoder = FakeEncoder()
     res = embed_images(collection, encoder, cache_dir=cache, batch_size=BATCH)
     assert encoder.n_encoded == N_IMAGES - stored
-    assert len(res.collection) == N_IMAGES and len(res.collection.skipped) == 2
+    assert len(res.collection) == N_IMAGES
+    assert len(res.collection.skipped) == 2
     for i, fp in enumerate(res.collection.fingerprints):
         for view, x in res.views.items():
             np.testing.assert_allclose(x[i], rows[fp][view], atol=1e-6)
@@ -248,7 +251,8 @@ def test_a_kill_inside_a_shard_write_leaves_only_a_temp_file_that_is_never_read(
         assert wait_for_line(proc, lambda s: s == "stalled", deadline) == "stalled"
         store_dir = store_for(cache, FakeEncoder().model_id).directory
         partial = [p for p in store_dir.iterdir() if p.name.endswith(TMP_SUFFIX)]
-        assert len(partial) == 1 and partial[0].stat().st_size > 0
+        assert len(partial) == 1
+        assert partial[0].stat().st_size > 0
         kill9(proc)
     finally:
         if proc.poll() is None:
@@ -271,11 +275,13 @@ def test_two_runs_at_once_leave_a_consistent_cache(folder, reference, tmp_path):
             if p.poll() is None:
                 p.kill()
     computed = [int(o.strip().splitlines()[-1].split()[1]) for o in outs]
-    assert all(0 <= c <= N_IMAGES for c in computed) and sum(computed) >= N_IMAGES
+    assert all(0 <= c <= N_IMAGES for c in computed)
+    assert sum(computed) >= N_IMAGES
     assert check_cache(cache, rows) == N_IMAGES  # every key present; any duplicates identical
     failures = store_for(cache, FakeEncoder().model_id + FAILURES_SUFFIX)
     found, values = failures.lookup(collection.fingerprints, ["error"])
-    assert found.sum() == 2 and set(values["error"]) == {"truncated file"}
+    assert found.sum() == 2
+    assert set(values["error"]) == {"truncated file"}
     again = resume(collection, cache, rows, N_IMAGES)
     assert again.n_preprocessed == 0  # neither images nor remembered failures are decoded again
 

@@ -44,7 +44,8 @@ def test_table_has_duplicate_group_outlier_score_and_empty_confident(embedded, c
     assert back.loc[~df["duplicate_group"].notna().to_numpy(), "duplicate_group"].eq("").all()
     assert back["confident"].eq("").all()
     typed = pd.read_parquet(write_table(df, tmp_path / "t.parquet"))
-    assert str(typed["duplicate_group"].dtype) == "Int64" and str(typed["confident"].dtype) == "boolean"
+    assert str(typed["duplicate_group"].dtype) == "Int64"
+    assert str(typed["confident"].dtype) == "boolean"
     assert df.set_index("path").loc["c1/img0.png", "caption"] == "a green patch"
     bare = to_dataframe(embedded, cl, curation=False)
     assert "duplicate_group" not in bare.columns
@@ -75,7 +76,8 @@ def test_provenance_records_user_captions_and_curation(embedded, cache_dir):
     cl = cluster_embedded(embedded, vx.ClusterConfig(k=3), cache_dir=cache_dir)
     record = build_provenance(embedded, cl)
     assert record["captions"] == {"user": 1, "sources": {"sidecar .txt": 1}, "notes": []}
-    assert "0.88" in record["curation"]["duplicate_group"] and record["curation"]["confident"] is None
+    assert "0.88" in record["curation"]["duplicate_group"]
+    assert record["curation"]["confident"] is None
 
 
 def test_curation_with_fewer_than_two_images(tmp_path, write_image, fake_encoder, cache_dir):
@@ -86,4 +88,5 @@ def test_curation_with_fewer_than_two_images(tmp_path, write_image, fake_encoder
         encoder=fake_encoder,
     )
     cols = curation_columns(emb)
-    assert pd.isna(cols["duplicate_group"]).all() and cols["outlier_score"].tolist() == [0.0]
+    assert pd.isna(cols["duplicate_group"]).all()
+    assert cols["outlier_score"].tolist() == [0.0]

@@ -48,7 +48,7 @@ def test_plan_decode_threads_are_capped():
 
 
 @pytest.mark.parametrize(
-    "kwargs, fragment",
+    ("kwargs", "fragment"),
     [
         ({"device": "cuda"}, "no GPU"),
         ({"actors": 0}, "actors"),
@@ -163,7 +163,8 @@ def test_cli_engine_ray(ray_runtime, tmp_path, write_image, capsys, monkeypatch)
     ]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "3 image(s) embedded" in out and "on Ray; 3 computed" in out
+    assert "3 image(s) embedded" in out
+    assert "on Ray; 3 computed" in out
     model_id = EncoderRecipe("bundled", "cpu")().model_id
     assert len(store_for(tmp_path / "c", model_id).shard_paths()) == 1
     assert main(args) == 0
@@ -172,7 +173,8 @@ def test_cli_engine_ray(ray_runtime, tmp_path, write_image, capsys, monkeypatch)
 
 def test_recipe_builds_the_named_model():
     enc = EncoderRecipe("bundled", "cpu")()
-    assert enc.model_id.startswith("bundled:") and enc.device == "cpu"
+    assert enc.model_id.startswith("bundled:")
+    assert enc.device == "cpu"
 
 
 def test_store_and_export_read_back_in_ray(ray_runtime, tmp_path, write_image):
@@ -211,7 +213,8 @@ def test_ray_captions_equal_local_ones_and_fill_the_same_cache(
     local = caption_images(
         col, load_captioner(str(tiny_blip_dir), device="cpu"), cache_dir=tmp_path / "local"
     )
-    assert ray_caps == local and sum(bool(c) for c in ray_caps) >= len(image_folder.good)
+    assert ray_caps == local
+    assert sum(bool(c) for c in ray_caps) >= len(image_folder.good)
     assert progress[-1][0] == progress[-1][1]
 
     class NoModel:  # the local engine reads the ray run's captions as its own
@@ -247,7 +250,8 @@ def test_cli_engine_ray_captions_into_the_export(ray_runtime, tiny_blip_dir, tmp
     assert main(args) == 0, capsys.readouterr().err
     assert "3 image(s) captioned on Ray" in capsys.readouterr().out
     captions = pd.read_parquet(out)["caption"]
-    assert len(captions) == 3 and (captions.str.len() > 0).all()
+    assert len(captions) == 3
+    assert (captions.str.len() > 0).all()
 
 
 def test_shutdown_puts_back_the_print_ray_replaced(monkeypatch):
@@ -257,4 +261,5 @@ def test_shutdown_puts_back_the_print_ray_replaced(monkeypatch):
     monkeypatch.setattr(builtins, "print", lambda *a, **k: None)  # what a Ray runtime leaves behind
     calls = []
     shutdown(type("FakeRay", (), {"shutdown": staticmethod(lambda: calls.append(1))}))
-    assert calls == [1] and isinstance(builtins.print, types.BuiltinFunctionType)
+    assert calls == [1]
+    assert isinstance(builtins.print, types.BuiltinFunctionType)

@@ -38,14 +38,16 @@ def test_views_are_aligned_normalised_float32(collection, fake_encoder, cache_di
     res = _embed(collection, fake_encoder, cache_dir)
     n = len(image_folder.good)
     assert set(res.collection.items["relpath"]) == set(image_folder.good)
-    assert res.views["image"].shape == (n, 8) and res.views["joint"].shape == (n, 3)
+    assert res.views["image"].shape == (n, 8)
+    assert res.views["joint"].shape == (n, 3)
     for x in res.views.values():
         assert x.dtype == np.float32
         np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, rtol=1e-5)
     # the joint view is the mean colour: each row must match its own folder's colour
     colour_of = {"red": 0, "green": 1, "blue": 2}
     assert res.views["joint"].argmax(axis=1).tolist() == [colour_of[x] for x in res.collection.labels]
-    assert res.model_id == fake_encoder.model_id and res.n_computed == n == fake_encoder.n_encoded
+    assert res.model_id == fake_encoder.model_id
+    assert res.n_computed == n == fake_encoder.n_encoded
 
 
 def test_decode_failures_move_to_skipped_with_their_reason(collection, fake_encoder, cache_dir, image_folder):
@@ -59,7 +61,9 @@ def test_a_cached_rerun_calls_no_model_and_returns_identical_arrays(collection, 
     first = _embed(collection, make_encoder(), cache_dir)
     again = make_encoder()
     second = _embed(collection, again, cache_dir)
-    assert again.n_encoded == 0 and again.n_preprocessed == 0 and second.n_computed == 0
+    assert again.n_encoded == 0
+    assert again.n_preprocessed == 0
+    assert second.n_computed == 0
     for view in first.views:
         np.testing.assert_array_equal(first.views[view], second.views[view])
     assert first.collection.items.equals(second.collection.items)
@@ -77,7 +81,8 @@ def test_failures_are_remembered_and_not_decoded_again(collection, fake_encoder,
     found, values = store_for(cache_dir, fake_encoder.model_id + ":failures").lookup(
         collection.items.set_index("relpath").loc[["red/truncated.jpg"], "fingerprint"], ["error"]
     )
-    assert found.all() and values["error"] == ["truncated file"]
+    assert found.all()
+    assert values["error"] == ["truncated file"]
 
 
 def test_an_interrupted_run_keeps_finished_batches_and_resumes(
@@ -106,7 +111,8 @@ def test_io_errors_are_not_remembered(collection, fake_encoder, cache_dir, monke
     assert "red/red_0.jpg" in set(_embed(collection, fake_encoder, cache_dir).collection.skipped["relpath"])
     monkeypatch.delattr(imageio, "open")
     res = _embed(collection, fake_encoder, cache_dir)
-    assert res.n_computed == 1 and "red/red_0.jpg" in set(res.collection.items["relpath"])
+    assert res.n_computed == 1
+    assert "red/red_0.jpg" in set(res.collection.items["relpath"])
 
 
 def test_progress_starts_with_the_cached_count_and_ends_at_the_total(collection, make_encoder, cache_dir):
@@ -141,10 +147,8 @@ def test_batch_size_zero_uses_the_device_default(collection, make_encoder, cache
 
 def test_decoding_runs_in_worker_threads(collection, fake_encoder, cache_dir):
     _embed(collection, fake_encoder, cache_dir, num_workers=2)
-    assert (
-        fake_encoder.preprocess_threads
-        and threading.main_thread().name not in fake_encoder.preprocess_threads
-    )
+    assert fake_encoder.preprocess_threads
+    assert threading.main_thread().name not in fake_encoder.preprocess_threads
 
 
 def test_num_workers_zero_decodes_inline_with_the_same_result(collection, make_encoder, cache_dir):
@@ -167,13 +171,15 @@ def test_identical_files_are_computed_once(tmp_path, write_image, fake_encoder, 
     write_image(tmp_path / "b" / "x_copy.png", colour=(200, 0, 0))
     write_image(tmp_path / "b" / "y.png", colour=(0, 0, 200))
     res = _embed(scan_folder(tmp_path), fake_encoder, cache_dir)
-    assert fake_encoder.n_encoded == 2 and len(res.collection) == 3
+    assert fake_encoder.n_encoded == 2
+    assert len(res.collection) == 3
     np.testing.assert_array_equal(res.views["image"][0], res.views["image"][1])
 
 
 def test_an_empty_collection_calls_no_model(tmp_path, fake_encoder, cache_dir):
     res = _embed(scan_folder(tmp_path), fake_encoder, cache_dir)
-    assert res.n_computed == 0 and fake_encoder.n_batches == 0
+    assert res.n_computed == 0
+    assert fake_encoder.n_batches == 0
     assert {k: v.shape for k, v in res.views.items()} == {"image": (0, 0), "joint": (0, 0)}
 
 
@@ -184,7 +190,8 @@ def test_a_collection_of_only_broken_images_returns_empty_views(
     (solo / "only").mkdir(parents=True)
     (solo / "only" / "t.jpg").write_bytes((image_folder.root / "red" / "truncated.jpg").read_bytes())
     res = _embed(scan_folder(solo), fake_encoder, cache_dir)
-    assert len(res.collection) == 0 and res.views["image"].shape == (0, 0)
+    assert len(res.collection) == 0
+    assert res.views["image"].shape == (0, 0)
     assert res.collection.skipped["relpath"].tolist() == ["only/t.jpg"]
 
 
@@ -214,12 +221,14 @@ def test_negative_settings_are_refused(collection, fake_encoder, cache_dir, kw, 
 
 def test_embed_texts_returns_normalised_float32_rows(fake_encoder):
     x = embed_texts(["red", "a blue car", "zebra"], fake_encoder)
-    assert x.shape == (3, 3) and x.dtype == np.float32
+    assert x.shape == (3, 3)
+    assert x.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, rtol=1e-6)
 
 
 def test_embed_texts_of_nothing_calls_no_model(fake_encoder):
-    assert embed_texts([], fake_encoder).shape == (0, 0) and fake_encoder.n_texts == 0
+    assert embed_texts([], fake_encoder).shape == (0, 0)
+    assert fake_encoder.n_texts == 0
 
 
 def test_encode_prompts_averages_the_templates_and_renormalises(fake_encoder):
@@ -232,7 +241,8 @@ def test_encode_prompts_averages_the_templates_and_renormalises(fake_encoder):
 
 
 def test_prompt_templates_are_clip_style():
-    assert len(PROMPT_TEMPLATES) == 6 and all("{}" in t for t in PROMPT_TEMPLATES)
+    assert len(PROMPT_TEMPLATES) == 6
+    assert all("{}" in t for t in PROMPT_TEMPLATES)
     assert PROMPT_TEMPLATES[0] == "a photo of a {}."
 
 
@@ -259,7 +269,8 @@ def test_parse_prompts_drops_repeats_keeping_the_first():
 
 
 def test_parse_prompts_of_blank_text_is_empty():
-    assert parse_prompts(" , \n ") == [] and parse_prompts("") == []
+    assert parse_prompts(" , \n ") == []
+    assert parse_prompts("") == []
 
 
 @pytest.mark.parametrize("sizes", [[5], [3, 0, 4, 1], [1] * 7])

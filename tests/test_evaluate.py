@@ -140,7 +140,8 @@ def test_evaluate_returns_all_scores():
     assert res["acc"] == pytest.approx(4 / 6)
     assert res["n_clusters"] == 2
     assert res["noise_share"] == pytest.approx(1 / 6)
-    assert isinstance(res["n_clusters"], int) and isinstance(res["acc"], float)
+    assert isinstance(res["n_clusters"], int)
+    assert isinstance(res["acc"], float)
 
 
 def test_nmi_and_ari_keep_noise_as_its_own_label():

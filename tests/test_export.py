@@ -119,7 +119,7 @@ def test_to_dataframe_similarity_of_wrong_length_raises():
 def test_to_dataframe_collection_without_fingerprints_raises():
     col = fake_collection()
     col.items = col.items.drop(columns=["fingerprint"])
-    with pytest.raises(ConfigError, match="lacks the column.*fingerprint"):
+    with pytest.raises(ConfigError, match=r"lacks the column.*fingerprint"):
         to_dataframe(col, [0, 1, 2], {}, np.zeros((3, 2)))
 
 
@@ -199,7 +199,8 @@ def test_parquet_and_provenance_keep_semicolon_names_raw(tmp_path):
             },
         ).read_text(encoding="utf-8")
     )
-    assert rec["cluster"]["prototypes"] == ["x;=1+2"] and rec["folder"] == "semi;@SUM(A1)"
+    assert rec["cluster"]["prototypes"] == ["x;=1+2"]
+    assert rec["folder"] == "semi;@SUM(A1)"
 
 
 # --- write_table ---------------------------------------------------------------------------------
@@ -257,7 +258,7 @@ def test_overwrite_replaces_the_file(tmp_path, table):
 
 
 def test_unknown_suffix_raises(tmp_path, table):
-    with pytest.raises(ConfigError, match="'out.xlsx'.*.csv or .parquet"):
+    with pytest.raises(ConfigError, match=r"'out.xlsx'.*.csv or .parquet"):
         write_table(table, tmp_path / "out.xlsx")
 
 
@@ -319,7 +320,8 @@ def test_sanitize_filename_limits_length():
 
 def test_provenance_adds_versions_and_a_utc_timestamp():
     rec = provenance(folder="/data", n_images=3)
-    assert rec["folder"] == "/data" and rec["n_images"] == 3
+    assert rec["folder"] == "/data"
+    assert rec["n_images"] == 3
     assert rec["versions"]["numpy"] == np.__version__
     assert rec["versions"]["pandas"] == pd.__version__
     assert {"vlexplore", "python", "scikit-learn"} <= set(rec["versions"])
@@ -343,10 +345,13 @@ def test_write_provenance_writes_json_beside_the_table(tmp_path):
     path = write_provenance(tmp_path / "clusters.parquet", info)
     assert path == tmp_path / "clusters.provenance.json"
     rec = json.loads(path.read_text(encoding="utf-8"))
-    assert rec["cluster"]["method"] == "kmeans" and rec["cluster"]["k"] == 4
-    assert rec["n"] == 7 and rec["share"] == 0.5
+    assert rec["cluster"]["method"] == "kmeans"
+    assert rec["cluster"]["k"] == 4
+    assert rec["n"] == 7
+    assert rec["share"] == 0.5
     assert rec["folder"] == str(tmp_path)
-    assert "versions" in rec and "created_utc" in rec
+    assert "versions" in rec
+    assert "created_utc" in rec
     assert [p.name for p in tmp_path.iterdir()] == ["clusters.provenance.json"]
 
 

@@ -1,5 +1,7 @@
-"""UMAP on faiss neighbours (vlexplore.project.cosine_knn, project_2d(knn=...)): the first map in a new
-process compiles no nearest-neighbour search."""
+"""UMAP on faiss neighbours (vlexplore.project.cosine_knn, project_2d(knn=...)).
+
+The first map in a new process compiles no nearest-neighbour search.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +26,8 @@ def test_cosine_knn_matches_brute_force_with_the_row_first():
     X[1] = X[0]  # a duplicate: each of the two still comes first in its own list
     idx, dist = cosine_knn(X, 10)
     assert idx.shape == dist.shape == (len(X), 10)
-    assert (idx[:, 0] == np.arange(len(X))).all() and (dist[:, 0] == 0).all()
+    assert (idx[:, 0] == np.arange(len(X))).all()
+    assert (dist[:, 0] == 0).all()
     assert (np.diff(dist[:, 1:], axis=1) >= -1e-6).all()
     U = X / np.linalg.norm(X, axis=1, keepdims=True)
     sims = U @ U.T
@@ -36,7 +39,8 @@ def test_cosine_knn_matches_brute_force_with_the_row_first():
 def test_project_2d_on_faiss_neighbours_keeps_blobs_apart():
     X, labels = _blobs()
     coords = project_2d(X, knn="faiss")
-    assert coords.shape == (len(X), 2) and np.isfinite(coords).all()
+    assert coords.shape == (len(X), 2)
+    assert np.isfinite(coords).all()
     centres = np.array([coords[labels == c].mean(axis=0) for c in range(3)])
     spread = max(float(coords[labels == c].std(axis=0).max()) for c in range(3))
     gaps = [np.linalg.norm(centres[a] - centres[b]) for a in range(3) for b in range(a + 1, 3)]

@@ -12,6 +12,7 @@ bomb header, awkward modes); this module adds the rest and runs them through the
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import stat
@@ -429,7 +430,7 @@ def bounded(fn, *args, seconds: float = 60, fifos: tuple[Path, ...] = (), **kwar
     def run():
         try:
             out["value"] = fn(*args, **kwargs)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+        except BaseException as exc:
             out["error"] = exc
 
     t = threading.Thread(target=run, daemon=True)
@@ -437,10 +438,8 @@ def bounded(fn, *args, seconds: float = 60, fifos: tuple[Path, ...] = (), **kwar
     t.join(seconds)
     if t.is_alive():
         for fifo in fifos:
-            try:
+            with contextlib.suppress(OSError):
                 os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-            except OSError:
-                pass
         pytest.fail(f"{getattr(fn, '__name__', fn)} did not finish within {seconds} s (blocked on a FIFO?)")
     if "error" in out:
         raise out["error"]
@@ -453,7 +452,8 @@ def reasons_of(collection) -> dict[str, str]:
 
 def check_rows(views: dict[str, np.ndarray], n: int) -> None:
     for name, x in views.items():
-        assert x.shape[0] == n and x.dtype == np.float32, name
+        assert x.shape[0] == n, name
+        assert x.dtype == np.float32, name
         assert np.isfinite(x).all(), name
         np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5, err_msg=name)
 
@@ -508,7 +508,8 @@ def test_scan_accounts_for_every_file(corpus, scanned):
     for relpath in corpus.relpaths("scan"):
         assert corpus.expect[relpath][1] in reasons[relpath], relpath
     for relpath in corpus.ignored:
-        assert relpath not in items and relpath not in reasons
+        assert relpath not in items
+        assert relpath not in reasons
 
 
 def test_scan_reports_sizes_as_displayed(corpus, scanned):
@@ -516,14 +517,18 @@ def test_scan_reports_sizes_as_displayed(corpus, scanned):
         r: (w, h)
         for r, w, h in zip(scanned.items["relpath"], scanned.items["width"], scanned.items["height"])
     }
-    assert size["odd/wide.png"] == (30_000, 1) and size["odd/tall.png"] == (1, 30_000)
+    assert size["odd/wide.png"] == (30_000, 1)
+    assert size["odd/tall.png"] == (1, 30_000)
     for o in range(2, 9):
         assert size[f"exif/orient_{o}.jpg"] == (40, 30), o  # the upright size, whatever is stored
 
 
 def test_skip_reasons_are_short_single_line_sentences(embedded):
     for relpath, reason in reasons_of(embedded[0].collection).items():
-        assert reason and "\n" not in reason and "Traceback" not in reason and len(reason) < 120, relpath
+        assert reason, relpath
+        assert "\n" not in reason, relpath
+        assert "Traceback" not in reason, relpath
+        assert len(reason) < 120, relpath
 
 
 def test_non_utf8_names_are_listed_escaped_and_still_readable(corpus, scanned):
@@ -536,9 +541,8 @@ def test_a_lowered_max_pixels_skips_a_real_large_image_from_its_header(tmp_path)
     noise((400, 300), 1).save(tmp_path / "big.jpg")
     noise((100, 100), 2).save(tmp_path / "small.jpg")
     c = scan_folder(tmp_path, max_pixels=50_000)
-    assert "decompression bomb guard" in reasons_of(c)["big.jpg"] and c.items["relpath"].tolist() == [
-        "small.jpg"
-    ]
+    assert "decompression bomb guard" in reasons_of(c)["big.jpg"]
+    assert c.items["relpath"].tolist() == ["small.jpg"]
     with pytest.raises(ImageReadError, match="too large"):
         open_image(tmp_path / "big.jpg", max_pixels=50_000)
 
@@ -556,9 +560,12 @@ def test_a_fifo_named_like_an_image_never_blocks(corpus):
 def test_empty_folders_give_an_empty_collection(tmp_path, cache_dir):
     (tmp_path / "a" / "b").mkdir(parents=True)
     c = scan_folder(tmp_path)
-    assert len(c) == 0 and len(c.skipped) == 0 and c.labels is None
+    assert len(c) == 0
+    assert len(c.skipped) == 0
+    assert c.labels is None
     res = embed_images(c, FakeEncoder(), cache_dir=cache_dir)
-    assert res.n_computed == 0 and res.views["image"].shape == (0, 0)
+    assert res.n_computed == 0
+    assert res.views["image"].shape == (0, 0)
 
 
 def test_permission_denied_at_decode_time_is_reported_and_retried(corpus, scanned, monkeypatch, tmp_path):
@@ -576,7 +583,8 @@ def test_permission_denied_at_decode_time_is_reported_and_retried(corpus, scanne
     monkeypatch.undo()
     again = FakeEncoder()
     second = embed_images(scanned, again, cache_dir=tmp_path, batch_size=16)
-    assert again.n_encoded == 1 and "odd/cmyk.jpg" in set(second.collection.items["relpath"])
+    assert again.n_encoded == 1
+    assert "odd/cmyk.jpg" in set(second.collection.items["relpath"])
 
 
 # --------------------------------------------------------------------------- decoding
@@ -593,13 +601,15 @@ def test_every_exif_orientation_is_turned_upright(corpus, orientation):
 @pytest.mark.parametrize("name", ["orient_0.jpg", "orient_99.jpg", "orient_text.jpg", "corrupt_exif.jpg"])
 def test_invalid_or_corrupt_exif_leaves_the_image_as_stored(corpus, name):
     img = open_image(corpus.root / "exif" / name)
-    assert img.mode == "RGB" and img.size == (40, 30)
+    assert img.mode == "RGB"
+    assert img.size == (40, 30)
 
 
 @pytest.mark.parametrize("name", ["anim.gif", "anim.webp"])
 def test_animated_images_give_their_first_frame(corpus, name):
     img = open_image(corpus.root / "odd" / name)
-    assert img.size == (12, 10) and np.abs(np.subtract(img.getpixel((5, 5)), (200, 20, 20))).max() < 30
+    assert img.size == (12, 10)
+    assert np.abs(np.subtract(img.getpixel((5, 5)), (200, 20, 20))).max() < 30
 
 
 def _large(mode: str) -> Image.Image:
@@ -628,7 +638,8 @@ def test_max_side_shrinks_every_mode_like_a_full_decode_would(tmp_path, mode):
     _large(mode).save(path)
     small = open_image(path, max_side=64)
     full = open_image(path)
-    assert small.mode == full.mode == "RGB" and small.size == (100, 67)  # reduced by 3 = 200 // 64
+    assert small.mode == full.mode == "RGB"
+    assert small.size == (100, 67)
     expected = np.asarray(full.resize(small.size, Image.Resampling.BOX), dtype=np.float64)
     assert np.abs(np.asarray(small, dtype=np.float64) - expected).mean() < 12, mode
 
@@ -654,7 +665,8 @@ def test_identical_files_keep_every_row_and_cost_one_model_call(embedded):
     res, encoder = embedded
     items = res.collection.items.reset_index(drop=True)
     dupes = items.index[items["relpath"].str.startswith("dupes/")].tolist()
-    assert len(dupes) == 3 and items.loc[dupes, "fingerprint"].nunique() == 1
+    assert len(dupes) == 3
+    assert items.loc[dupes, "fingerprint"].nunique() == 1
     for view in res.views.values():
         np.testing.assert_array_equal(view[dupes[0]], view[dupes[1]])
         np.testing.assert_array_equal(view[dupes[0]], view[dupes[2]])
@@ -691,7 +703,8 @@ def test_extreme_aspect_ratios_reach_the_model_bounded(corpus, tmp_path):
         (folder / name).write_bytes((corpus.root / "odd" / name).read_bytes())
     encoder = ClipStyleEncoder()
     res = bounded(embed_images, scan_folder(folder), encoder, cache_dir=tmp_path / "cache", seconds=30)
-    assert len(res.collection) == 3 and encoder.largest_resized <= 224 * 224 * encode.MAX_ASPECT
+    assert len(res.collection) == 3
+    assert encoder.largest_resized <= 224 * 224 * encode.MAX_ASPECT
     check_rows(res.views, 3)
 
 
@@ -723,7 +736,8 @@ def test_thumbnails_of_every_readable_image(embedded, tmp_path):
     for path in thumbs.values():
         assert path.parent == tmp_path / "thumbs"
         with Image.open(path) as im:
-            assert max(im.size) == 32 and min(im.size) >= 1
+            assert max(im.size) == 32
+            assert min(im.size) >= 1
 
 
 # --------------------------------------------------------------------------- export
@@ -752,7 +766,8 @@ def test_csv_export_of_the_corpus_round_trips_and_is_formula_safe(embedded, tmp_
         assert not back[col].str.startswith(FORMULA_START).any(), col
     paths = set(back["path"])
     assert {"names/new\nline.jpg", "names/quo\"te's.jpg", "names/com,ma;semi.jpg", LATIN1_RELPATH} <= paths
-    assert {"'names/=1+2.jpg"}.isdisjoint(paths) and "'=evil,folder/x.png" in paths  # only cell starts count
+    assert {"'names/=1+2.jpg"}.isdisjoint(paths)
+    assert "'=evil,folder/x.png" in paths
 
 
 def test_parquet_export_of_the_corpus_round_trips(embedded, tmp_path):
@@ -796,10 +811,12 @@ def test_the_bundled_model_explores_a_hostile_subset(corpus, tmp_path):
         r for r in corpus.relpaths("scan") | corpus.relpaths("decode") if r.startswith("broken/")
     }
     check_rows(emb.views, len(expected))
-    assert cl.labels.shape == (len(expected),) and set(cl.labels.tolist()) <= {0, 1, 2}
+    assert cl.labels.shape == (len(expected),)
+    assert set(cl.labels.tolist()) <= {0, 1, 2}
     df = pipeline_table(emb, cl)
     back = pd.read_csv(write_table(df, tmp_path / "out.csv"), keep_default_na=False, dtype=str)
-    assert "'names/=1+2.jpg" not in set(back["path"]) and "names/new\nline.jpg" in set(back["path"])
+    assert "'names/=1+2.jpg" not in set(back["path"])
+    assert "names/new\nline.jpg" in set(back["path"])
 
 
 @pytest.mark.parametrize("case", ["empty", "one image", "two identical images"])
@@ -823,5 +840,7 @@ def test_tiny_folders_through_the_pipeline(tmp_path, case, method):
         return
     cl = pipeline.cluster_embedded(emb, cfg, cache_dir=tmp_path / "cache")
     n = 1 if case == "one image" else 2
-    assert cl.labels.shape == (n,) and len(set(cl.labels.tolist())) == 1 and cl.coords.shape == (n, 2)
+    assert cl.labels.shape == (n,)
+    assert len(set(cl.labels.tolist())) == 1
+    assert cl.coords.shape == (n, 2)
     assert all(isinstance(cl.names[int(c)], str) for c in cl.labels)

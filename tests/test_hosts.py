@@ -1,5 +1,8 @@
-"""Host allow-list against DNS rebinding (ui/hosts.py): the pure helpers, the ASGI check, and the
-real server answering 403 to an unknown Host on pages, /media/, /_stcore/health and the websocket."""
+"""Host allow-list against DNS rebinding (ui/hosts.py).
+
+The pure helpers, the ASGI check, and the real server answering 403 to an unknown Host on pages, /media/,
+/_stcore/health and the websocket.
+"""
 
 from __future__ import annotations
 
@@ -112,10 +115,13 @@ def test_guard_refuses_http_with_403_plain_text():
     inner, calls = _inner_app()
     app = hosts.guard(inner, ALLOWED)
     sent = _call(app, "http", "evil.example:8501")
-    assert sent[0]["status"] == 403 and (b"content-type", b"text/plain; charset=utf-8") in sent[0]["headers"]
-    assert sent[1]["body"] == hosts.REFUSED_BODY and not calls
+    assert sent[0]["status"] == 403
+    assert (b"content-type", b"text/plain; charset=utf-8") in sent[0]["headers"]
+    assert sent[1]["body"] == hosts.REFUSED_BODY
+    assert not calls
     assert _call(app, "http", None)[0]["status"] == 403  # no Host at all
-    assert _call(app, "http", "localhost:8501")[0]["status"] == 200 and calls == ["http"]
+    assert _call(app, "http", "localhost:8501")[0]["status"] == 200
+    assert calls == ["http"]
 
 
 def test_guard_refuses_websocket_upgrade():
@@ -207,7 +213,8 @@ def test_real_server_refuses_other_hosts(server):
     # The first session runs the script (which installs the request check); its own Host is refused,
     # so the script stops before it shows anything.
     text = _run_script_as(port, f"evil.example:{port}")
-    assert "not allowed to use the app" in text and "Load a folder" not in text
+    assert "not allowed to use the app" in text
+    assert "Load a folder" not in text
     for path in (
         "/",
         "/_stcore/health",

@@ -9,7 +9,8 @@ from vlexplore.models.bundled import imagenet_class_names
 
 def test_the_table_knows_every_imagenet_class_and_the_noun_bank():
     assert all(ancestors(names[0]) for names in imagenet_class_names())
-    assert "bird" in ancestors("black grouse") and "mammal" in ancestors("wombat")
+    assert "bird" in ancestors("black grouse")
+    assert "mammal" in ancestors("wombat")
 
 
 def test_the_most_shared_ancestor_names_a_group_the_nearest_on_a_tie():
@@ -33,16 +34,21 @@ def test_general_names_are_unique_and_keep_the_specific_words():
         -1: ["x"],
     }
     out, kw, general = general_names(names, keywords)
-    assert list(out.values()).count("bird") == 1 and out[2] == "mammal" and out[-1] == "other"
-    assert kw[2][0] == "hog" and general[2] == "mammal"
+    assert list(out.values()).count("bird") == 1
+    assert out[2] == "mammal"
+    assert out[-1] == "other"
+    assert kw[2][0] == "hog"
+    assert general[2] == "mammal"
     renamed = [c for c in (0, 1) if out[c] == "bird"]
-    assert len(renamed) == 1 and kw[renamed[0]][0] == names[renamed[0]]
+    assert len(renamed) == 1
+    assert kw[renamed[0]][0] == names[renamed[0]]
 
 
 def test_fixed_names_stay_and_are_never_given_to_another_cluster():
     names, keywords = {0: "bird", 1: "kite"}, {0: ["x"], 1: ["black grouse", "partridge", "black stork"]}
     out, _, _ = general_names(names, keywords, fixed={0})
-    assert out[0] == "bird" and out[1] != "bird"  # "game bird" (grouse, partridge) may still name it
+    assert out[0] == "bird"
+    assert out[1] != "bird"
 
 
 def test_a_cluster_that_loses_a_general_name_takes_a_narrower_one_never_a_broader_one():
@@ -56,7 +62,8 @@ def test_a_cluster_that_loses_a_general_name_takes_a_narrower_one_never_a_broade
         0: "mammal",
         1: "ungulate",
     }  # the antelopes' next ancestor; "animal" is broader than "mammal"
-    assert set(general) <= {0, 1} and all(kw[c][0] == names[c] for c in general)
+    assert set(general) <= {0, 1}
+    assert all(kw[c][0] == names[c] for c in general)
 
 
 def test_one_word_is_not_a_shared_ancestor():

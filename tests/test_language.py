@@ -108,7 +108,8 @@ def test_packaged_vocabulary_is_clean_and_licensed():
 def test_vocabulary_sources_and_user_nouns():
     assert N.vocabulary("Dog, cat,  dog , red car") == ["Dog", "cat", "red car"]
     both = N.vocabulary()
-    assert len(both) > len(N.wordnet_nouns()) and "tench" in both  # an ImageNet class name
+    assert len(both) > len(N.wordnet_nouns())
+    assert "tench" in both
     with pytest.raises(ConfigError, match="empty"):
         N.vocabulary([" ", ""])
     with pytest.raises(ConfigError, match="unknown noun vocabulary"):
@@ -119,7 +120,8 @@ def test_noun_embeddings_average_templates_and_are_cached(tmp_path):
     enc = TextEncoder()
     first = N.noun_embeddings(["alpha", "thing1"], enc, templates=N.TAC_TEMPLATES, cache_dir=tmp_path)
     assert enc.n_texts == 2 * len(N.TAC_TEMPLATES)
-    assert first.shape == (2, D_JOINT) and np.allclose(np.linalg.norm(first, axis=1), 1, atol=1e-5)
+    assert first.shape == (2, D_JOINT)
+    assert np.allclose(np.linalg.norm(first, axis=1), 1, atol=1e-5)
     assert first[0, 0] > 0.99  # every template names alpha: the average stays on its axis
     again = N.noun_embeddings(["thing1", "alpha", "beta"], enc, templates=N.TAC_TEMPLATES, cache_dir=tmp_path)
     assert enc.n_texts == 3 * len(N.TAC_TEMPLATES)  # only "beta" was new
@@ -127,7 +129,8 @@ def test_noun_embeddings_average_templates_and_are_cached(tmp_path):
     other = N.noun_embeddings(
         ["alpha"], enc, templates=("{}",), cache_dir=tmp_path
     )  # other templates: own cache
-    assert enc.n_texts == 3 * len(N.TAC_TEMPLATES) + 1 and other.shape == (1, D_JOINT)
+    assert enc.n_texts == 3 * len(N.TAC_TEMPLATES) + 1
+    assert other.shape == (1, D_JOINT)
 
 
 def test_templates_resolve():
@@ -157,7 +160,8 @@ def test_text_counterparts_are_unit_rows_and_sharpen_with_temperature():
     E = N.noun_embeddings(list(PLANTED), TextEncoder(), templates=("{}",))
     sims = joint @ E.T
     cp = N.text_counterparts(sims, E, 0.01)
-    assert cp.shape == (len(joint), D_JOINT) and cp.dtype == np.float32
+    assert cp.shape == (len(joint), D_JOINT)
+    assert cp.dtype == np.float32
     assert np.allclose(np.linalg.norm(cp, axis=1), 1, atol=1e-5)
     assert (np.argmax(cp @ E.T, axis=1) == y).all()
     assert np.allclose(cp, E[y], atol=1e-3)  # low τ: the nearest noun itself
@@ -174,10 +178,12 @@ def test_auto_temperature_matches_tac_on_clip_scale():
 def test_relation_matrix_normalisations():
     sims = np.array([[0.1, 0.2, 0.3], [0.5, 0.5, 0.8]], dtype=np.float32)
     z = N.relation_matrix(sims, "zscore")
-    assert np.allclose(z.sum(axis=1), 0, atol=1e-6) and np.allclose(np.linalg.norm(z, axis=1), 1, atol=1e-6)
+    assert np.allclose(z.sum(axis=1), 0, atol=1e-6)
+    assert np.allclose(np.linalg.norm(z, axis=1), 1, atol=1e-6)
     assert np.allclose(z[0], [-np.sqrt(0.5), 0, np.sqrt(0.5)], atol=1e-5)
     s = N.relation_matrix(sims, "softmax", 0.1)
-    assert (s > 0).all() and np.allclose(np.linalg.norm(s, axis=1), 1, atol=1e-6)
+    assert (s > 0).all()
+    assert np.allclose(np.linalg.norm(s, axis=1), 1, atol=1e-6)
     with pytest.raises(ConfigError, match="relation norm"):
         N.relation_matrix(sims, "rank")
 
@@ -224,8 +230,10 @@ def test_train_centres_is_deterministic_and_lowers_its_objective():
     init = np.eye(3, D_JOINT, dtype=np.float32) + 0.5  # a poor start, shared by both runs
     a, losses_a = L.train_centres(joint, noisy, mask, init, epochs=60, lr=0.05)
     b, losses_b = L.train_centres(joint, noisy, mask, init, epochs=60, lr=0.05)
-    assert np.array_equal(a, b) and losses_a == losses_b
-    assert len(losses_a) == 61 and losses_a[-1] < 0.5 * losses_a[0]
+    assert np.array_equal(a, b)
+    assert losses_a == losses_b
+    assert len(losses_a) == 61
+    assert losses_a[-1] < 0.5 * losses_a[0]
     assert (np.argmax(joint @ a.T, axis=1) == y).all()  # the wrong pseudo-labels are corrected
     with pytest.raises(ConfigError, match="no image is confident"):
         L.train_centres(joint, noisy, np.zeros(len(y), bool), init)
@@ -237,9 +245,8 @@ def test_train_centres_is_deterministic_and_lowers_its_objective():
 def test_nouns_through_the_pipeline(emb, tmp_path):
     cl = run(emb, tmp_path, "nouns")
     assert cl.metrics["acc"] == 1.0
-    assert set(PLANTED) <= set(cl.info["nouns"]) and cl.info["n_vocabulary"] == len(PLANTED) + len(
-        DISTRACTORS
-    )
+    assert set(PLANTED) <= set(cl.info["nouns"])
+    assert cl.info["n_vocabulary"] == len(PLANTED) + len(DISTRACTORS)
     assert sorted(w for kws in cl.keywords.values() for w in kws[:1]) == sorted(
         PLANTED
     )  # clusters named by nouns
@@ -248,16 +255,19 @@ def test_nouns_through_the_pipeline(emb, tmp_path):
 
 def test_tac_matrix_shape_and_norm(emb, tmp_path):
     rep = L.tac_representation(emb, ClusterConfig(k=3, representation="nouns", options=options(tmp_path)))
-    assert rep.X.shape == (emb.n, D_IMAGE + D_JOINT) and rep.X.dtype == np.float32
+    assert rep.X.shape == (emb.n, D_IMAGE + D_JOINT)
+    assert rep.X.dtype == np.float32
     assert np.allclose(np.linalg.norm(rep.X, axis=1), 1, atol=1e-5)
-    assert rep.texts[0].split(", ")[0] == "alpha" and rep.labels is None
+    assert rep.texts[0].split(", ")[0] == "alpha"
+    assert rep.labels is None
 
 
 def test_relations_through_the_pipeline(emb, tmp_path):
     cl = run(emb, tmp_path, "relations")
     assert cl.metrics["acc"] == 1.0
     cons = cl.info["consistency@10"]
-    assert set(cons) == {"image", "relations"} and 0.9 <= cons["relations"] <= 1.0
+    assert set(cons) == {"image", "relations"}
+    assert 0.9 <= cons["relations"] <= 1.0
 
 
 def test_centres_through_the_pipeline(emb, tmp_path):
@@ -271,14 +281,18 @@ def test_centres_through_the_pipeline(emb, tmp_path):
         PLANTED
     )  # each centre named by its noun
     conf = cl.info["confident"]
-    assert conf.dtype == bool and conf.shape == (emb.n,) and conf.mean() > 0.9
+    assert conf.dtype == bool
+    assert conf.shape == (emb.n,)
+    assert conf.mean() > 0.9
     again = run(emb, tmp_path, "centres", rounds=2, epochs=30)
-    assert np.array_equal(cl.labels, again.labels) and cl.info["losses"] == again.info["losses"]
+    assert np.array_equal(cl.labels, again.labels)
+    assert cl.info["losses"] == again.info["losses"]
 
 
 def test_centres_in_joint_space_and_from_image_init(emb, tmp_path):
     cl = run(emb, tmp_path, "centres", rounds=1, epochs=20, space="joint", init="image")
-    assert cl.metrics["acc"] == 1.0 and cl.info["space"] == "joint"
+    assert cl.metrics["acc"] == 1.0
+    assert cl.info["space"] == "joint"
 
 
 def test_bundled_defaults_apply_under_user_options():

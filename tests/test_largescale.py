@@ -45,7 +45,8 @@ def test_kmeans_at_scale_recovers_blobs_from_a_sample(monkeypatch, backend):
     X, y = blobs()
     labels, inertia, used = kmeans_at_scale(X, 5, seed=0, backend=backend)
     assert used == backend
-    assert labels.shape == (1000,) and labels.dtype == np.int64
+    assert labels.shape == (1000,)
+    assert labels.dtype == np.int64
     assert same_partition(labels, y)
     centres = np.stack([X[labels == c].mean(axis=0) for c in range(5)])
     assert inertia == pytest.approx(assign(X, centres)[1], rel=0.02)
@@ -122,7 +123,8 @@ def test_micro_cluster_linkage_maps_every_row(backend, monkeypatch):
         monkeypatch.setattr(largescale, "faiss_module", lambda: None)
     X, y = blobs()
     labels, m = micro_cluster_linkage(X, 5, n_micro=60)
-    assert m <= 60 and labels.shape == (1000,)
+    assert m <= 60
+    assert labels.shape == (1000,)
     assert same_partition(labels, y)
 
 

@@ -1,6 +1,9 @@
-"""The WebGL map: the pure payload builder (vlexplore.mapdata), the Map page with the component
-(AppTest: element present and fed; AppTest runs no JavaScript), and a real browser on a small folder
-(hover → thumbnail, click → the image under the map, box-select → the grid)."""
+"""The WebGL map.
+
+The pure payload builder (vlexplore.mapdata), the Map page with the component (AppTest: element present and
+fed; AppTest runs no JavaScript), and a real browser on a small folder (hover → thumbnail, click → the image
+under the map, box-select → the grid).
+"""
 
 from __future__ import annotations
 
@@ -29,16 +32,20 @@ PER_CLASS = 6
 
 def test_normalise_keeps_aspect_and_centres():
     x, y = mapdata.normalise(np.array([[0, 0], [4, 1], [2, 0.5]], dtype=float))
-    assert x.dtype == np.float32 and y.dtype == np.float32
+    assert x.dtype == np.float32
+    assert y.dtype == np.float32
     np.testing.assert_allclose(x, [-1, 1, 0])
     np.testing.assert_allclose(y, [-0.25, 0.25, 0])  # same scale as x: 1/4 of the width
 
 
 def test_normalise_degenerate_and_non_finite():
     x, y = mapdata.normalise(np.array([[3, 3], [3, 3]]))
-    assert (x == 0).all() and (y == 0).all()
+    assert (x == 0).all()
+    assert (y == 0).all()
     x, y = mapdata.normalise(np.array([[0, 0], [np.nan, 1], [2, 2]]))
-    assert np.isfinite(x).all() and x[1] == 0 and y[1] == 0
+    assert np.isfinite(x).all()
+    assert x[1] == 0
+    assert y[1] == 0
     assert mapdata.normalise(np.zeros((0, 2)))[0].shape == (0,)
 
 
@@ -53,7 +60,9 @@ def test_map_points_codes_palette_names_order():
     assert [p.ids[c] for c in p.category] == labels.tolist()
     assert p.palette == ["#222222", "#111111", "#b8b8b8", mapdata.OTHER_COLOUR]
     assert p.names == ["bags", "shoes", "noise", "cluster 5"]
-    assert p.x.min() >= -1 and p.x.max() <= 1 and p.n == 7
+    assert p.x.min() >= -1
+    assert p.x.max() <= 1
+    assert p.n == 7
 
 
 def test_map_points_version_follows_content():
@@ -63,14 +72,15 @@ def test_map_points_version_follows_content():
     assert mapdata.map_points(coords, labels, {}).version == a.version
     assert mapdata.map_points(coords, labels[::-1].copy(), {}).version != a.version
     assert mapdata.map_points(coords, labels, {0: "#ff0000"}).version != a.version
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="coordinates but"):
         mapdata.map_points(coords[:3], labels, {})
 
 
 def test_map_points_a_million_is_fast_and_keeps_every_point():
     rng = np.random.default_rng(0)
     p = mapdata.map_points(rng.random((1_000_000, 2), dtype=np.float32), rng.integers(0, 30, 1_000_000), {})
-    assert p.n == 1_000_000 and len(p.category) == 1_000_000
+    assert p.n == 1_000_000
+    assert len(p.category) == 1_000_000
 
 
 @pytest.mark.parametrize("n", [0, 1, 5, 6])
@@ -80,14 +90,18 @@ def test_encode_decode_round_trip(n):
     payload = mapdata.encode(p, [n - 1, 0, 99] if n else [], extra={"height": 500})
     assert payload[:4] == b"VXM1"
     header, arrays = mapdata.decode(payload)
-    assert header["n"] == n and header["height"] == 500 and header["points"]
+    assert header["n"] == n
+    assert header["height"] == 500
+    assert header["points"]
     np.testing.assert_array_equal(arrays["x"], p.x)
     np.testing.assert_array_equal(arrays["y"], p.y)
     np.testing.assert_array_equal(arrays["category"], p.category)
     assert sorted(arrays["selection"].tolist()) == (sorted({0, n - 1}) if n else [])  # 99 is out of range
     light = mapdata.encode(p, [0] if n else [], with_points=False)
     h2, a2 = mapdata.decode(light)
-    assert not h2["points"] and "x" not in a2 and len(light) < 4096
+    assert not h2["points"]
+    assert "x" not in a2
+    assert len(light) < 4096
 
 
 def test_encode_is_binary_not_json_lists():
@@ -108,8 +122,11 @@ def test_decode_indices_from_the_browser():
 
 
 def make_data(base: Path):
-    """A folder of 3 colour classes × 6 under ``base``, embedded (fake encoder) and clustered (k=3) on a layout
-    of one tight blob per class, far apart (a box around one blob selects exactly that class)."""
+    """A folder of 3 colour classes × 6 under ``base``.
+
+    Embedded (fake encoder) and clustered (k=3) on a layout of one tight blob per class, far apart (a box
+    around one blob selects exactly that class).
+    """
     root, cache = base / "images", base / "cache"
     for c, (label, colour) in enumerate(CLASS_COLOURS.items()):
         for i in range(PER_CLASS):
@@ -172,16 +189,20 @@ def test_map_page_renders_the_webgl_component_fed_with_points(data, env):
     assert at.toggle(key="map-use-webgl").value
     comps = _bidi(at)
     names = [c.proto.component_name for c in comps]
-    assert scatter.NAME in names and scatter.THUMBS_NAME in names
+    assert scatter.NAME in names
+    assert scatter.THUMBS_NAME in names
     main = comps[names.index(scatter.NAME)].proto
     assert "regl" in main.js_content.lower() or len(main.js_content) > 50_000  # the bundle itself
     header, arrays = mapdata.decode(main.bytes)  # binary payload, not JSON
-    assert header["n"] == s.n_images and header["points"]
-    assert len(arrays["x"]) == s.n_images and arrays["selection"].tolist() == [0, 3]
+    assert header["n"] == s.n_images
+    assert header["points"]
+    assert len(arrays["x"]) == s.n_images
+    assert arrays["selection"].tolist() == [0, 3]
     assert set(header["names"]) >= set(s.names.values())
     # the toggle brings the plotly map back
     at.toggle(key="map-use-webgl").set_value(False).run()
-    assert at.get("plotly_chart") and scatter.NAME not in [c.proto.component_name for c in _bidi(at)]
+    assert at.get("plotly_chart")
+    assert scatter.NAME not in [c.proto.component_name for c in _bidi(at)]
 
 
 def test_thumbnail_answers_are_cached_jpegs_as_data_urls(data, env, tmp_path):
@@ -194,7 +215,7 @@ def test_thumbnail_answers_are_cached_jpegs_as_data_urls(data, env, tmp_path):
     assert url.startswith("data:image/jpeg;base64,")
     assert base64.b64decode(url.split(",", 1)[1]) == Path(jpeg).read_bytes()
     png = next(data.root.rglob("*.png"))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not a cached JPEG thumbnail"):
         scatter.thumb_data_url(png)  # never a full-size original
 
 

@@ -1,10 +1,14 @@
-"""Model backends: the bundled offline model (real weights, real semantics), open_clip and
-transformers paths (small randomly initialised configs: mechanics only), the registry."""
+"""Model backends.
+
+The bundled offline model (real weights, real semantics), open_clip and transformers paths (small randomly
+initialised configs: mechanics only), the registry.
+"""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -43,7 +47,8 @@ def test_bundled_elephant_photo_lands_nearest_a_photo_of_an_elephant(bundled):
 
 def test_bundled_views_shapes_and_norms(bundled):
     views = _embed(bundled, [DEMO / "fruit" / "pineapple.jpg"] * 2)
-    assert views["image"].shape == (2, 1280) and views["joint"].shape == (2, 1000)
+    assert views["image"].shape == (2, 1280)
+    assert views["joint"].shape == (2, 1000)
     for v in views.values():
         assert v.dtype == np.float32
         np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
@@ -114,11 +119,14 @@ def test_openclip_shapes_and_norms(tiny_clip):
         [tiny_clip.preprocess(Image.new("RGB", (50, 40), c)) for c in ("red", "blue", "green")]
     )
     out = tiny_clip.encode_image_batch(batch)
-    assert out["image"].shape == (3, 32) and out["joint"] is out["image"]
+    assert out["image"].shape == (3, 32)
+    assert out["joint"] is out["image"]
     np.testing.assert_allclose(np.linalg.norm(out["image"], axis=1), 1.0, atol=1e-5)
     texts = tiny_clip.encode_texts(["a dog", "a cat", "a car"], batch_size=2)
-    assert texts.shape == (3, 32) and texts.dtype == np.float32
-    assert tiny_clip.device == "cpu" and tiny_clip.model_id == "open_clip:vx-test-tiny:random"
+    assert texts.shape == (3, 32)
+    assert texts.dtype == np.float32
+    assert tiny_clip.device == "cpu"
+    assert tiny_clip.model_id == "open_clip:vx-test-tiny:random"
 
 
 def test_openclip_batching_does_not_change_results(tiny_clip):
@@ -171,7 +179,8 @@ def test_blip_captions_one_per_image(tiny_blip_parts):
     model, proc = tiny_blip_parts
     cap = HFCaptioner("tiny-blip", family="blip", device="cpu", model=model, processor=proc, max_new_tokens=4)
     out = cap.caption_batch([Image.new("RGB", (40, 30), "red"), Image.new("RGB", (30, 40), "blue")])
-    assert len(out) == 2 and all(isinstance(t, str) and t for t in out)
+    assert len(out) == 2
+    assert all(isinstance(t, str) and t for t in out)
     assert not cap.supports_prompts
     with pytest.raises(ConfigError, match="cannot answer questions"):
         cap.caption_batch([Image.new("RGB", (40, 30), "red")], prompt="What is it?")
@@ -191,7 +200,8 @@ def test_blip_samples_several_captions(tiny_blip_parts):
         num_captions=3,
     )
     out = cap.caption_batch([Image.new("RGB", (40, 30), "red")] * 2)
-    assert len(out) == 2 and all(t.count(" | ") == 2 for t in out)
+    assert len(out) == 2
+    assert all(t.count(" | ") == 2 for t in out)
 
 
 def test_blip_loads_from_local_directory(tiny_blip_parts, tmp_path):
@@ -209,7 +219,8 @@ def test_local_captioner_directory_by_path_alone(tiny_blip_parts, tmp_path):
     model.save_pretrained(tmp_path / "my-captioner")  # a name that says nothing: config.json tells the family
     proc.save_pretrained(tmp_path / "my-captioner")
     cap = registry.load_captioner(str(tmp_path / "my-captioner"), device="cpu")
-    assert cap.family == "blip" and cap.model_id.startswith("transformers:local-")
+    assert cap.family == "blip"
+    assert cap.model_id.startswith("transformers:local-")
     assert len(cap.caption_batch([Image.new("RGB", (40, 30), "red")])) == 1
 
 
@@ -217,7 +228,7 @@ def test_captioner_missing_directory_is_a_clear_error(monkeypatch, tmp_path):
     from vlexplore.models.hf_caption import HFCaptioner
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ModelUnavailableError, match="not cached|could not load"):
+    with pytest.raises(ModelUnavailableError, match=r"not cached|could not load"):
         HFCaptioner("Salesforce/blip-image-captioning-base", device="cpu")
 
 
@@ -293,7 +304,8 @@ def test_bundled_preprocess_equals_torchvision_bit_for_bit():
         )
         expected = T.Compose([T.ToTensor(), T.Normalize([0.5] * 3, [0.5] * 3)])(square)
         got = enc.preprocess(image.convert("RGB"))
-        assert got.dtype == torch.float32 and got.shape == (3, IMAGE_SIZE, IMAGE_SIZE)
+        assert got.dtype == torch.float32
+        assert got.shape == (3, IMAGE_SIZE, IMAGE_SIZE)
         assert torch.equal(got, expected)
 
 
@@ -315,7 +327,10 @@ def test_unknown_architecture_names_the_closest(tiny_clip):
     with pytest.raises(ConfigError) as info:
         registry.load_encoder("ViT-B-23/openai", device="cpu")
     msg = str(info.value)
-    assert "'ViT-B-23'" in msg and "closest:" in msg and "ViT-B-32" in msg and "\n" not in msg
+    assert "'ViT-B-23'" in msg
+    assert "closest:" in msg
+    assert "ViT-B-32" in msg
+    assert "\n" not in msg
 
 
 def test_openai_spelling_of_an_architecture_suggests_open_clip_names():
@@ -345,7 +360,8 @@ def test_missing_checkpoint_is_a_config_error_naming_near_files(tmp_path):
         with pytest.raises(ConfigError) as info:
             registry.load_encoder(name, device="cpu")
         msg = str(info.value)
-        assert "does not exist" in msg and str(tmp_path / "vitb32.pt") in msg, msg
+        assert "does not exist" in msg, msg
+        assert str(tmp_path / "vitb32.pt") in msg, msg
         assert "hub" not in msg  # not misreported as a download problem
 
 
@@ -381,7 +397,7 @@ def test_plain_checkpoint_path_assumes_vit_b_32_and_says_so(tiny_clip, tmp_path)
 
 
 def test_directory_without_open_clip_config_is_a_config_error(tmp_path):
-    with pytest.raises(ConfigError, match="no open_clip_config.json"):
+    with pytest.raises(ConfigError, match=r"no open_clip_config.json"):
         registry.load_encoder(str(tmp_path), device="cpu")
     (tmp_path / "open_clip_config.json").write_text("{}")
     with pytest.raises(ConfigError, match="no weights file"):
@@ -479,7 +495,9 @@ def test_fallback_only_for_an_unavailable_valid_model(monkeypatch, tmp_path):
     enc, note = load_encoder_or_fallback(
         EncodeConfig(model="ViT-B-32/openai", device="cpu", cache_dir=tmp_path)
     )
-    assert enc.model_id.startswith("bundled:") and "not cached" in note and "bundled" in note
+    assert enc.model_id.startswith("bundled:")
+    assert "not cached" in note
+    assert "bundled" in note
 
 
 def test_cli_unknown_architecture_exits_2_with_one_line(tmp_path, write_image):
@@ -499,9 +517,8 @@ def test_cli_unknown_architecture_exits_2_with_one_line(tmp_path, write_image):
     )
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: unknown open_clip architecture 'ViT-Foo'"), (
-        proc.stderr
-    )
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: unknown open_clip architecture 'ViT-Foo'"), proc.stderr
     assert "closest: ViT-" in lines[0]
     assert "note:" not in proc.stdout + proc.stderr  # no silent fallback to the bundled model
 
@@ -531,7 +548,8 @@ def test_checkpoint_id_is_its_content_not_its_name(tiny_clip, tmp_path):
     ids = [registry.load_encoder(f"openclip:vx-test-tiny:{p}", device="cpu").model_id for p in (a, b, copy)]
     assert ids[0] != ids[1], "two different vitb32.pt share a cache namespace"
     assert ids[0] == ids[2], "a copied checkpoint got a new id"
-    assert "vitb32" not in ids[0] and str(tmp_path) not in ids[0]
+    assert "vitb32" not in ids[0]
+    assert str(tmp_path) not in ids[0]
 
 
 def test_file_digest_is_remembered_by_path_size_and_mtime(tmp_path, monkeypatch):
@@ -557,12 +575,20 @@ def test_file_digest_is_remembered_by_path_size_and_mtime(tmp_path, monkeypatch)
     assert oc.file_digest(f, memo_dir=memo) == d1
     monkeypatch.setattr(oc, "_digests", {})  # a new process: only the memo file is left
     hashed = []
-    monkeypatch.setattr(oc, "open", lambda *a, **k: hashed.append(a) or open(*a, **k), raising=False)
-    assert oc.file_digest(f, memo_dir=memo) == d1 and not hashed
-    assert (memo / oc.DIGEST_FILE).is_file() and n_after_first >= 1
+    monkeypatch.setattr(
+        oc,
+        "open",
+        lambda *a, **k: hashed.append(a) or open(*a, **k),  # noqa: SIM115 (a spy on open)
+        raising=False,
+    )
+    assert oc.file_digest(f, memo_dir=memo) == d1
+    assert not hashed
+    assert (memo / oc.DIGEST_FILE).is_file()
+    assert n_after_first >= 1
     f.write_bytes(b"other weights" * 1000)
     os.utime(f, ns=(1, 1))
-    assert oc.file_digest(f, memo_dir=memo) != d1 and hashed  # changed: read again
+    assert oc.file_digest(f, memo_dir=memo) != d1
+    assert hashed
 
 
 def test_file_digest_uses_blake3_when_installed(tmp_path):
@@ -604,7 +630,7 @@ def test_captioner_names_and_loud_failures(tmp_path):
         registry.resolve_spec("blip-bse", kind="captioner")
     with pytest.raises(ConfigError, match="captioner directory '/nonexistent-vx/blip' does not exist"):
         registry.resolve_spec("/nonexistent-vx/blip", kind="captioner")
-    with pytest.raises(ConfigError, match="no config.json"):
+    with pytest.raises(ConfigError, match=r"no config.json"):
         registry.resolve_spec(str(tmp_path), kind="captioner")
 
 
@@ -659,7 +685,7 @@ def test_encoder_asked_for_cuda_without_gpu_is_a_config_error(monkeypatch, tiny_
 class _Recorder:
     """Stands for ``torch.autocast``: remembers how it was made and whether a call ran inside it."""
 
-    made: list = []
+    made: ClassVar[list] = []
     inside = False
 
     def __init__(self, device_type, dtype=None, **kwargs):
@@ -732,7 +758,8 @@ def test_openclip_forward_on_cuda_uses_autocast_and_pinned_copies(monkeypatch):
     enc.device = "cuda"
     enc.encode_image_batch(torch.zeros(2, 3, 32, 32))
     enc.encode_texts(["a dog"])
-    assert moved == ["cuda", "cuda"] and seen == [True, True]
+    assert moved == ["cuda", "cuda"]
+    assert seen == [True, True]
 
 
 def test_openclip_cpu_forward_is_the_plain_float32_forward(tiny_clip):
@@ -775,8 +802,10 @@ def test_captioner_generate_on_cuda_uses_autocast_and_half_inputs(tiny_blip_part
         "tiny-blip", family="blip", device="cuda", model=FakeCudaModel(), processor=proc
     )
     out = cap.caption_batch([Image.new("RGB", (40, 30), "red")] * 2)
-    assert len(out) == 2 and seen == {"to": "cuda", "dtype": torch.bfloat16, "inside": True}
-    assert moved and set(moved) == {"cuda"}
+    assert len(out) == 2
+    assert seen == {"to": "cuda", "dtype": torch.bfloat16, "inside": True}
+    assert moved
+    assert set(moved) == {"cuda"}
 
 
 def _hub_error(name: str, message: str) -> Exception:

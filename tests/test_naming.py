@@ -45,7 +45,8 @@ def test_vocabulary_embeddings_are_cached_per_model(colours, fake_encoder, make_
     vocabulary_embeddings(fake_encoder, words=WORDS, cache_dir=cache_dir)
     again = make_encoder()
     _, E = vocabulary_embeddings(again, words=WORDS, cache_dir=cache_dir)
-    assert again.n_texts == 0 and E.shape == (len(WORDS), 3)
+    assert again.n_texts == 0
+    assert E.shape == (len(WORDS), 3)
     other = make_encoder(seed=1)  # another model id: embedded again
     vocabulary_embeddings(other, words=WORDS, cache_dir=cache_dir)
     assert other.n_texts == len(WORDS)
@@ -66,8 +67,10 @@ def test_names_are_unique_and_keywords_are_unique_and_exclude_names(fake_encoder
     assert len(names) == len(set(names)) == 6
     assert {nm.names[0], nm.names[1]} <= {"red", "crimson red", "yellow", "white"}
     flat = [w for kw in nm.keywords.values() for w in kw]
-    assert len(flat) == len(set(flat)) and not set(flat) & set(names)
-    assert all(len(kw) <= 3 for kw in nm.keywords.values()) and any(nm.keywords.values())
+    assert len(flat) == len(set(flat))
+    assert not set(flat) & set(names)
+    assert all(len(kw) <= 3 for kw in nm.keywords.values())
+    assert any(nm.keywords.values())
 
 
 def test_user_words_are_added_to_the_vocabulary(colours, fake_encoder, cache_dir):
@@ -76,7 +79,8 @@ def test_user_words_are_added_to_the_vocabulary(colours, fake_encoder, cache_dir
     words, E = vocabulary_embeddings(
         fake_encoder, words=bank, extra_words="red apple, Dog", cache_dir=cache_dir
     )
-    assert words[0] == "red apple" and words.count("dog") + words.count("Dog") == 1
+    assert words[0] == "red apple"
+    assert words.count("dog") + words.count("Dog") == 1
     nm = name_clusters(joint, labels, words, E)
     assert nm.names[classes.index("red")] == "red apple"
 
@@ -87,10 +91,13 @@ def test_noise_is_named_and_does_not_compete(colours, fake_encoder):
     labels[labels == classes.index("blue")] = -1
     E = vx.encode_prompts(WORDS, fake_encoder, templates=["{}"])
     nm = name_clusters(joint, labels, WORDS, E, noise_name="noise")
-    assert nm.names[-1] == "noise" and np.isnan(nm.scores[-1])
-    assert nm.names[classes.index("red")] == "red" and nm.names[classes.index("green")] == "green"
+    assert nm.names[-1] == "noise"
+    assert np.isnan(nm.scores[-1])
+    assert nm.names[classes.index("red")] == "red"
+    assert nm.names[classes.index("green")] == "green"
     assert "blue" in nm.keywords[-1]  # what the rest is about, not a name
-    assert "blue" not in nm.names.values() and set(nm.names) == {-1, 1, 2}
+    assert "blue" not in nm.names.values()
+    assert set(nm.names) == {-1, 1, 2}
 
 
 def test_fixed_names_are_kept_and_not_given_to_others(colours, fake_encoder):
@@ -98,12 +105,17 @@ def test_fixed_names_are_kept_and_not_given_to_others(colours, fake_encoder):
     E = vx.encode_prompts(WORDS, fake_encoder, templates=["{}"])
     red = classes.index("red")
     nm = name_clusters(joint, labels, WORDS, E, fixed={red: "Green"})
-    assert nm.names[red] == "Green" and "green" not in nm.names.values() and np.isnan(nm.scores[red])
+    assert nm.names[red] == "Green"
+    assert "green" not in nm.names.values()
+    assert np.isnan(nm.scores[red])
 
 
 def test_siglip_like_scaled_similarities_give_the_same_names(colours, fake_encoder):
-    """A shared direction in images and texts squeezes every cosine into a narrow band (cos' = a·cos + b,
-    as in SigLIP's low raw cosines); images at any length. The names only depend on the ranking."""
+    """Names depend only on the ranking, not on the cosine scale.
+
+    A shared direction in images and texts squeezes every cosine into a narrow band (cos' = a·cos + b,
+    as in SigLIP's low raw cosines); images at any length.
+    """
     joint, labels, _ = colours
     E = vx.encode_prompts(WORDS, fake_encoder, templates=["{}"])
 
@@ -116,7 +128,8 @@ def test_siglip_like_scaled_similarities_give_the_same_names(colours, fake_encod
         squeezed = name_clusters(
             squeeze(joint, 7.0), labels, WORDS, l2_normalize(squeeze(E, 1.0)), score=score
         )
-        assert squeezed.names == plain.names and squeezed.keywords == plain.keywords, score
+        assert squeezed.names == plain.names, score
+        assert squeezed.keywords == plain.keywords, score
         sims = l2_normalize(squeeze(joint, 1.0)) @ l2_normalize(squeeze(E, 1.0)).T
         assert sims.min() > 0.8  # the band the squeeze made
 
@@ -171,7 +184,8 @@ def test_bad_inputs_raise(colours):
 def test_more_clusters_than_words_still_names_every_cluster(colours):
     joint, labels, _ = colours
     nm = name_clusters(joint, labels, ["only"], np.ones((1, 3), dtype=np.float32) / np.sqrt(3))
-    assert list(nm.names.values()).count("only") == 1 and len(nm.names) == 3
+    assert list(nm.names.values()).count("only") == 1
+    assert len(nm.names) == 3
 
 
 # --- through the pipeline ------------------------------------------------------------------------
@@ -197,7 +211,8 @@ def test_pipeline_names_every_cluster_with_a_word(image_folder, fake_encoder, ca
     y = np.asarray(emb.collection.labels)
     for c, name in cl.names.items():
         assert name == y[cl.labels == c][0]  # each cluster is named with its folder's colour
-    assert cl.info["naming"]["source"] == "vocabulary" and cl.keywords == cl.info["vocabulary_keywords"]
+    assert cl.info["naming"]["source"] == "vocabulary"
+    assert cl.keywords == cl.info["vocabulary_keywords"]
     df = vx.pipeline.to_dataframe(emb, cl)
     assert not df["cluster_label"].str.fullmatch(r"cluster \d+").any()
     # with the whole noun bank (the default) no cluster is "cluster N" either
@@ -254,7 +269,8 @@ def test_class_space_encoders_name_with_class_names_by_default(image_folder, mak
     enc = Captioning()
     emb = _embedded(image_folder, enc, cache_dir)
     cl = _cluster(emb, cache_dir, k=3)
-    assert cl.info["naming"]["vocabulary"] == "imagenet" and 990 <= cl.info["naming"]["n_words"] <= 1000
+    assert cl.info["naming"]["vocabulary"] == "imagenet"
+    assert 990 <= cl.info["naming"]["n_words"] <= 1000
     plain = _cluster(_embedded(image_folder, make_encoder(), cache_dir), cache_dir, k=3)
     assert plain.info["naming"]["vocabulary"] == "wordnet+imagenet"
 

@@ -39,7 +39,9 @@ def test_a_typo_is_one_line_naming_representation_key_and_closest_match(represen
         ClusterConfig(representation=representation, options={key: 1})
     message = str(exc.value)
     assert "\n" not in message
-    assert repr(representation) in message and repr(key) in message and f"did you mean {close!r}" in message
+    assert repr(representation) in message
+    assert repr(key) in message
+    assert f"did you mean {close!r}" in message
 
 
 def test_a_key_of_another_representation_is_refused():
@@ -60,8 +62,10 @@ def test_typed_options_carry_the_modules_defaults():
     assert NamingOptions().naming_drift_top == naming.DRIFT_TOP
     assert PromptOptions().prompt_weight == textguided.PROMPT_WEIGHT
     opts = naming_options({"naming_words": ("a",), "n_nouns": 3})
-    assert opts.naming_words == ("a",) and opts.naming_general is True
+    assert opts.naming_words == ("a",)
+    assert opts.naming_general is True
     rep = representation_options("keywords", {"max_keywords": 3, "naming_words": ("a",)})
-    assert rep.max_keywords == 3 and rep.num_captions == 1
+    assert rep.max_keywords == 3
+    assert rep.num_captions == 1
     with pytest.raises(FrozenInstanceError):
         rep.max_keywords = 4  # type: ignore[misc]

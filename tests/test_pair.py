@@ -22,7 +22,8 @@ def test_concat_rows_are_unit_and_their_cosine_is_the_weighted_mean():
     image, text = _unit(rng.normal(size=(5, 7))), _unit(rng.normal(size=(5, 3)))
     for w in (0.0, 0.25, 0.5, 1.0):
         X = pair_matrix(image, text, combine="concat", weight=w)
-        assert X.shape == (5, 10) and np.allclose(np.linalg.norm(X, axis=1), 1)
+        assert X.shape == (5, 10)
+        assert np.allclose(np.linalg.norm(X, axis=1), 1)
         assert np.allclose(X @ X.T, (1 - w) * image @ image.T + w * text @ text.T, atol=1e-5)
 
 
@@ -34,7 +35,7 @@ def test_mean_stays_in_the_joint_space():
 
 
 @pytest.mark.parametrize(
-    "kw, message",
+    ("kw", "message"),
     [
         ({"combine": "sum"}, "combine must be one of concat, mean"),
         ({"weight": 1.5}, r"caption_weight must be a number in \[0, 1\]"),
@@ -71,14 +72,16 @@ def test_pair_is_registered_and_clusters_image_text_pairs(shapes, fake_encoder, 
     )
     rep = build_representation(emb, cfg)
     assert rep.X.shape[1] == emb.views["image"].shape[1] + emb.views["joint"].shape[1]
-    assert rep.info["captioned"] == 8 and rep.joint.shape == emb.views["joint"].shape
+    assert rep.info["captioned"] == 8
+    assert rep.joint.shape == emb.views["joint"].shape
     cl = cluster_embedded(emb, cfg, coords=np.zeros((emb.n, 2), np.float32), cache_dir=cache_dir)
     groups = {(c, j < 2) for c in ("red", "blue") for j in range(4)}
     keyed = {}
     for rel, label in zip(emb.collection.items["relpath"], cl.labels):
         colour, j = rel.split("/")[0], int(rel.split("/")[1][0])
         keyed.setdefault((colour, j < 2), set()).add(int(label))
-    assert set(keyed) == groups and all(len(v) == 1 for v in keyed.values())
+    assert set(keyed) == groups
+    assert all(len(v) == 1 for v in keyed.values())
     assert len({next(iter(v)) for v in keyed.values()}) == 4  # colour × caption: four pairs, four clusters
 
 
@@ -103,7 +106,7 @@ def test_mean_combine_and_joint_image_view_through_options(shapes, fake_encoder,
 
 def test_pair_without_captions_says_where_captions_come_from(shapes, fake_encoder, cache_dir):
     emb = _embedded(shapes, fake_encoder, cache_dir, None)
-    with pytest.raises(ConfigError, match="photo.txt beside photo.jpg"):
+    with pytest.raises(ConfigError, match=r"photo\.txt beside photo\.jpg"):
         build_representation(emb, vx.ClusterConfig(representation="pair"))
 
 

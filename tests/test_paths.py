@@ -1,5 +1,7 @@
-"""Paths: nothing outside the scanned root is listed, nothing is written outside the cache,
-the app's allowed-roots check cannot be walked around, and no path reaches a shell.
+"""Paths.
+
+Nothing outside the scanned root is listed, nothing is written outside the cache, the app's allowed-roots
+check cannot be walked around, and no path reaches a shell.
 """
 
 from __future__ import annotations
@@ -70,7 +72,8 @@ def test_scan_never_lists_a_path_outside_the_root(tree, spelling, monkeypatch):
     assert sorted(c.items["relpath"]) == ["a/dotdot_in.png", "a/inside.png", "b/deep/inside2.png"]
     for relpath, path in zip(c.items["relpath"], c.items["path"]):
         assert _inside(path, tree["root"]), path
-        assert not relpath.startswith("/") and ".." not in relpath.split("/")
+        assert not relpath.startswith("/")
+        assert ".." not in relpath.split("/")
     reasons = dict(zip(c.skipped["relpath"], c.skipped["reason"]))
     for name in ("abs_out.png", "rel_out.png", "sibling.png", "dir_out", "hop1.png", "hop2.png"):
         assert "outside the folder" in reasons[f"a/{name}"], name
@@ -108,7 +111,8 @@ def test_thumbnails_are_written_only_under_the_cache_folder(tree, tmp_path):
     assert set(thumbs) == set(c.items["relpath"])
     assert _snapshot(tree["base"]) == before  # nothing written, touched or left beside the images
     written = [Path(p) for p in _snapshot(cache)]
-    assert written and all(p.parent == cache / "thumbs" and p.suffix == ".jpg" for p in written)
+    assert written
+    assert all(p.parent == cache / "thumbs" and p.suffix == ".jpg" for p in written)
 
 
 @pytest.mark.parametrize(
@@ -123,7 +127,8 @@ def test_thumbnail_serves_only_items_of_the_collection(tree, tmp_path, relpath):
 @pytest.mark.parametrize("namespace", ["../../escape", "/etc/passwd", "a/../../b", "..", ".", ""])
 def test_cache_namespaces_stay_inside_the_cache_folder(tmp_path, namespace):
     store = store_for(tmp_path, namespace)
-    assert store.directory.parent == tmp_path and store.directory.name not in ("", ".", "..")
+    assert store.directory.parent == tmp_path
+    assert store.directory.name not in ("", ".", "..")
 
 
 # --------------------------------------------------------------------------- the allowed roots (vlexplore/paths.py)
@@ -137,7 +142,8 @@ def allowed(tree) -> list[Path]:
 @pytest.mark.parametrize("path", ["", "a", "b/deep", "a/../b", "b/up", "./a/./", "b/loop/a"])
 def test_check_folder_accepts_folders_inside_the_roots(tree, allowed, path):
     got = paths.check_folder(str(tree["root"] / path), allowed)
-    assert got.is_relative_to(allowed[0]) and got == Path(os.path.realpath(tree["root"] / path))
+    assert got.is_relative_to(allowed[0])
+    assert got == Path(os.path.realpath(tree["root"] / path))
 
 
 @pytest.mark.parametrize(
@@ -195,8 +201,10 @@ def test_outside_message_names_neither_the_resolved_path_nor_the_roots(tree, all
         with pytest.raises(PathNotAllowedError) as info:
             paths.check_folder(text, allowed, base=tree["root"])
         message = str(info.value)
-        assert "outside the folders this app may read" in message and repr(text) in message
-        assert str(tree["secret"]) not in message and str(tree["base"]) not in message, message
+        assert "outside the folders this app may read" in message
+        assert repr(text) in message
+        assert str(tree["secret"]) not in message, message
+        assert str(tree["base"]) not in message, message
         assert "resolves to" not in message
 
 
@@ -210,7 +218,8 @@ def test_a_home_that_is_slash_empty_or_not_a_folder_is_no_default_root(tmp_path,
     env = {"HOME": value}
     assert paths.allowed_roots(env) == [paths.DEMO_DIR.resolve()]
     path, note = paths.home_root(env)
-    assert path is None and "not an allowed root" in note
+    assert path is None
+    assert "not an allowed root" in note
 
 
 def test_a_home_folder_is_a_default_root(tmp_path):

@@ -54,7 +54,8 @@ def fake_umap(monkeypatch):
 def test_umap_separates_blobs_and_is_seeded():
     X, y = blobs(k=3, per=60)
     a = project_2d(X, seed=1)
-    assert a.shape == (180, 2) and a.dtype == np.float32
+    assert a.shape == (180, 2)
+    assert a.dtype == np.float32
     assert np.isfinite(a).all()
     np.testing.assert_array_equal(a, project_2d(X, seed=1))
     centres = np.stack([a[y == c].mean(axis=0) for c in range(3)])
@@ -85,7 +86,8 @@ def test_pca_below_the_threshold(fake_umap):
     X, y = blobs(k=2, per=5)
     out = project_2d(X)
     assert fake_umap == []
-    assert out.shape == (10, 2) and out.dtype == np.float32
+    assert out.shape == (10, 2)
+    assert out.dtype == np.float32
     # The first principal axis separates the two groups.
     assert (np.sign(out[y == 0, 0]) != np.sign(out[y == 1, 0][0])).all()
 
@@ -193,7 +195,7 @@ def test_n_neighbors_below_two_raises():
 
 
 def test_negative_min_dist_raises():
-    with pytest.raises(ConfigError, match="min_dist must be >= 0, got -0.5"):
+    with pytest.raises(ConfigError, match=r"min_dist must be >= 0, got -0.5"):
         project_2d(np.eye(3), min_dist=-0.5)
 
 
@@ -242,9 +244,12 @@ def test_numba_cache_under_a_file_falls_back_to_a_temporary_folder(tmp_path, fak
     blocker.write_text("x")
     with pytest.warns(pj.CacheWriteWarning, match="numba") as record:
         out = project_2d(blobs(k=2, per=20)[0], cache_dir=blocker / "cache", cache_key="k")
-    assert out.shape == (40, 2) and len(fake_umap) == 1
+    assert out.shape == (40, 2)
+    assert len(fake_umap) == 1
     numba_dir = os.environ["NUMBA_CACHE_DIR"]
-    assert numba_dir and not numba_dir.startswith(str(blocker)) and os.path.isdir(numba_dir)
+    assert numba_dir
+    assert not numba_dir.startswith(str(blocker))
+    assert os.path.isdir(numba_dir)
     assert len(record) == 2  # the numba folder and the projection file: both could not be written
 
 
@@ -255,7 +260,8 @@ def test_a_failed_projection_save_still_returns_the_map(tmp_path, monkeypatch, e
     X = np.eye(5, dtype=np.float32)
     out = project_2d(X, cache_dir=tmp_path, cache_key="k", on_cache_error=notes.append)
     np.testing.assert_array_equal(out, project_2d(X))
-    assert len(notes) == 1 and os.strerror(err) in notes[0]
+    assert len(notes) == 1
+    assert os.strerror(err) in notes[0]
     with pytest.warns(pj.CacheWriteWarning, match="cannot save the map"):
         project_2d(X, cache_dir=tmp_path, cache_key="k")
 
@@ -265,7 +271,8 @@ def test_a_read_only_numba_folder_is_not_used(tmp_path, fake_umap, no_numba_cach
     notes: list[str] = []
     project_2d(blobs(k=2, per=20)[0], cache_dir=tmp_path, on_cache_error=notes.append)
     assert os.environ["NUMBA_CACHE_DIR"] != str(tmp_path / "numba")
-    assert len(notes) == 1 and "Read-only" in notes[0]
+    assert len(notes) == 1
+    assert "Read-only" in notes[0]
 
 
 def test_numba_failing_to_save_compiled_code_keeps_it_in_memory(monkeypatch):
@@ -295,12 +302,13 @@ def test_numba_failing_to_save_compiled_code_keeps_it_in_memory(monkeypatch):
     out = project_2d(blobs(k=2, per=20)[0], on_cache_error=notes.append)
     assert out.shape == (40, 2)
     assert all(c.disabled for c in caches)  # no further attempts to write them
-    assert len(notes) == 1 and "No space left" in notes[0]  # told once
+    assert len(notes) == 1
+    assert "No space left" in notes[0]
 
 
 @pytest.mark.slow
 def test_real_umap_with_a_full_numba_cache(tmp_path):
-    """numba compiles some of UMAP's functions at ``import umap``: a failed save there must not fail."""
+    """Numba compiles some of UMAP's functions at ``import umap``: a failed save there must not fail."""
     import subprocess
     import sys
 
@@ -321,7 +329,8 @@ print("ok")
     root = str(Path(pj.__file__).resolve().parents[1])
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba"), "PYTHONPATH": root}
     r = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-3000:]
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.strip() == "ok", r.stderr[-3000:]
 
 
 def test_warm_up_with_an_unwritable_cache_does_not_raise(tmp_path, fake_umap, no_numba_cache_env):

@@ -49,7 +49,8 @@ def test_a_colour_word_ranks_its_images_first(emb):
     assert df["path"].str.startswith("red/").all()
     assert df["score"].is_monotonic_decreasing
     top = search_images(emb, text="a photo of something blue", top=emb.n)
-    assert len(top) == emb.n and top["path"].head(4).str.startswith("blue/").all()
+    assert len(top) == emb.n
+    assert top["path"].head(4).str.startswith("blue/").all()
 
 
 def test_more_like_this_and_an_image_file_rank_their_colour_first(emb, image_folder):
@@ -69,14 +70,15 @@ def test_faiss_index_gives_the_exact_results(emb, monkeypatch):
     index = search_module.search_index(emb)
     assert index.uses_faiss
     approx = [search_images(emb, text="green", top=5), search_images(emb, image=2, top=6)]
-    assert index._faiss_index is not None and search_module.search_index(emb) is index  # built once, kept
+    assert index._faiss_index is not None
+    assert search_module.search_index(emb) is index
     for a, b in zip(exact, approx):
         assert a["path"].tolist() == b["path"].tolist()
         np.testing.assert_allclose(a["score"], b["score"], atol=1e-5)
 
 
 @pytest.mark.parametrize(
-    "kwargs, message",
+    ("kwargs", "message"),
     [
         ({"text": "  "}, "empty"),
         ({}, "exactly one"),
@@ -127,7 +129,8 @@ def test_a_lone_odd_image_has_the_highest_outlier_score(image_folder, cache_dir,
     write_image(image_folder.root / "odd.png", colour=(250, 250, 250), size=(32, 24))
     emb = _embed(image_folder.root, cache_dir, fake_encoder)
     scores = outlier_scores(emb, k=3)
-    assert scores.shape == (emb.n,) and (scores >= 0).all()
+    assert scores.shape == (emb.n,)
+    assert (scores >= 0).all()
     assert int(np.argmax(scores)) == _index_of(emb, "odd.png")
     with pytest.raises(ConfigError, match="k must be"):
         outlier_scores(emb, k=0)
@@ -135,7 +138,8 @@ def test_a_lone_odd_image_has_the_highest_outlier_score(image_folder, cache_dir,
 
 def test_facade_exports_search_and_curation():
     assert vx.search_images is search_images
-    assert vx.duplicates is duplicates and vx.outlier_scores is outlier_scores
+    assert vx.duplicates is duplicates
+    assert vx.outlier_scores is outlier_scores
 
 
 # ----------------------------------------------------------------------------- CLI (bundled model)
@@ -157,13 +161,15 @@ def test_cli_search_writes_path_rank_score(small_folder, tmp_path, capsys):
     out = tmp_path / "results.csv"
     assert cli.main(["search", str(small_folder), "red", "--top", "3", "--out", str(out)]) == 0
     df = pd.read_csv(out)
-    assert list(df.columns) == ["path", "rank", "score"] and df["rank"].tolist() == [1, 2, 3]
+    assert list(df.columns) == ["path", "rank", "score"]
+    assert df["rank"].tolist() == [1, 2, 3]
     assert "wrote 3 rows" in capsys.readouterr().out
     out2 = tmp_path / "like.csv"
     own = small_folder / "blue" / "blue_0.png"
     assert cli.main(["search", str(small_folder), "--image", str(own), "--out", str(out2)]) == 0
     like = pd.read_csv(out2)
-    assert len(like) == 6 and "blue/blue_0.png" not in like["path"].tolist()
+    assert len(like) == 6
+    assert "blue/blue_0.png" not in like["path"].tolist()
 
 
 def test_cli_duplicates_writes_the_groups(small_folder, tmp_path, capsys):
@@ -177,7 +183,7 @@ def test_cli_duplicates_writes_the_groups(small_folder, tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    "args, message",
+    ("args", "message"),
     [
         (["search", "{root}"], "exactly one"),
         (["search", "{root}", "red", "--image", "{root}/red/red_0.png"], "exactly one"),
@@ -190,4 +196,5 @@ def test_cli_bad_input_exits_2_with_one_line(small_folder, capsys, args, message
     code = cli.main([a.format(root=small_folder) for a in args])
     err = capsys.readouterr().err.strip()
     assert code == 2
-    assert message in err and len(err.splitlines()) == 1
+    assert message in err
+    assert len(err.splitlines()) == 1

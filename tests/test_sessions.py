@@ -1,5 +1,8 @@
-"""Saved sessions (vlexplore.sessions): edits journaled as they happen, undo, snapshots, reopen,
-list / delete, export / import, damaged and foreign files, and kill -9 right after an edit."""
+"""Saved sessions (vlexplore.sessions).
+
+Edits journaled as they happen, undo, snapshots, reopen, list / delete, export / import, damaged and foreign
+files, and kill -9 right after an edit.
+"""
 
 from __future__ import annotations
 
@@ -80,12 +83,15 @@ def test_pack_round_trip_and_damage():
 def test_journal_keeps_whole_lines_only():
     lines = [journal_line({"seq": i, "op": "undo"}) for i in range(1, 4)]
     records, note = read_journal(b"".join(lines))
-    assert [r["seq"] for r in records] == [1, 2, 3] and note is None
+    assert [r["seq"] for r in records] == [1, 2, 3]
+    assert note is None
     records, note = read_journal(b"".join(lines) + lines[0][:10])  # torn by a crash
-    assert len(records) == 3 and "cut short" in note
+    assert len(records) == 3
+    assert "cut short" in note
     flipped = lines[1].replace(b"undo", b"undx")  # a checksum that no longer fits
     records, note = read_journal(lines[0] + flipped + lines[2])
-    assert [r["seq"] for r in records] == [1] and "line 2" in note
+    assert [r["seq"] for r in records] == [1]
+    assert "line 2" in note
 
 
 # ------------------------------------------------------------------------------ sessions
@@ -97,14 +103,17 @@ def test_edits_persist_as_they_happen(col, cache):
     again = reopen(col, cache)
     assert again.labels.tolist() == s.labels.tolist()
     assert again.names == s.names
-    assert again.names[0] == "small birds" and again.names[1] == "plants"
+    assert again.names[0] == "small birds"
+    assert again.names[1] == "plants"
     new = int(again.labels[5])
-    assert again.labels[6] == new and again.names[new] == "red things"
+    assert again.labels[6] == new
+    assert again.names[new] == "red things"
     assert again.edits[3]["source"] == "search: red"
     assert again.selections["maybe"].tolist() == [3, 4]
     assert again.config == ClusterConfig(k=3)
     assert again.base_labels.tolist() == LABELS.tolist()
-    assert again.matches(col) and again.note is None
+    assert again.matches(col)
+    assert again.note is None
 
 
 def test_undo_last_edits(col, cache):
@@ -112,10 +121,14 @@ def test_undo_last_edits(col, cache):
     s.record("rename", "r", cid=0, name="a")
     s.record("merge", "m", ids=[0, 1])
     assert s.undo() == "m"
-    assert s.labels.tolist() == LABELS.tolist() and s.names[0] == "a"
+    assert s.labels.tolist() == LABELS.tolist()
+    assert s.names[0] == "a"
     again = reopen(col, cache)
-    assert again.labels.tolist() == LABELS.tolist() and again.names[0] == "a" and len(again.edits) == 1
-    assert again.undo() == "r" and again.undo() is None
+    assert again.labels.tolist() == LABELS.tolist()
+    assert again.names[0] == "a"
+    assert len(again.edits) == 1
+    assert again.undo() == "r"
+    assert again.undo() is None
     assert reopen(col, cache).names == NAMES
 
 
@@ -127,7 +140,8 @@ def test_bad_edit_is_refused_and_not_written(col, cache):
         s.record("explode", "x")
     with pytest.raises(ConfigError, match=r"\[0, 12\)"):
         s.record("move", "x", indices=[12], target=0)
-    assert reopen(col, cache).edits == [] and s.labels.tolist() == LABELS.tolist()
+    assert reopen(col, cache).edits == []
+    assert s.labels.tolist() == LABELS.tolist()
 
 
 def test_snapshot_folds_the_journal(col, cache, monkeypatch):
@@ -150,7 +164,8 @@ def test_crash_between_snapshot_and_journal_reset_replays_nothing_twice(col, cac
     s.snapshot()
     (s.directory / vs.JOURNAL).write_bytes(journal)  # as if the crash came before the journal reset
     again = reopen(col, cache)
-    assert len(again.edits) == 2 and sorted(again.names.values()).count("two") == 1
+    assert len(again.edits) == 2
+    assert sorted(again.names.values()).count("two") == 1
 
 
 def test_new_clustering_replaces_the_edits(col, cache):
@@ -159,7 +174,9 @@ def test_new_clustering_replaces_the_edits(col, cache):
     labels = np.zeros(N, dtype=np.int64)
     vs.start_session(col, "bundled-x", ClusterConfig(method="hdbscan"), labels, {0: "all"}, cache_dir=cache)
     again = reopen(col, cache)
-    assert again.edits == [] and again.config.method == "hdbscan" and again.names == {0: "all"}
+    assert again.edits == []
+    assert again.config.method == "hdbscan"
+    assert again.names == {0: "all"}
     [kept] = (cache / "sessions" / "replaced").iterdir()  # the dropped edits, as a file to import
     assert json.loads(kept.read_text())["edits"][0]["name"] == "a"
 
@@ -221,7 +238,8 @@ def test_damaged_session_is_reported_and_kept(col, cache):
     with pytest.raises(SessionError, match="cannot be read"):
         vs.open_session(col.root, "bundled-x", cache_dir=cache)
     [info] = vs.list_sessions(cache_dir=cache)
-    assert info.problem and "cannot be read" in info.problem
+    assert info.problem
+    assert "cannot be read" in info.problem
     start(col, cache)  # a new clustering moves the damaged one aside, never deletes it
     assert len(list((cache / "sessions" / "damaged").iterdir())) == 1
     assert reopen(col, cache).edits == []
@@ -231,14 +249,17 @@ def test_export_import_round_trip_onto_another_folder(col, cache, tmp_path):
     s = start(col, cache)
     some_edits(s)
     data = vs.export_session(s)
-    assert json.loads(data)["format"] == "vlexplore-session" and json.loads(data)["version"] == vs.VERSION
+    assert json.loads(data)["format"] == "vlexplore-session"
+    assert json.loads(data)["version"] == vs.VERSION
     (tmp_path / "copy").mkdir()
     here = collection(tmp_path / "copy")  # same files elsewhere (another machine)
     other_cache = tmp_path / "cache2"
     got = vs.import_session(data, collection=here, model_id="bundled-x", cache_dir=other_cache)
     assert got.folder == str(here.root.resolve())
     again = vs.open_session(here.root, "bundled-x", cache_dir=other_cache)
-    assert again is not None and again.names == s.names and again.labels.tolist() == s.labels.tolist()
+    assert again is not None
+    assert again.names == s.names
+    assert again.labels.tolist() == s.labels.tolist()
 
 
 def test_import_over_an_existing_session_keeps_the_old_one(col, cache):
@@ -253,7 +274,7 @@ def test_import_over_an_existing_session_keeps_the_old_one(col, cache):
 
 
 @pytest.mark.parametrize(
-    "data, message",
+    ("data", "message"),
     [
         (b"\xff\xfe not text", "not JSON"),
         (b"[1, 2]", "not a vlexplore session"),
@@ -336,7 +357,8 @@ def test_kill_9_right_after_an_edit_loses_nothing(col, cache):
         proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL
     s = reopen(col, cache)
-    assert len(s.edits) == 40 and s.note is None
+    assert len(s.edits) == 40
+    assert s.note is None
     assert s.names == {0: "name 39", 1: "name 37", 2: "name 38"}
 
 
@@ -353,8 +375,11 @@ def test_two_writers_on_one_session_build_on_each_other(col, cache):
     a = start(col, cache)
     b = reopen(col, cache)  # a second browser tab on the same folder and model
     a.record("rename", "a", cid=0, name="from a")
-    labels, names = b.record("rename", "b", cid=1, name="from b")
-    assert names[0] == "from a" and names[1] == "from b"
+    _labels, names = b.record("rename", "b", cid=1, name="from b")
+    assert names[0] == "from a"
+    assert names[1] == "from b"
     a.undo()  # undoes b's rename: the last edit on disk
     again = reopen(col, cache)
-    assert again.names[0] == "from a" and again.names[1] == "flower" and len(again.edits) == 1
+    assert again.names[0] == "from a"
+    assert again.names[1] == "flower"
+    assert len(again.edits) == 1

@@ -36,7 +36,9 @@ def test_sidecar_txt_is_the_caption_and_is_not_a_skipped_file(folder):
     (folder / "c1" / "IMG1.TXT").write_text("  a green\n  square  ", encoding="utf-8")
     (folder / "c1" / "notes.txt").write_text("not beside any image", encoding="utf-8")
     col, notes = _quiet_scan(folder)
-    assert len(col) == 6 and len(col.skipped) == 0 and notes == []
+    assert len(col) == 6
+    assert len(col.skipped) == 0
+    assert notes == []
     caps = dict(zip(col.items["relpath"], col.captions))
     assert caps["c0/img0.jpg"] == "A red square."  # the first line only: translations left out
     assert caps["c1/img1.jpg"] == "a green"
@@ -57,8 +59,10 @@ def test_captions_csv_in_the_folder_with_missing_extra_and_duplicate_rows(folder
     assert caps["c1/img0.jpg"] == "green | a leafy green"  # two different captions: both kept
     assert caps["c2/img1.jpg"] == ""
     assert len(notes) == 2
-    assert "2 caption(s) for files that are not images of this folder" in notes[0] and "gone.jpg" in notes[0]
-    assert "2 repeated row(s)" in notes[1] and "1 image(s) with different captions" in notes[1]
+    assert "2 caption(s) for files that are not images of this folder" in notes[0]
+    assert "gone.jpg" in notes[0]
+    assert "2 repeated row(s)" in notes[1]
+    assert "1 image(s) with different captions" in notes[1]
     assert all("\n" not in n for n in notes)
 
 
@@ -71,7 +75,8 @@ def test_captions_jsonl_with_a_bad_line(folder):
     (folder / "captions.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     col, notes = _quiet_scan(folder)
     caps = dict(zip(col.items["relpath"], col.captions))
-    assert caps["c2/img0.jpg"] == "blue" and caps["c2/img1.jpg"] == "deep blue"
+    assert caps["c2/img0.jpg"] == "blue"
+    assert caps["c2/img1.jpg"] == "deep blue"
     assert notes == ["captions.jsonl: 1 row(s) without a path or caption ignored"]
 
 
@@ -80,7 +85,8 @@ def test_non_utf8_files_are_read_with_a_one_line_warning(folder):
     (folder / "c1" / "img0.txt").write_bytes("Grün\n".encode("latin-1"))
     col, notes = _quiet_scan(folder)
     caps = dict(zip(col.items["relpath"], col.captions))
-    assert caps["c0/img0.jpg"] == "café crème" and caps["c1/img0.jpg"] == "Grün"
+    assert caps["c0/img0.jpg"] == "café crème"
+    assert caps["c1/img0.jpg"] == "Grün"
     assert any("captions.csv is not UTF-8; read as Windows-1252" in n for n in notes)
     assert any("1 caption .txt file(s) are not UTF-8" in n for n in notes)
     assert decode_text(b"\xef\xbb\xbfok") == ("ok", None)
@@ -102,7 +108,7 @@ def test_explicit_file_wins_over_the_folder_and_sidecars(folder, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "name, text, message",
+    ("name", "text", "message"),
     [
         ("caps.csv", "file_name,words\na.jpg,x\n", "needs a header with columns 'path' and 'caption'"),
         ("caps.jsonl", "[1, 2]\n", "has no line like"),
@@ -121,7 +127,9 @@ def test_a_missing_explicit_file_is_a_clear_error_and_a_bad_folder_table_only_a_
         read_user_captions(folder, ["c0/img0.jpg"], captions=tmp_path / "nope.csv")
     (folder / "captions.csv").write_text("a;b\n1;2\n", encoding="utf-8")
     col, notes = _quiet_scan(folder)
-    assert len(col) == 6 and len(notes) == 1 and "it is ignored" in notes[0]
+    assert len(col) == 6
+    assert len(notes) == 1
+    assert "it is ignored" in notes[0]
 
 
 def test_user_captions_flow_into_captions_names_and_export(folder, fake_encoder, cache_dir):
@@ -133,11 +141,13 @@ def test_user_captions_flow_into_captions_names_and_export(folder, fake_encoder,
     (folder / "captions.csv").write_text("\n".join(rows[:-1]) + "\n", encoding="utf-8")  # c2/img1 has none
     col = scan(folder, cache_dir=cache_dir)
     emb = embed(col, vx.EncodeConfig(cache_dir=cache_dir), encoder=fake_encoder)
-    assert emb.captions[:5] == [r.split(",")[1] for r in rows[1:6]] and emb.captions[5] == ""
+    assert emb.captions[:5] == [r.split(",")[1] for r in rows[1:6]]
+    assert emb.captions[5] == ""
     cl = cluster_embedded(
         emb, vx.ClusterConfig(k=3, representation="caption-tfidf", naming="captions"), cache_dir=cache_dir
     )
-    assert len(set(cl.labels[:4].tolist())) == 2 and cl.labels[0] == cl.labels[1]
+    assert len(set(cl.labels[:4].tolist())) == 2
+    assert cl.labels[0] == cl.labels[1]
     assert {"apple", "leaf"} <= {w for kws in cl.keywords.values() for w in " ".join(kws).split()}
     df = to_dataframe(emb, cl)
     assert df["caption"].tolist() == emb.captions
@@ -167,7 +177,8 @@ def test_a_captioner_fills_only_images_without_a_user_caption(folder, fake_encod
 
     res = embed_images(col, fake_encoder, cache_dir=cache_dir)
     texts = caption_texts(res, fake_encoder, captioner=cap, cache_dir=cache_dir)
-    assert texts[0] == "mine" and texts[1:] == ["model caption"] * 5
+    assert texts[0] == "mine"
+    assert texts[1:] == ["model caption"] * 5
     assert cap.seen == 5  # the user's captioned image never went through the model
     assert emb.captions[0] == "mine"
 
@@ -193,5 +204,6 @@ def test_collection_without_keeps_user_captions(folder):
     (folder / "c0" / "img1.txt").write_text("kept", encoding="utf-8")
     col = scan(folder)
     rest = col.without({"c0/img0.jpg": "gone"})
-    assert rest.captions[0] == "kept" and len(rest.captions) == 5
+    assert rest.captions[0] == "kept"
+    assert len(rest.captions) == 5
     assert np.array_equal(rest.items["relpath"].to_numpy()[:1], ["c0/img1.jpg"])

@@ -57,10 +57,14 @@ def images_and_prompts(siglip):
 
 def test_the_model_exposes_its_scale_and_bias(siglip):
     scale = score_scale(siglip)
-    assert scale is not None and scale.sigmoid
-    assert scale.scale == pytest.approx(10.0, rel=1e-5) and scale.bias == pytest.approx(-10.0)
+    assert scale is not None
+    assert scale.sigmoid
+    assert scale.scale == pytest.approx(10.0, rel=1e-5)
+    assert scale.bias == pytest.approx(-10.0)
     clip = score_scale(_encoder("vx-test-clip-scale"))
-    assert clip is not None and not clip.sigmoid and clip.scale == pytest.approx(1 / 0.07, rel=1e-4)
+    assert clip is not None
+    assert not clip.sigmoid
+    assert clip.scale == pytest.approx(1 / 0.07, rel=1e-4)
     assert score_scale(object()) is None  # the bundled model and fakes: no logit parameters
 
 
@@ -85,7 +89,8 @@ def test_a_probability_threshold_is_exactly_its_cosine(siglip, images_and_prompt
     cut = probability_to_cosine(p, scale)
     fit = PrototypeClusterer(prototype_embeddings=prompts, threshold=cut, refine=False).fit(joint)
     below = cosine_to_probability(best, scale) < p - 1e-9
-    assert below.any() and (~below).any()
+    assert below.any()
+    assert (~below).any()
     np.testing.assert_array_equal(fit.labels_ == -1, below)
     np.testing.assert_array_equal(fit.labels_[~below], sim.argmax(axis=1)[~below])
     assert cosine_to_probability(cut, scale) == pytest.approx(p)
@@ -104,7 +109,8 @@ def test_drift_is_read_on_cosines_so_a_scale_and_bias_change_no_flag(images_and_
         means = np.stack([scored[labels == i].mean(axis=0) for i in range(3) if (labels == i).any()])
         plain = np.stack([sim[labels == i].mean(axis=0) for i in range(3) if (labels == i).any()])
         np.testing.assert_array_equal(means.argmax(axis=1), plain.argmax(axis=1))
-    assert flags == sorted(flags) and set(flags) <= {0, 1, 2}
+    assert flags == sorted(flags)
+    assert set(flags) <= {0, 1, 2}
 
 
 def test_bad_probabilities_and_clip_scales_are_refused():
@@ -130,7 +136,8 @@ def test_text_cut_after_the_end_token_is_open_clips_own_embedding(siglip):
         with torch.inference_mode():
             full = enc._model.encode_text(tokens)
             cut = encode_text_short(enc._model, tokens)
-        assert cut is not None and cut.shape == full.shape
+        assert cut is not None
+        assert cut.shape == full.shape
         torch.testing.assert_close(cut, full, atol=1e-5, rtol=1e-4)
         np.testing.assert_allclose(
             enc.encode_texts(texts), torch.nn.functional.normalize(full, dim=-1).numpy(), atol=1e-5

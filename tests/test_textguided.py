@@ -101,7 +101,8 @@ def kmeans_acc(X, k=2) -> float:
 
 
 def assert_unit_rows(X, n):
-    assert X.dtype == np.float32 and X.shape[0] == n
+    assert X.dtype == np.float32
+    assert X.shape[0] == n
     np.testing.assert_allclose(np.linalg.norm(X, axis=1), 1.0, atol=1e-5)
 
 
@@ -112,13 +113,16 @@ def test_caption_tfidf_shape_normalised_and_separates():
     rep = tg.caption_tfidf(make_emb(), ClusterConfig(representation="caption-tfidf"))
     assert isinstance(rep, Representation)
     assert_unit_rows(rep.X, len(CAPTIONS))
-    assert rep.texts == CAPTIONS and rep.joint is None and rep.labels is None
-    assert rep.info["svd_dims"] is None and rep.info["tfidf_features"] == rep.X.shape[1]
+    assert rep.texts == CAPTIONS
+    assert rep.joint is None
+    assert rep.labels is None
+    assert rep.info["svd_dims"] is None
+    assert rep.info["tfidf_features"] == rep.X.shape[1]
     assert kmeans_acc(rep.X) == 1.0
 
 
 def test_tfidf_drops_boilerplate_and_stop_words():
-    X, info = tg.tfidf_matrix(["a photo of a dog", "a photo of a cat"])
+    _X, info = tg.tfidf_matrix(["a photo of a dog", "a photo of a cat"])
     assert info["tfidf_features"] == 2  # "dog", "cat": no "photo", "of", "a"
 
 
@@ -126,7 +130,8 @@ def test_tfidf_reduces_large_matrices_with_svd(monkeypatch):
     monkeypatch.setattr(tg, "DENSE_MAX_CELLS", 10)
     monkeypatch.setattr(tg, "SVD_DIMS", 3)
     X, info = tg.tfidf_matrix(CAPTIONS)
-    assert X.shape == (len(CAPTIONS), 3) and info["svd_dims"] == 3
+    assert X.shape == (len(CAPTIONS), 3)
+    assert info["svd_dims"] == 3
     assert_unit_rows(X, len(CAPTIONS))
 
 
@@ -162,7 +167,8 @@ def test_extract_keywords_known_example():
 def test_keyword_tfidf_texts_are_keywords():
     rep = tg.keyword_tfidf(make_emb(), ClusterConfig(representation="keywords"))
     assert_unit_rows(rep.X, len(CAPTIONS))
-    assert rep.texts[0] == "dog" and rep.texts[6] == "car"
+    assert rep.texts[0] == "dog"
+    assert rep.texts[6] == "car"
     assert kmeans_acc(rep.X) == 1.0
 
 
@@ -172,7 +178,8 @@ def test_label_top_recomputes_label_captions():
     texts, source = tg.image_captions(
         emb, ClusterConfig(representation="caption-tfidf", options={"label_top": 4})
     )
-    assert texts[0] == "top 4" and "not a real captioner" in source
+    assert texts[0] == "top 4"
+    assert "not a real captioner" in source
 
 
 def test_real_captioner_path_uses_caption_images(image_folder, cache_dir, monkeypatch):
@@ -200,9 +207,11 @@ def test_real_captioner_path_uses_caption_images(image_folder, cache_dir, monkey
     texts, source = tg.image_captions(
         emb, ClusterConfig(representation="caption-tfidf", options={"captioner": "fake"})
     )
-    assert source == "fake captioner" and len(texts) == len(col)
+    assert source == "fake captioner"
+    assert len(texts) == len(col)
     reds = [t for t, p in zip(texts, col.items["relpath"]) if p.startswith("red/") and "truncated" not in p]
-    assert reds and all(t == "a red thing" for t in reds)
+    assert reds
+    assert all(t == "a red thing" for t in reds)
 
 
 # --- bad inputs ----------------------------------------------------------------------------------
@@ -278,8 +287,10 @@ def test_rank_prompts_picks_the_separating_prompt():
     table = ranking["table"]
     assert ranking["chosen"] == "What animal or vehicle?"
     assert [r["prompt"] for r in table] == ["What animal or vehicle?", "What is around?", "What is it?"]
-    assert table[-1]["degenerate"] and table[-1]["inertia"] == 0.0  # loss 0, yet last
-    assert table[0]["inertia"] < table[1]["inertia"] and table[0]["silhouette"] > table[1]["silhouette"]
+    assert table[-1]["degenerate"]
+    assert table[-1]["inertia"] == 0.0
+    assert table[0]["inertia"] < table[1]["inertia"]
+    assert table[0]["silhouette"] > table[1]["silhouette"]
     assert [r["rank"] for r in table] == [1, 2, 3]
     np.testing.assert_array_equal(
         ranking["labels"]["What animal or vehicle?"][:6],
@@ -293,7 +304,8 @@ def test_ami_matrix_is_symmetric_with_unit_diagonal():
     spaces["copy"] = spaces["What animal or vehicle?"].copy()
     r = tg.rank_prompts(spaces, k=2)
     ami = r["ami"]
-    assert ami.shape == (4, 4) and r["prompts"] == list(spaces)
+    assert ami.shape == (4, 4)
+    assert r["prompts"] == list(spaces)
     np.testing.assert_allclose(ami, ami.T)
     np.testing.assert_allclose(np.diag(ami), 1.0)
     assert ami[0, 3] == pytest.approx(1.0)  # identical clusterings
@@ -302,11 +314,14 @@ def test_ami_matrix_is_symmetric_with_unit_diagonal():
 def test_prompt_guided_returns_the_chosen_prompt(prompt_emb):
     cfg = ClusterConfig(representation="prompt", k=2, questions=tuple(ANSWERS))
     rep = build_representation(prompt_emb, cfg)
-    assert rep.info["chosen_prompt"] == "What animal or vehicle?" and rep.texts == GOOD
+    assert rep.info["chosen_prompt"] == "What animal or vehicle?"
+    assert rep.texts == GOOD
     assert "not a real VQA model" in rep.info["answerer"]
     assert_unit_rows(rep.X, len(GOOD))
-    assert rep.labels is not None and kmeans_acc(rep.X) == 1.0
-    assert set(rep.info["prompt_labels"]) == set(ANSWERS) and rep.info["ami"].shape == (3, 3)
+    assert rep.labels is not None
+    assert kmeans_acc(rep.X) == 1.0
+    assert set(rep.info["prompt_labels"]) == set(ANSWERS)
+    assert rep.info["ami"].shape == (3, 3)
 
 
 def test_empty_questions_use_the_default(prompt_emb, monkeypatch):
@@ -326,7 +341,8 @@ def test_offline_answers_follow_the_question():
     enc = BundledEncoder(device="cpu")
     feet = tg.offline_answers(joint, "What shoes are these?", enc, top=1)
     top = tg.offline_answers(joint, "What shirt is this?", enc, top=1)
-    assert feet == ["sandal"] and top == ["jersey"]
+    assert feet == ["sandal"]
+    assert top == ["jersey"]
     plain = tg.offline_answers(joint, "What shoes are these?", enc, top=2, weight=0.0)
     assert set(plain[0].split(", ")) == {"sandal", "jersey"}
 
@@ -350,7 +366,8 @@ def test_cluster_embedded_with_prompts(prompt_emb):
         ClusterConfig(representation="prompt", k=2, questions=tuple(ANSWERS)),
         coords=np.zeros((prompt_emb.n, 2), dtype=np.float32),
     )
-    assert cl.metrics["acc"] == 1.0 and cl.info["chosen_prompt"] == "What animal or vehicle?"
+    assert cl.metrics["acc"] == 1.0
+    assert cl.info["chosen_prompt"] == "What animal or vehicle?"
 
 
 # --- explanation scores --------------------------------------------------------------------------
@@ -368,7 +385,8 @@ def test_explanation_scores_known_example():
     # word sets {dog, park}, {wheel}, {park, bench}: Jaccard 0, 1/3, 0
     assert s["distinctiveness"] == pytest.approx(1 - 1 / 9)
     assert s["hit_rate"] == pytest.approx(2 / 3)  # dog ⊂ "dog", "bench" ⊂ "park bench"; wheel ≠ car
-    assert s["hits_by_string"] == 2 and s["hits_by_similarity"] == 0
+    assert s["hits_by_string"] == 2
+    assert s["hits_by_similarity"] == 0
     assert s["per_cluster"][1] == {
         "keywords": ["wheel"],
         "coverage": 0.5,
@@ -389,7 +407,8 @@ def test_explanation_scores_sentence_similarity_hits():
     }
     embedder = SimpleNamespace(encode=lambda texts: np.array([table[t] for t in texts], dtype=np.float32))
     s = tg.explanation_scores(EX_KW, EX_LABELS, EX_TRUE, texts=EX_TEXTS, sentence_embedder=embedder)
-    assert s["hit_rate"] == 1.0 and s["hits_by_similarity"] == 1
+    assert s["hit_rate"] == 1.0
+    assert s["hits_by_similarity"] == 1
     assert s["per_cluster"][1]["best_cosine"] == pytest.approx(0.6)
 
 
@@ -397,9 +416,12 @@ def test_explanation_scores_class_names_and_label_free():
     s = tg.explanation_scores(
         {0: ["boot"], 1: ["tee"]}, [0, 0, 1], [9, 9, 0], class_names={0: "t-shirt_top", 9: "ankle_boot"}
     )
-    assert s["hit_rate"] == 0.5 and s["per_cluster"][0]["class"] == "ankle boot"
+    assert s["hit_rate"] == 0.5
+    assert s["per_cluster"][0]["class"] == "ankle boot"
     free = tg.explanation_scores({0: ["boot"]}, [0, 0, -1])
-    assert np.isnan(free["coverage"]) and np.isnan(free["distinctiveness"]) and "hit_rate" not in free
+    assert np.isnan(free["coverage"])
+    assert np.isnan(free["distinctiveness"])
+    assert "hit_rate" not in free
 
 
 def test_explanation_scores_bad_inputs():

@@ -1,5 +1,8 @@
-"""Serving the app headless and driving Debian's chromium: shared by the browser and host tests, the
-screenshot script and the app benchmarks. Standard library only (no Streamlit, no playwright import)."""
+"""Serving the app headless and driving Debian's chromium.
+
+Shared by the browser and host tests, the screenshot script and the app benchmarks. Standard library only (no
+Streamlit, no playwright import).
+"""
 
 from __future__ import annotations
 
@@ -47,8 +50,10 @@ def free_port() -> int:
 
 
 def wait_healthy(url: str, proc=None, timeout: float = 60, poll: float = 0.3) -> None:
-    """Wait until Streamlit's ``/_stcore/health`` answers 200; fail early if ``proc`` (the server process,
-    anything with ``poll()``) exits. This module starts nothing itself.
+    """Wait until Streamlit's ``/_stcore/health`` answers 200.
+
+    Fail early if ``proc`` (the server process, anything with ``poll()``) exits. This module starts nothing
+    itself.
 
     Raises:
         RuntimeError: the server process ended. TimeoutError: not healthy within ``timeout`` seconds.

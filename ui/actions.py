@@ -1,5 +1,7 @@
-"""What the pages ask the library to do: each function is one user intent, one facade call
-(with a progress bar where it takes time), and the result stored in :class:`ui.state.AppState`.
+"""What the pages ask the library to do.
+
+Each function is one user intent, one facade call (with a progress bar where it takes time), and the result
+stored in :class:`ui.state.AppState`.
 
 Edits (rename, merge, move, new cluster) are callbacks: they run before the page renders,
 so everything on the page (and the sidebar) shows the edited clustering; their messages go
@@ -33,8 +35,10 @@ SINGLE_THREAD_MAX_N = 20_000
 def load_folder(
     state: AppState, folder: Path, *, model: str = "bundled", device: str = "auto", captioner: str = ""
 ) -> None:
-    """Scan → embed (and caption, when a captioner is chosen; disk-cached) → cluster with the defaults
-    (k-means, k suggested). Stops the page on error."""
+    """Scan → embed → cluster with the defaults (k-means, k suggested); stops the page on error.
+
+    Captions too when a captioner is chosen; every step is disk-cached.
+    """
     timings: dict[str, float] = {}
     cache_dir = state.resolved_cache_dir
     with error_banner("Could not load the folder"):
@@ -74,26 +78,30 @@ def load_folder(
 def recluster(state: AppState, cfg, *, coords: np.ndarray | None = None, session=None) -> None:
     """Cluster the stored embeddings again (no image goes through a model; the map is reused).
 
-    The clustering starts a new saved session, or takes up ``session`` (a saved one made with ``cfg``)."""
+    The clustering starts a new saved session, or takes up ``session`` (a saved one made with ``cfg``).
+    """
     if coords is None and state.clustered is not None:
         coords = state.clustered.coords
     t0 = time.perf_counter()
-    with error_banner("Could not cluster"):
-        with (
-            st.spinner("Clustering…" if coords is not None else "Clustering and laying out the map…"),
-            threadpool_limits(limits=1 if state.n_images <= SINGLE_THREAD_MAX_N else None),
-        ):
-            clustered = vx.cluster_embedded(state.emb, cfg, coords=coords, cache_dir=state.resolved_cache_dir)
+    with (
+        error_banner("Could not cluster"),
+        st.spinner("Clustering…" if coords is not None else "Clustering and laying out the map…"),
+        threadpool_limits(limits=1 if state.n_images <= SINGLE_THREAD_MAX_N else None),
+    ):
+        clustered = vx.cluster_embedded(state.emb, cfg, coords=coords, cache_dir=state.resolved_cache_dir)
     state.timings["cluster"] = time.perf_counter() - t0
     if cfg.method == "kmeans" and cfg.k is None and not cfg.prototypes:
-        state.suggested_k = int(len(set(np.unique(clustered.labels).tolist()) - {-1}))
+        state.suggested_k = len(set(np.unique(clustered.labels).tolist()) - {-1})
     state.set_clustered(clustered)
     saved.after_clustering(state, session)
 
 
 def layout_map(emb, *, seed: int, cache_dir: Path) -> tuple[np.ndarray, list[str]]:
-    """The map coordinates of ``emb`` and the sentences about cache writes that failed (the map is
-    then computed in memory). Runs in the map worker thread, so it collects instead of warning."""
+    """The map coordinates of ``emb`` and the sentences about cache writes that failed.
+
+    When the cache cannot be written the map is computed in memory. Runs in the map worker thread,
+    so it collects instead of warning.
+    """
     notes: list[str] = []
     coords = project_embedded(emb, seed=seed, cache_dir=cache_dir, on_cache_error=notes.append)
     return coords, notes
@@ -109,21 +117,23 @@ def ensure_map(state: AppState) -> None:
         return
     t0 = time.perf_counter()
     try:
-        with error_banner("Could not lay out the map"):
-            with st.spinner(
+        with (
+            error_banner("Could not lay out the map"),
+            st.spinner(
                 "Laying out the map (UMAP)… the first time takes a while, later it is read from the cache"
-            ):
-                job = state.map_job
-                if job is not None:
-                    try:
-                        coords, notes = job.result()
-                    finally:
-                        if job.done():  # finished, failed or cancelled: never wait for it again
-                            state.map_job = None
-                else:
-                    coords, notes = layout_map(
-                        state.emb, seed=state.clustered.config.seed, cache_dir=state.resolved_cache_dir
-                    )
+            ),
+        ):
+            job = state.map_job
+            if job is not None:
+                try:
+                    coords, notes = job.result()
+                finally:
+                    if job.done():  # finished, failed or cancelled: never wait for it again
+                        state.map_job = None
+            else:
+                coords, notes = layout_map(
+                    state.emb, seed=state.clustered.config.seed, cache_dir=state.resolved_cache_dir
+                )
     except OSError as exc:  # not a VlexploreError, so not error_banner's: still one line, no traceback
         st.error(f"Could not lay out the map: {exc}", icon=":material/warning:")
         st.stop()
@@ -138,7 +148,7 @@ def ensure_map(state: AppState) -> None:
 
 
 def suggested_k(state: AppState) -> int:
-    """k suggested from the data (computed once per loaded folder)."""
+    """K suggested from the data (computed once per loaded folder)."""
     if state.suggested_k is None:
         with error_banner("Could not suggest k"):
             state.suggested_k = int(vx.suggest_k(state.emb.views["image"], seed=0))
@@ -187,6 +197,7 @@ def _edit(state: AppState, fn, success) -> None:
 
 
 def rename(state: AppState, cid: int, key: str) -> None:
+    """Rename cluster ``cid`` to the text in widget ``key`` (a no-op when unchanged)."""
     new = st.session_state.get(key, "")
     old = state.name(cid)
     if " ".join(str(new).split()) == old:
@@ -203,6 +214,7 @@ def rename(state: AppState, cid: int, key: str) -> None:
 
 
 def merge(state: AppState, ids_key: str, name_key: str) -> None:
+    """Merge the clusters chosen in widget ``ids_key`` under the name in ``name_key``."""
     ids = list(st.session_state.get(ids_key) or [])
     name = (st.session_state.get(name_key) or "").strip() or None
 
@@ -218,6 +230,7 @@ def merge(state: AppState, ids_key: str, name_key: str) -> None:
 
 
 def move_selection(state: AppState, target: int) -> None:
+    """Move the selected images to cluster ``target``."""
     sel = state.selection
 
     def go() -> str:

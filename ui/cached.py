@@ -1,5 +1,7 @@
-"""The app's only ``st.cache_*`` wrappers: loaded models, shared by every session, and the
-once-per-process background workers (imports, UMAP's compiled kernels, map layouts).
+"""The app's only ``st.cache_*`` wrappers.
+
+Loaded models, shared by every session, and the once-per-process background workers (imports, UMAP's compiled
+kernels, map layouts).
 
 Everything else that is expensive (embeddings, captions, map coordinates, thumbnails)
 is cached on disk by the library, keyed by content, so it survives restarts.
@@ -7,6 +9,7 @@ is cached on disk by the library, keyed by content, so it survives restarts.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -52,10 +55,8 @@ BACKGROUND_IMPORTS = (
 
 def _import_all(names: tuple[str, ...]) -> None:
     for name in names:
-        try:
+        with contextlib.suppress(ImportError):  # the step that needs it will say so
             importlib.import_module(name)
-        except ImportError:  # pragma: no cover - the step that needs it will say so
-            pass
 
 
 @st.cache_resource(show_spinner=False)
@@ -71,16 +72,17 @@ def _warm_up_umap(cache_dir: str) -> None:
         from vlexplore.project import warm_up_umap
     except ImportError:  # a library without it
         return
-    try:
+    with contextlib.suppress(OSError):  # only a head start: the map layout itself degrades and tells the user
         warm_up_umap(cache_dir)
-    except OSError:  # only a head start: the map layout itself degrades and tells the user
-        pass
 
 
 @st.cache_resource(show_spinner=False)
 def start_umap_warm_up(cache_dir: str) -> threading.Thread:
-    """Once per server process: compile UMAP's numba kernels (or load them from the disk cache)
-    in a background thread, so that the next new map is quick."""
+    """Once per server process.
+
+    Compile UMAP's numba kernels (or load them from the disk cache) in a background thread, so that the next
+    new map is quick.
+    """
     thread = threading.Thread(target=_warm_up_umap, args=(cache_dir,), name="vx-umap-warm-up", daemon=True)
     thread.start()
     return thread

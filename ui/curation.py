@@ -51,6 +51,7 @@ class DuplicateGroups:
 
     @property
     def n_groups(self) -> int:
+        """Number of duplicate groups."""
         return int(self.table["group"].nunique()) if len(self.table) else 0
 
     def group(self, g: int) -> pd.DataFrame:

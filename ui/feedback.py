@@ -1,5 +1,7 @@
-"""What the app tells the user while and after it works: progress bars, error banners, flash messages,
-and user text made safe to show in them (:func:`md_escape`, :func:`md_code`).
+"""What the app tells the user while and after it works.
+
+Progress bars, error banners, flash messages, and user text made safe to show in them (:func:`md_escape`,
+:func:`md_code`).
 
 Imported by :mod:`ui.actions` (which reports progress and errors) and :mod:`ui.widgets` (which draws
 the rest of the pages); it imports neither, so the two never import each other back.
@@ -90,6 +92,7 @@ class ProgressBar:
         self._last = 0.0
 
     def text(self, done: int, total: int, now: float) -> str:
+        """The bar's line: done/total, and rate and time left once they are meaningful."""
         elapsed = now - (self._t0 or now)
         if elapsed > 0.5 and done > self._d0:
             unit = self.unit.replace("{", "{{").replace("}", "}}")
@@ -105,6 +108,7 @@ class ProgressBar:
         return f"{md_escape(self.what)}: {done:,} / {total:,} {self.unit} · {rate}"
 
     def __call__(self, done: int, total: int) -> None:
+        """Report ``done`` of ``total``; redraws at most every ``min_interval`` seconds."""
         now = time.monotonic()
         if self._t0 is None:
             self._t0, self._d0 = now, done
@@ -120,4 +124,5 @@ class ProgressBar:
         self.bar.progress(frac, text=self.text(done, total, now))
 
     def clear(self) -> None:
+        """Remove the bar."""
         self.bar.empty()

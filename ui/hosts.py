@@ -1,8 +1,9 @@
-"""Host allow-list against DNS rebinding: the server answers only requests whose ``Host`` header
-names this machine (``localhost``, ``127.0.0.1``, ``::1``), the address the server was told to
-bind, or a name listed in ``VLEXPLORE_ALLOWED_HOSTS`` (comma-separated). Anything else gets
-``403`` with a short plain-text body: pages, ``/media/`` and static files, ``/_stcore/*`` and the
-websocket upgrade alike.
+"""Host allow-list against DNS rebinding.
+
+The server answers only requests whose ``Host`` header names this machine (``localhost``, ``127.0.0.1``,
+``::1``), the address the server was told to bind, or a name listed in ``VLEXPLORE_ALLOWED_HOSTS``
+(comma-separated). Anything else gets ``403`` with a short plain-text body: pages, ``/media/`` and static
+files, ``/_stcore/*`` and the websocket upgrade alike.
 
 A page on a rebinding domain (``evil.example`` resolving to 127.0.0.1) talks to the server
 from the browser with ``Host: evil.example``; refusing unknown names stops it reading thumbnails,
@@ -29,9 +30,11 @@ _MARK = "_vlexplore_host_guard"
 
 
 def parse_host(value: str | None) -> str | None:
-    """The host name of a ``Host`` header value (``name``, ``name:port``, ``[v6]:port``), lower-case,
-    without a trailing dot or IPv6 brackets; ``None`` when missing or malformed (user info, a path,
-    a bad port)."""
+    """The host name of a ``Host`` header value, or ``None`` when missing or malformed.
+
+    Accepts ``name``, ``name:port`` and ``[v6]:port``; returns it lower-case, without a trailing dot or
+    IPv6 brackets. Malformed: user info, a path, a bad port.
+    """
     if value is None:
         return None
     value = value.strip()
@@ -59,8 +62,11 @@ def parse_host(value: str | None) -> str | None:
 
 
 def allowed_hosts(env: Mapping[str, str] | None = None, bind_address: str | None = None) -> frozenset[str]:
-    """The host names the server answers: this machine's, the bind address (unless it is a wildcard
-    such as ``0.0.0.0``) and the comma-separated names in ``VLEXPLORE_ALLOWED_HOSTS``."""
+    """The host names the server answers.
+
+    This machine's, the bind address (unless it is a wildcard such as ``0.0.0.0``) and the comma-separated
+    names in ``VLEXPLORE_ALLOWED_HOSTS``.
+    """
     env = os.environ if env is None else env
     names = set(DEFAULT_HOSTS)
     extra: list[str] = [p for p in (env.get(HOSTS_ENV) or "").split(",") if p.strip()]
@@ -156,8 +162,10 @@ def install(allowed: Iterable[str] | None = None) -> frozenset[str]:
 
 
 def session_allowed(allowed: Iterable[str]) -> bool:
-    """The current session's websocket was opened with an allowed Host (``True`` outside a server,
-    e.g. under ``AppTest``, where the session has no request headers)."""
+    """Whether the current session's websocket was opened with an allowed Host.
+
+    ``True`` outside a server, e.g. under ``AppTest``, where the session has no request headers.
+    """
     import streamlit as st
 
     try:

@@ -155,10 +155,13 @@ def scatter_map(
     """Draw ``points`` (from :func:`vlexplore.mapdata.map_points`) with WebGL; lasso, box, click, hover.
 
     Args:
+        points: the layout, colours and names to draw.
         selection: the indices shown selected (e.g. the app's current selection).
         thumb: index → path of its cached thumbnail JPEG (called on hover, a few at a time).
         caption: index → a short text shown under the hover thumbnail (e.g. the file name).
-        on_select, on_click: called (before the rerun's script) with a new selection / a clicked index.
+        on_select: called (before the rerun's script) with a new selection.
+        on_click: called (before the rerun's script) with a clicked index.
+        height: the map's height in pixels.
         mode: the initial drag mode, ``"lasso"``, ``"rectangle"`` (box) or ``"pan"``.
         key: the component's key; change it to start a fresh map.
 
@@ -190,8 +193,11 @@ def scatter_map(
 
 
 def use_webgl() -> bool:
-    """Whether the Map page draws this map: the bundle is there and the page's toggle is on (the default;
-    off brings back the plotly map, which bench/map_webgl.py measures slower at every size it draws)."""
+    """Whether the Map page draws this map.
+
+    The bundle is there and the page's toggle is on (the default; off brings back the plotly map, which
+    bench/map_webgl.py measures slower at every size it draws).
+    """
     if not available():
         return False
     return st.toggle(
@@ -204,8 +210,11 @@ def use_webgl() -> bool:
 
 
 def map_section(state) -> None:
-    """The Map page's map: every point of ``state``'s layout coloured by cluster; a lasso or box selection
-    becomes ``state.selection`` (the grid below shows it), a click shows that image under the map."""
+    """The Map page's map.
+
+    Every point of ``state``'s layout coloured by cluster; a lasso or box selection becomes
+    ``state.selection`` (the grid below shows it), a click shows that image under the map.
+    """
     from ui.widgets import cluster_colours, thumbnail_path
 
     def build() -> mapdata.MapPoints:

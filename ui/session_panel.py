@@ -1,5 +1,8 @@
-"""The Sessions section of the Load page: the open session (undo, export, import) and the saved ones
-(reopen, delete). Drawing only; the work is :mod:`ui.sessions`' and :mod:`ui.actions`'."""
+"""The Sessions section of the Load page.
+
+The open session (undo, export, import) and the saved ones (reopen, delete). Drawing only; the work is
+:mod:`ui.sessions`' and :mod:`ui.actions`'.
+"""
 
 from __future__ import annotations
 
@@ -58,14 +61,13 @@ def open_session(state: AppState) -> None:
         icon=":material/download:",
         key="session-export",
     )
-    with c3:
-        with st.form("session-import", border=False, clear_on_submit=True):
-            upload = st.file_uploader(
-                "Import a session file (made on these images)", type=["json"], key="session-upload"
-            )
-            if st.form_submit_button("Import", icon=":material/upload:") and upload is not None:
-                actions.import_session(state, upload.getvalue())
-                st.rerun()
+    with c3, st.form("session-import", border=False, clear_on_submit=True):
+        upload = st.file_uploader(
+            "Import a session file (made on these images)", type=["json"], key="session-upload"
+        )
+        if st.form_submit_button("Import", icon=":material/upload:") and upload is not None:
+            actions.import_session(state, upload.getvalue())
+            st.rerun()
 
 
 def saved_list(state: AppState, allowed: list[Path]) -> tuple[Path, str] | None:

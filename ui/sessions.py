@@ -25,8 +25,10 @@ def _cache(state: AppState):
 
 
 def find(state: AppState):
-    """The saved session of the loaded folder and model when it fits these images, else ``None``
-    (with a one-line flash saying why it is not reopened)."""
+    """The saved session of the loaded folder and model when it fits these images.
+
+    Else ``None`` (with a one-line flash saying why it is not reopened).
+    """
     if state.emb is None or state.folder is None:
         return None
     try:
@@ -52,8 +54,10 @@ def find(state: AppState):
 
 
 def after_clustering(state: AppState, saved=None) -> None:
-    """After ``state.set_clustered``: take up ``saved`` (its labels, names and edit log), or start a new
-    session on the fresh clustering."""
+    """After ``state.set_clustered``.
+
+    Take up ``saved`` (its labels, names and edit log), or start a new session on the fresh clustering.
+    """
     if saved is not None:
         _take_state(state, saved)
         state.session = saved
@@ -148,8 +152,11 @@ def export_bytes(state: AppState) -> bytes:
 
 
 def read_import(state: AppState, data: bytes):
-    """The session in an uploaded file, filed under the loaded folder and model, or ``None`` with an error
-    shown (the saved sessions are left as they were)."""
+    """The session in an uploaded file.
+
+    Filed under the loaded folder and model, or ``None`` with an error shown (the saved sessions are left as
+    they were).
+    """
     if state.emb is None:
         st.error("Load a folder first; a session file opens on the images it was made on.")
         return None

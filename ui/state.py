@@ -70,14 +70,17 @@ class AppState:
     # -- reading ---------------------------------------------------------
     @property
     def has_data(self) -> bool:
+        """A folder is loaded and embedded."""
         return self.emb is not None
 
     @property
     def has_clusters(self) -> bool:
+        """A clustering exists for the loaded folder."""
         return self.emb is not None and self.clustered is not None and self.labels is not None
 
     @property
     def n_images(self) -> int:
+        """Images in the loaded folder (0 when none)."""
         return 0 if self.emb is None else int(self.emb.n)
 
     @property
@@ -87,15 +90,18 @@ class AppState:
 
     @property
     def resolved_cache_dir(self) -> Path:
+        """The cache root this session uses."""
         from vlexplore.config import default_cache_dir
 
         return Path(self.cache_dir) if self.cache_dir is not None else default_cache_dir()
 
     @property
     def noise_name(self) -> str:
+        """The display name of the noise / other cluster."""
         return self.names.get(edit.NOISE, "other")
 
     def name(self, cid: int) -> str:
+        """The display name of cluster ``cid``."""
         return edit.display_name(self.names, int(cid))
 
     def order(self) -> list[int]:
@@ -103,10 +109,12 @@ class AppState:
         return [] if self.labels is None else self.cached("order", lambda: edit.cluster_order(self.labels))
 
     def sizes(self) -> dict[int, int]:
+        """Cluster id → number of images (cached per edit)."""
         return {} if self.labels is None else self.cached("sizes", lambda: edit.cluster_sizes(self.labels))
 
     @property
     def n_clusters(self) -> int:
+        """Clusters, not counting noise / other."""
         return len([c for c in self.sizes() if c != edit.NOISE])
 
     def cached(self, name: str, compute: Callable[[], T]) -> T:
@@ -146,9 +154,11 @@ class AppState:
         self.version += 1
 
     def say(self, kind: str, text: str) -> None:
+        """Queue a message (``kind``: success, info, warning, error) for the next render."""
         self.flash.append((kind, text))
 
     def set_selection(self, indices) -> None:
+        """Select the images ``indices`` (sorted, unique)."""
         self.selection = np.unique(np.asarray(list(indices), dtype=np.int64))
 
     def _reset_edits(self) -> None:

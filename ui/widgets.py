@@ -1,6 +1,7 @@
 """Reusable pieces of the pages: thumbnail grid, pager, selection actions, cluster chips.
 
-Progress bars, error banners and flash messages are :mod:`ui.feedback`'s."""
+Progress bars, error banners and flash messages are :mod:`ui.feedback`'s.
+"""
 
 from __future__ import annotations
 
@@ -65,6 +66,7 @@ def chip(colour: str, text: str, *, bold: bool = True) -> str:
 
 
 def cluster_colours(state: AppState) -> dict[int, str]:
+    """Cluster id → colour, stable for this clustering."""
     return state.cached("colours", lambda: plots.cluster_colours(state.order()))
 
 
@@ -86,6 +88,12 @@ def thumbnail_path(state: AppState, index: int) -> Path:
 
 
 def _short(relpath: str, limit: int = 28) -> str:
+    name = relpath.rsplit("/", 1)[-1]
+    return name if len(name) <= limit else name[: limit - 1] + "…"
+
+
+def short_file_name(relpath: str, limit: int) -> str:
+    """The file name of ``relpath``, cut to ``limit`` characters with an ellipsis."""
     name = relpath.rsplit("/", 1)[-1]
     return name if len(name) <= limit else name[: limit - 1] + "…"
 

@@ -1,5 +1,8 @@
-"""Clusters: one card per cluster — name, size, keywords, representative thumbnails (nearest to the
-centre first, paged); rename, merge, and move selected images between clusters."""
+"""Clusters.
+
+One card per cluster — name, size, keywords, representative thumbnails (nearest to the centre first, paged);
+rename, merge, and move selected images between clusters.
+"""
 
 from __future__ import annotations
 

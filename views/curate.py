@@ -1,6 +1,9 @@
-"""Curate: duplicate groups (identical files and near-identical images, one marked to keep), outliers
-(the most isolated images first), uncertain images of the clustering, and every prompt's clustering of
-a prompt-guided run side by side with their AMI matrix."""
+"""Curate.
+
+Duplicate groups (identical files and near-identical images, one marked to keep), outliers (the most isolated
+images first), uncertain images of the clustering, and every prompt's clustering of a prompt-guided run side
+by side with their AMI matrix.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,15 @@ import streamlit as st
 
 from ui import curation, state
 from ui.feedback import md_escape, show_flash
-from ui.widgets import chip, cluster_colours, pager, require_clusters, selection_actions, thumbnail_grid
+from ui.widgets import (
+    chip,
+    cluster_colours,
+    pager,
+    require_clusters,
+    selection_actions,
+    short_file_name,
+    thumbnail_grid,
+)
 from vlexplore import edit
 from vlexplore.curate import DEFAULT_THRESHOLD
 from vlexplore.export import csv_bytes
@@ -27,9 +38,9 @@ view = st.radio("View", VIEWS, horizontal=True, key="curate-view", label_visibil
 relpaths = s.emb.collection.items["relpath"]
 
 
-def short(i: int, limit: int = 22) -> str:
-    name = relpaths.iat[int(i)].rsplit("/", 1)[-1]
-    return name if len(name) <= limit else name[: limit - 1] + "…"
+def short(i: int) -> str:
+    """Image ``i``'s file name, cut to fit under a thumbnail."""
+    return short_file_name(relpaths.iat[int(i)], 22)
 
 
 if view == "Duplicates":

@@ -1,5 +1,8 @@
-"""Evaluate: against the sub-folder labels when there are any (ACC/NMI/ARI, confusion, purity),
-label-free scores otherwise. Scores follow the hand edits."""
+"""Evaluate.
+
+Against the sub-folder labels when there are any (ACC/NMI/ARI, confusion, purity), label-free scores
+otherwise. Scores follow the hand edits.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ table = actions.confusion(s)
 
 
 def fmt(value, digits: int = 3) -> str:
+    """A score with ``digits`` decimals, or a dash when missing."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     return f"{value:.{digits}f}"

@@ -39,6 +39,7 @@ CAPTIONERS = {
 
 
 def model_label(name: str) -> str:
+    """The label the model picker shows for registry name ``name``."""
     if name == OTHER:
         return "other: an open_clip ARCH/TAG, hf-hub:org/name, a checkpoint file or a model directory…"
     return MODEL_LABELS.get(name) or f"{name} — {MODELS[name].description}"

@@ -32,6 +32,7 @@ if webgl_map.use_webgl():  # every point, thumbnails on hover, lasso/box/click: 
 else:  # the plotly map (a random sample above 200,000 points)
 
     def build() -> plots.MapFigure:
+        """The plotly figure of the current layout and clustering."""
         hover = None
         if (
             s.n_images <= plots.MAX_HOVER_POINTS
@@ -63,9 +64,9 @@ else:  # the plotly map (a random sample above 200,000 points)
     points = list(event.selection.points) if event is not None and event.selection else []
     signature = (chart_key, tuple((p.get("curve_number"), p.get("point_index")) for p in points))
     previous = st.session_state.get("map_signature")
-    if previous is not None and previous[0] == chart_key and previous != signature:
-        s.set_selection(fig.indices(points))
-    elif (previous is None or previous[0] != chart_key) and points:
+    if (previous is not None and previous[0] == chart_key and previous != signature) or (
+        (previous is None or previous[0] != chart_key) and points
+    ):
         s.set_selection(fig.indices(points))
     st.session_state["map_signature"] = signature
 

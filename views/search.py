@@ -1,5 +1,8 @@
-"""Search: find images by a text or an example image (or "more like this" from a grid) in the joint space
-of the current model; a ranked grid with scores, the hits on the map, the hits as a new cluster."""
+"""Search.
+
+Find images by a text or an example image (or "more like this" from a grid) in the joint space of the current
+model; a ranked grid with scores, the hits on the map, the hits as a new cluster.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import streamlit as st
 
 from ui import search, state
 from ui.feedback import md_escape, show_flash
-from ui.widgets import require_clusters, thumbnail_grid
+from ui.widgets import require_clusters, short_file_name, thumbnail_grid
 
 s = state.get()
 require_clusters(s)
@@ -69,9 +72,9 @@ with st.container(border=True):
 relpaths = s.emb.collection.items["relpath"]
 
 
-def short(i: int, limit: int = 20) -> str:
-    name = relpaths.iat[int(i)].rsplit("/", 1)[-1]
-    return name if len(name) <= limit else name[: limit - 1] + "…"
+def short(i: int) -> str:
+    """Image ``i``'s file name, cut to fit under a thumbnail."""
+    return short_file_name(relpaths.iat[int(i)], 20)
 
 
 captions = {

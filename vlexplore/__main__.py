@@ -1,3 +1,5 @@
+"""``python -m vlexplore``: the command line (see :mod:`vlexplore.cli`)."""
+
 import sys
 
 from .cli import main

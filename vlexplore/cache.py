@@ -209,7 +209,7 @@ class ShardStore:
         )
 
     def contains(self, keys: Sequence[str]) -> np.ndarray:
-        """bool ``(n,)``: which ``keys`` some readable shard holds (only key columns are read)."""
+        """Bool ``(n,)``: which ``keys`` some readable shard holds (only key columns are read)."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -261,9 +261,12 @@ class ShardStore:
     def append_best_effort(
         self, keys: Sequence[str], columns: Mapping[str, np.ndarray | Sequence[str]]
     ) -> bool:
-        """:meth:`append`, but a cache that cannot be written (read-only, full) only warns
+        """:meth:`append`.
+
+        But a cache that cannot be written (read-only, full) only warns
         (:class:`~vlexplore.errors.CacheWriteWarning`) and returns ``False``: the caller keeps the values in
-        memory. For derived caches (noun and sentence embeddings) that can always be computed again."""
+        memory. For derived caches (noun and sentence embeddings) that can always be computed again.
+        """
         try:
             self.append(keys, columns)
             return True

@@ -106,6 +106,7 @@ def _print_prompt_ranking(info: Mapping[str, Any]) -> None:
 
 
 def cmd_scan(a: argparse.Namespace) -> int:
+    """``scan``: list the folder's images, sub-folder labels and skipped files."""
     from .pipeline import scan
 
     col = scan(a.folder, cache_dir=a.cache_dir, captions=a.captions)
@@ -125,6 +126,7 @@ def cmd_scan(a: argparse.Namespace) -> int:
 
 
 def cmd_embed(a: argparse.Namespace) -> int:
+    """``embed``: compute (or read from the cache) the folder's embeddings."""
     from .pipeline import embed, scan
 
     if a.export is not None and a.export.suffix.lower() != ".parquet":  # refused before any work
@@ -218,6 +220,7 @@ def _captioner(a: argparse.Namespace):
 
 
 def cmd_cluster(a: argparse.Namespace) -> int:
+    """``cluster``: embed, cluster, name and write the labelled table."""
     from .encode import parse_prompts
     from .options import option_names
     from .pipeline import cluster_embedded, embed, scan, to_dataframe
@@ -336,6 +339,7 @@ def _out_exists(a: argparse.Namespace) -> bool:
 
 
 def cmd_search(a: argparse.Namespace) -> int:
+    """``search``: rank the folder's images by a text or an example image."""
     from .errors import ConfigError
     from .search import search_images
 
@@ -363,6 +367,7 @@ def cmd_search(a: argparse.Namespace) -> int:
 
 
 def cmd_duplicates(a: argparse.Namespace) -> int:
+    """``duplicates``: exact and near-duplicate groups."""
     from .curate import duplicates
 
     if _out_exists(a):
@@ -381,6 +386,7 @@ def cmd_duplicates(a: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
     args = build_parser().parse_args(argv)
     if args.command in ("embed", "cluster"):  # the commands that may load captioners and sentence models
         quiet_model_loading()

@@ -47,6 +47,7 @@ def _add_encode_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m vlexplore`` argument parser and its sub-commands."""
     parser = argparse.ArgumentParser(
         prog="python -m vlexplore",
         description="Explore an image folder with vision-language models: embed, cluster, name, map, export.",

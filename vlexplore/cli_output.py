@@ -7,6 +7,7 @@ import sys
 
 
 def tqdm_progress(desc: str):
+    """A progress callback that draws a tqdm bar labelled ``desc`` (none when every item was cached)."""
     from tqdm import tqdm
 
     bar = None

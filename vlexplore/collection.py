@@ -164,7 +164,7 @@ def _skipped_frame(rows: list[tuple[str, str]]) -> pd.DataFrame:
 
 
 def _printable(text: str) -> str:
-    """``text`` as valid UTF-8: the bytes of a non-UTF-8 file name (surrogate escapes) shown as ``\\xNN``."""
+    r"""``text`` as valid UTF-8: the bytes of a non-UTF-8 file name (surrogate escapes) shown as ``\xNN``."""
     try:
         text.encode("utf-8")
         return text

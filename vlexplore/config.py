@@ -54,6 +54,7 @@ class EncodeConfig:
 
     @property
     def resolved_cache_dir(self) -> Path:
+        """The cache root: ``cache_dir``, else :func:`default_cache_dir`."""
         return Path(self.cache_dir) if self.cache_dir is not None else default_cache_dir()
 
 
@@ -145,4 +146,5 @@ class ClusterConfig:
             raise ConfigError('method "prototypes" needs at least one text prototype, e.g. "dog, cat, car"')
 
     def to_dict(self) -> dict:
+        """The settings as plain data (for provenance and cache keys)."""
         return asdict(self)

@@ -79,6 +79,7 @@ class EncoderRecipe:
     cache_dir: str | None = None
 
     def __call__(self):
+        """Build the encoder on the actor."""
         from .models.registry import load_encoder
 
         return load_encoder(
@@ -97,6 +98,7 @@ class RayPlan:
 
     @property
     def device(self) -> str:
+        """Where each actor runs its model."""
         return "cuda" if self.gpus_per_actor > 0 else "cpu"
 
 
@@ -109,7 +111,7 @@ def ray_module():
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     try:
         import ray
-        import ray.data  # noqa: F401
+        import ray.data
     except ImportError as exc:
         raise RayUnavailableError(
             'the ray engine needs Ray Data: pip install "ray[data]" (or use --engine local)'
@@ -118,9 +120,12 @@ def ray_module():
 
 
 def shutdown(ray) -> None:
-    """``ray.shutdown()``, then put back the ``print`` Ray swapped into :mod:`builtins` (its log
-    deduplication): left in place, numba cannot compile functions that print (UMAP's and pynndescent's
-    kernels fail with "Untyped global name 'print'"), so a map after a Ray run would break."""
+    """``ray.shutdown()``.
+
+    Then put back the ``print`` Ray swapped into :mod:`builtins` (its log deduplication): left in place, numba
+    cannot compile functions that print (UMAP's and pynndescent's kernels fail with "Untyped global name
+    'print'"), so a map after a Ray run would break.
+    """
     import builtins
 
     ray.shutdown()
@@ -153,8 +158,11 @@ def connect(address: str | None = None, *, num_cpus: int | None = None):
 
 @contextmanager
 def ray_session(address: str | None = None) -> Iterator[Any]:
-    """``ray``, joined or started (see :func:`connect`) with Ray Data's own progress output off, and shut
-    down again on the way out when this call started it."""
+    """``ray``.
+
+    Joined or started (see :func:`connect`) with Ray Data's own progress output off, and shut down again on
+    the way out when this call started it.
+    """
     ray = ray_module()
     started = connect(address)
     try:
@@ -166,8 +174,11 @@ def ray_session(address: str | None = None) -> Iterator[Any]:
 
 
 def run_task(ray, fn: Callable, *args):
-    """``fn(*args)`` as one small Ray task; a library error raised there (a misspelt model, weights that
-    cannot be had) is raised here as it is, not wrapped in Ray's traceback."""
+    """``fn(*args)`` as one small Ray task.
+
+    A library error raised there (a misspelt model, weights that cannot be had) is raised here as it is, not
+    wrapped in Ray's traceback.
+    """
     try:
         return ray.get(ray.remote(num_cpus=READ_TASK_CPUS)(fn).remote(*args))
     except ray.exceptions.RayTaskError as exc:
@@ -242,6 +253,7 @@ class _EmbedActor:
             return None, str(exc), exc.lasting, key
 
     def __call__(self, batch: dict) -> dict:
+        """Build the encoder on the actor."""
         import torch
 
         from .encode import INVALID_OUTPUT
@@ -395,7 +407,7 @@ def embed_images_ray(
                     "factory": factory,
                     "views": views,
                     "dims": dims,
-                    "threads": int(round(plan.cpus_per_actor)),
+                    "threads": round(plan.cpus_per_actor),
                 },
                 batch_size=plan.batch_size,
                 batch_format="numpy",

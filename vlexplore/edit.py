@@ -93,7 +93,7 @@ def merge(
     real = [i for i in ids if i != NOISE]
     target = real[0]
     arr[np.isin(arr, ids)] = target
-    out = {c: n for c, n in names.items() if c not in ids or c == target or c == NOISE}
+    out = {c: n for c, n in names.items() if c not in ids or c in (target, NOISE)}
     out[target] = _clean_name(new_name) if new_name else display_name(names, target)
     return arr, prune_names(arr, out), target
 

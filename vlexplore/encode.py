@@ -56,9 +56,10 @@ GPU_BATCH_RANGE = (32, 1024)
 
 
 def default_batch_size(device: str, *, free_bytes: int | None = None) -> int:
-    """Images per forward pass when none is given: on CUDA, a power of two that fills about half the free
-    GPU memory (:data:`GPU_MB_PER_IMAGE` per image, within :data:`GPU_BATCH_RANGE`; 256 when it cannot be
-    read); 64 elsewhere.
+    """Images per forward pass when none is given.
+
+    On CUDA, a power of two that fills about half the free GPU memory (:data:`GPU_MB_PER_IMAGE` per image,
+    within :data:`GPU_BATCH_RANGE`; 256 when it cannot be read); 64 elsewhere.
 
     ``free_bytes``: free GPU memory; ``None`` = ask ``torch.cuda.mem_get_info`` for ``device``.
     """
@@ -293,8 +294,10 @@ def finish_batch(
 
 
 def _bounded_aspect(image: Image.Image, max_aspect: int = MAX_ASPECT) -> Image.Image:
-    """``image`` itself, or when one side is over ``max_aspect`` times the other, the image shrunk to at
-    most ``8 × DECODE_MAX_SIDE`` (4096) pixels long and centred on a white band of ratio ``max_aspect : 1``.
+    """``image`` itself.
+
+    Or when one side is over ``max_aspect`` times the other, the image shrunk to at most ``8 ×
+    DECODE_MAX_SIDE`` (4096) pixels long and centred on a white band of ratio ``max_aspect : 1``.
 
     Keeps every preprocessing transform bounded (see :data:`MAX_ASPECT`); ordinary photos and panoramas
     up to ``max_aspect : 1`` are untouched.
@@ -353,7 +356,7 @@ def _check_output(out, views: tuple[str, ...], n: int, model_id: str) -> dict[st
 
 
 def _damaged_rows(cached: dict[str, np.ndarray], views: tuple[str, ...]) -> np.ndarray:
-    """bool ``(n_found,)``: cached rows that cannot be what :func:`embed_images` stored (finite, unit or zero length)."""
+    """Bool ``(n_found,)``: cached rows that cannot be what :func:`embed_images` stored (finite, unit or zero length)."""
     n = len(next(iter(cached.values()))) if views else 0
     bad = np.zeros(n, dtype=bool)
     step = 16_384  # rows at a time: the float64 copy stays small

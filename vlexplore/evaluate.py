@@ -63,7 +63,8 @@ def evaluate_labels(y_true, y_pred) -> dict:
     """Label-based scores of a clustering.
 
     Args:
-        y_true: ``(n,)`` class labels. y_pred: ``(n,)`` int cluster ids, ``-1`` = noise.
+        y_true: ``(n,)`` class labels.
+        y_pred: ``(n,)`` int cluster ids, ``-1`` = noise.
 
     Returns:
         ``{"acc", "nmi", "ari"}`` floats in ``[0, 1]`` (ARI may be negative),
@@ -76,7 +77,7 @@ def evaluate_labels(y_true, y_pred) -> dict:
         "acc": clustering_accuracy(y_true, y_pred),
         "nmi": float(normalized_mutual_info_score(y_true, y_pred)),
         "ari": float(adjusted_rand_score(y_true, y_pred)),
-        "n_clusters": int(len(np.unique(y_pred[y_pred != -1]))),
+        "n_clusters": len(np.unique(y_pred[y_pred != -1])),
         "noise_share": float(np.mean(y_pred == -1)),
     }
 
@@ -89,8 +90,10 @@ def label_free_scores(X, labels, *, sample_size: int = 5000, seed: int = 0) -> d
     are linear and use every non-noise point.
 
     Args:
-        X: ``(n, d)`` vectors. labels: ``(n,)`` int cluster ids, ``-1`` = noise (left out).
-        sample_size: most points for the silhouette. seed: random state of the sample.
+        X: ``(n, d)`` vectors.
+        labels: ``(n,)`` int cluster ids, ``-1`` = noise (left out).
+        sample_size: most points for the silhouette.
+        seed: random state of the sample.
 
     Returns:
         ``{"silhouette", "davies_bouldin", "calinski_harabasz"}``; NaN when fewer than two
@@ -128,7 +131,8 @@ def confusion_table(y_true, y_pred) -> pd.DataFrame:
     """Counts of each class in each cluster.
 
     Args:
-        y_true: ``(n,)`` class labels. y_pred: ``(n,)`` int cluster ids, ``-1`` = noise.
+        y_true: ``(n,)`` class labels.
+        y_pred: ``(n,)`` int cluster ids, ``-1`` = noise.
 
     Returns:
         DataFrame with one row per class (sorted; index named ``class``) and one column per

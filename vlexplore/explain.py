@@ -92,8 +92,11 @@ def _vectorizer(ngram_range: tuple[int, int], extra_stop_words: Iterable[str], *
 
 
 def _ranked(row, lengths: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Column ids of a sparse row with positive values, best first; ties by column id (= alphabetical),
-    or, given the terms' ``lengths`` in words, first the longer term (a phrase before its words)."""
+    """Column ids of a sparse row with positive values, best first.
+
+    Ties by column id (= alphabetical), or, given the terms' ``lengths`` in words, first the longer term (a
+    phrase before its words).
+    """
     cols, vals = row.indices, row.data
     keep = vals > 0
     cols, vals = cols[keep], vals[keep]
@@ -250,8 +253,11 @@ def ctfidf_keywords(
     class. Lists are not forced to be unique.
 
     Args:
-        texts: ``n`` captions. labels: ``(n,)`` int cluster ids. top_n: most keywords per cluster.
-        ngram_range, extra_stop_words: as for :func:`cluster_keywords`.
+        texts: ``n`` captions.
+        labels: ``(n,)`` int cluster ids.
+        top_n: most keywords per cluster.
+        ngram_range: word n-gram lengths counted, as for :func:`cluster_keywords`.
+        extra_stop_words: words never counted, as for :func:`cluster_keywords`.
 
     Returns:
         Cluster id → keywords, highest weight first (ties alphabetical); ``[]`` when none.
@@ -334,7 +340,8 @@ def representatives(X, labels) -> dict[int, np.ndarray]:
     """Each cluster's member indices, the one nearest (cosine) to the cluster mean first.
 
     Args:
-        X: ``(n, d)`` vectors. labels: ``(n,)`` int cluster ids (``-1`` included like any id).
+        X: ``(n, d)`` vectors.
+        labels: ``(n,)`` int cluster ids (``-1`` included like any id).
 
     Returns:
         Cluster id → ``int64 (n_c,)`` row indices into ``X`` (ties by index).

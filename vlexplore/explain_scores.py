@@ -1,5 +1,8 @@
-"""How good are a clustering's keywords? Against folder names (hits after a one-to-one matching) and without
-labels (coverage, distinctiveness), as Stephan et al. (2024) score explanations."""
+"""How good are a clustering's keywords?
+
+Against folder names (hits after a one-to-one matching) and without labels (coverage, distinctiveness), as
+Stephan et al. (2024) score explanations.
+"""
 
 from __future__ import annotations
 
@@ -49,8 +52,11 @@ def explanation_scores(
 
     Args:
         keywords: cluster id → keywords (e.g. :func:`vlexplore.explain.cluster_keywords`).
-        labels: ``(n,)`` int cluster ids. y_true: ``(n,)`` classes. class_names: class → display
-            name (mapping or sequence indexed by class). texts: ``n`` texts the keywords came from.
+        labels: ``(n,)`` int cluster ids.
+        y_true: ``(n,)`` classes.
+        class_names: class → display
+            name (mapping or sequence indexed by class).
+        texts: ``n`` texts the keywords came from.
         sentence_embedder: has ``encode(texts) -> (m, d)`` L2-normalised.
 
     Returns:

@@ -256,8 +256,10 @@ def write_embeddings(
     captions=None,
     overwrite: bool = False,
 ) -> Path:
-    """Write one Parquet file with a row per image: ``path``, ``fingerprint``, ``folder_label``, optional
-    ``caption``, and one ``fixed_size_list<float32>[d]`` column per view (``emb_image``, ``emb_joint``…).
+    """Write one Parquet file with a row per image.
+
+    Columns: ``path``, ``fingerprint``, ``folder_label``, optional ``caption``, and one ``fixed_size_list<float32>[d]``
+    column per view (``emb_image``, ``emb_joint``…).
 
     The file reads directly in pandas (``pd.read_parquet``), DuckDB (``SELECT * FROM 'file.parquet'``),
     Ray (``ray.data.read_parquet``) or Arrow; ``model_id`` is stored in the schema metadata.

@@ -12,14 +12,17 @@ from typing import IO
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike, *, overwrite: bool = True, durable: bool = True) -> Iterator[str]:
-    """Write ``target`` in one step, for writers that want a file name (pandas, pyarrow): yield the name of
-    a new, empty temp file beside it; when the block ends it is (fsynced and) renamed into place.
+    """Write ``target`` in one step, for writers that want a file name (pandas, pyarrow).
+
+    Yield the name of a new, empty temp file beside it; when the block ends it is (fsynced and) renamed into
+    place.
 
     A reader sees the old file or the finished new one, never half a file; when the block raises,
     the temp file is removed and ``target`` is untouched. The temp name (``.<name>-<random>.tmp``)
     fits the 255-byte name limit even when ``target``'s name nearly does.
 
     Args:
+        target: the file to write.
         overwrite: replace an existing ``target``. With ``False`` the finished file is hard-linked into
             place, which fails when ``target`` appeared meanwhile (no check-then-write race); file systems
             without hard links fall back to a last check and a rename.
@@ -54,20 +57,26 @@ def atomic_writer(
     """Write ``target`` in one step (see :func:`atomic_path`): yield an open temp file beside it.
 
     Args:
+        target: the file to write.
         mode: ``"wb"`` or ``"w"`` (text; give ``encoding``, and ``newline=""`` to write line ends as they are).
-        overwrite, durable: as for :func:`atomic_path`.
+        overwrite: as for :func:`atomic_path`.
+        durable: as for :func:`atomic_path`.
+        encoding: the text encoding (text mode only).
+        newline: as for :func:`open` (text mode only).
 
     Raises:
         FileExistsError: ``overwrite`` is false and ``target`` exists.
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_writer writes new files: mode 'w' or 'wb', not {mode!r}")
-    with atomic_path(target, overwrite=overwrite, durable=False) as tmp:
-        with open(tmp, mode, encoding=encoding, newline=newline) as fh:
-            yield fh
-            fh.flush()
-            if durable:
-                os.fsync(fh.fileno())
+    with (
+        atomic_path(target, overwrite=overwrite, durable=False) as tmp,
+        open(tmp, mode, encoding=encoding, newline=newline) as fh,
+    ):
+        yield fh
+        fh.flush()
+        if durable:
+            os.fsync(fh.fileno())
 
 
 def _place(tmp: str, target: Path, *, overwrite: bool) -> None:

@@ -104,10 +104,11 @@ def ancestors(word: str) -> list[str]:
 
 
 def shared_ancestors(words: list[str], *, coverage: float = COVERAGE) -> list[tuple[str, float]]:
-    """Every non-abstract ancestor that at least two of ``words`` and at least ``coverage`` of them share,
-    as ``(name, share)``, best first: the most shared, then the nearest (smallest mean distance, i.e. rank
-    in each word's ancestor list, over the words that have it), so "bird" names five birds rather than
-    "animal", and "game bird" names three game birds and a stork only when nothing covers more.
+    """Every non-abstract ancestor that at least two of ``words`` and at least ``coverage`` of them share.
+
+    As ``(name, share)``, best first: the most shared, then the nearest (smallest mean distance, i.e. rank in
+    each word's ancestor list, over the words that have it), so "bird" names five birds rather than "animal",
+    and "game bird" names three game birds and a stork only when nothing covers more.
     """
     chains = [ancestors(w) for w in words]
     known = [c for c in chains if c]
@@ -144,11 +145,13 @@ def general_names(
     the bears, then "ungulate" rather than "animal" to the antelopes), or keeps its specific name.
 
     Args:
-        names, keywords: cluster id → specific name and its keywords (noise ``-1`` is left alone).
+        names: cluster id → specific name (noise ``-1`` is left alone).
+        keywords: cluster id → its keywords.
         fixed: clusters whose names stay (prototype prompts).
         ranked: cluster id → its best words by score, best first (``ClusterNaming.top_words``); the
             ancestors of the name and these are compared. ``None``: the name and its keywords.
-        coverage: see :data:`COVERAGE`. n_keywords: the specific words kept per renamed cluster.
+        coverage: see :data:`COVERAGE`.
+        n_keywords: the specific words kept per renamed cluster.
 
     Returns:
         ``(names, keywords, general)``; ``general`` maps each renamed cluster to its new name.

@@ -163,8 +163,11 @@ def _sniff(head: bytes) -> str:
 
 
 def reason_for(exc: BaseException, head: bytes) -> ImageReadError:
-    """The :class:`ImageReadError` to raise for ``exc``: a short sentence a person understands, and whether
-    the failure belongs to the file's content (``lasting``) or may pass on a later run."""
+    """The :class:`ImageReadError` to raise for ``exc``.
+
+    A short sentence a person understands, and whether the failure belongs to the file's content (``lasting``)
+    or may pass on a later run.
+    """
     if isinstance(exc, ImageReadError):
         return exc
     if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):

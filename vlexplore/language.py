@@ -27,7 +27,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .models.base import l2_normalize
-from .nouns import (  # noqa: F401  (re-exported: the neighbourhood steps belong to this method too)
+from .nouns import (
     RELATION_NORMS,
     auto_temperature,
     confident_for_training,
@@ -134,6 +134,8 @@ class LanguageOptions:
         return opts
 
     def validate(self) -> None:
+        """Raise :class:`ConfigError` for out-of-range options."""
+
         def positive_int(name: str, lo: int = 1) -> None:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < lo:
@@ -263,9 +265,16 @@ def train_centres(
         + anchor · mean_k ‖w_k − w_k⁰‖²             (optional pull towards the initialisation)
 
     Args:
-        Z: ``(n, d)`` unit rows. labels: ``int (n,)`` in ``0..K-1``. mask: ``bool (n,)`` confident rows.
-        init: ``(K, d)`` starting centres. anchor_to: ``(K, d)`` the anchor (default ``init``).
-        temperature, balance, anchor, epochs, lr: see :class:`LanguageOptions`.
+        Z: ``(n, d)`` unit rows.
+        labels: ``int (n,)`` in ``0..K-1``.
+        mask: ``bool (n,)`` confident rows.
+        init: ``(K, d)`` starting centres.
+        anchor_to: ``(K, d)`` the anchor (default ``init``).
+        temperature: the softmax temperature ``T``; see :class:`LanguageOptions`.
+        balance: weight of the balance term.
+        anchor: weight of the pull towards ``anchor_to``.
+        epochs: full-batch Adam steps.
+        lr: Adam's learning rate.
 
     Returns:
         ``centres`` float32 ``(K, d)`` unit rows, and the objective before each step plus after the last
@@ -357,7 +366,7 @@ def relation_representation(emb, cfg) -> Representation:
     info = {**p.info(), "relation_norm": p.opts.relation_norm}
     y = getattr(emb.collection, "labels", None)
     k = min(p.opts.knn, len(C) - 1)
-    if y is not None and 1 <= k and len(C) <= CONSISTENCY_MAX_N:
+    if y is not None and k >= 1 and len(C) <= CONSISTENCY_MAX_N:
         info[f"consistency@{k}"] = {
             "image": neighbourhood_consistency(p.image, y, k),
             "relations": neighbourhood_consistency(C, y, k),
@@ -366,12 +375,14 @@ def relation_representation(emb, cfg) -> Representation:
 
 
 def semantic_centres(emb, cfg) -> Representation:
-    """``centres``: learned semantic centres; returns the labels itself. Initial pseudo-labels: spherical
-    k-means (K = ``cfg.k`` or suggested) on the TAC representation (``init="image"``: the image view).
-    Each centre starts as its cluster's noun mix (the ``n_nouns`` selected nouns its members weigh most),
-    joined in the ``nouns`` space with the cluster's mean image. Then for ``rounds`` rounds: the confident
-    images (:func:`confident_for_training`: fewer neighbours in a small folder; none confident keeps the
-    clusters) train the centres (:func:`train_centres`, warm-started), and the centres re-label all.
+    """``centres``: learned semantic centres; returns the labels itself.
+
+    Initial pseudo-labels: spherical k-means (K = ``cfg.k`` or suggested) on the TAC representation
+    (``init="image"``: the image view). Each centre starts as its cluster's noun mix (the ``n_nouns`` selected
+    nouns its members weigh most), joined in the ``nouns`` space with the cluster's mean image. Then for
+    ``rounds`` rounds: the confident images (:func:`confident_for_training`: fewer neighbours in a small
+    folder; none confident keeps the clusters) train the centres (:func:`train_centres`, warm-started), and
+    the centres re-label all.
 
     ``info``: ``centre_nouns`` / ``init_nouns`` (centre id → nearest nouns of its text part after /
     before training), ``confident`` (bool (n,)), ``rounds`` (per round: confident share, changes,

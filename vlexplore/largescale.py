@@ -72,7 +72,9 @@ def kmeans_at_scale(
 
     Args:
         X: ``(n, d)`` float32 (a memory-mapped array works: it is read block by block).
-        k: clusters. seed: sample and initialisation. n_init: restarts (the lowest inertia wins).
+        k: clusters.
+        seed: sample and initialisation.
+        n_init: restarts (the lowest inertia wins).
         backend: ``faiss``, ``minibatch`` or ``None`` (= :func:`kmeans_backend`).
 
     Returns:

@@ -50,6 +50,7 @@ class MapPoints:
 
     @property
     def n(self) -> int:
+        """Number of points."""
         return len(self.x)
 
 
@@ -85,7 +86,8 @@ def map_points(
     """Positions and colour codes of every point of the map.
 
     Args:
-        coords: ``(n, 2)`` layout; labels: ``(n,)`` cluster ids (``-1`` noise).
+        coords: ``(n, 2)`` layout;
+        labels: ``(n,)`` cluster ids (``-1`` noise).
         colours: cluster id → colour (the app's palette, e.g. ``cluster_colours``); ids missing from it are grey.
         names: cluster id → display name (``"cluster <id>"`` when missing).
         order: cluster ids in display order (default: sorted ids); ids of ``labels`` not in it follow.
@@ -127,8 +129,11 @@ def encode(
     with_points: bool = True,
     extra: Mapping | None = None,
 ) -> bytes:
-    """The binary payload of the map (see the module docstring); ``with_points=False`` sends the header
-    and selection only. ``extra`` adds JSON-serialisable keys to the header (e.g. point size)."""
+    """The binary payload of the map (see the module docstring).
+
+    ``with_points=False`` sends the header and selection only. ``extra`` adds JSON-serialisable keys to the
+    header (e.g. point size).
+    """
     sel = np.asarray(selection, dtype=np.int64).reshape(-1)
     sel = np.unique(sel[(sel >= 0) & (sel < points.n)]).astype("<u4")
     header = {

@@ -101,8 +101,10 @@ def has_text_tower(encoder, views=None) -> bool:
 
 
 def default_vocabulary(encoder) -> str:
-    """The noun bank to name with: ``imagenet`` for an encoder whose joint space is ImageNet's classes (the
-    bundled model, which captions with class labels), else ``wordnet+imagenet``.
+    """The noun bank to name with.
+
+    ``imagenet`` for an encoder whose joint space is ImageNet's classes (the bundled model, which captions
+    with class labels), else ``wordnet+imagenet``.
 
     Through the bundled model's bridge any word becomes a near one-hot pointer to the ImageNet class
     whose text MiniLM finds nearest, however weak the match ("mow" → moped, "tie-in" → bolo tie), and
@@ -113,8 +115,10 @@ def default_vocabulary(encoder) -> str:
 
 
 def naming_templates(encoder) -> tuple[str, ...]:
-    """The encoder's own ``prompt_templates`` when it declares them (the bundled model: ``"{}"``), else
-    :data:`NAMING_TEMPLATES`."""
+    """The encoder's own ``prompt_templates`` when it declares them, else :data:`NAMING_TEMPLATES`.
+
+    The bundled model declares ``"{}"``.
+    """
     return tuple(getattr(encoder, "prompt_templates", NAMING_TEMPLATES)) or ("{}",)
 
 
@@ -264,9 +268,11 @@ def name_clusters(
     Args:
         joint: ``(n, d)`` images in the joint space (any scale; rows are normalised here).
         labels: ``(n,)`` int cluster ids, ``-1`` = noise.
-        words: ``m`` vocabulary entries; word_emb: ``(m, d)`` their unit text embeddings.
+        words: ``m`` vocabulary entries;
+        word_emb: ``(m, d)`` their unit text embeddings.
         n_keywords: keywords per cluster besides its name.
-        score: ``margin`` (default), ``mean-margin`` or ``rank``; contrast: the weight of the other
+        score: ``margin`` (default), ``mean-margin`` or ``rank``;
+        contrast: the weight of the other
             clusters (see :func:`contrastive_scores`).
         fixed: cluster id → a name that is kept (prototype prompts); those clusters still take part in
             the contrast and get keywords, and their names are not given to other clusters.

@@ -110,8 +110,11 @@ def vocabulary(nouns: str | Sequence[str] | None = None, source: str = "wordnet+
 
 
 def resolve_templates(templates: str | Sequence[str] | None, encoder) -> tuple[str, ...]:
-    """``"tac"`` → :data:`TAC_TEMPLATES`; ``"encoder"`` → the encoder's own ``prompt_templates``
-    (else the default prompt templates); a sequence is used as given."""
+    """``"tac"`` → :data:`TAC_TEMPLATES`.
+
+    ``"encoder"`` → the encoder's own ``prompt_templates`` (else the default prompt templates); a sequence is
+    used as given.
+    """
     if templates is None or templates == "tac":
         return TAC_TEMPLATES
     if templates == "encoder":
@@ -249,7 +252,9 @@ def text_counterparts(sims: np.ndarray, noun_emb: np.ndarray, temperature: float
     """TAC's text counterpart of each image: ``softmax(sims / τ) @ nouns``, renormalised.
 
     Args:
-        sims: ``(n, s)`` image–noun cosines; noun_emb: ``(s, d)`` unit rows; temperature: τ > 0.
+        sims: ``(n, s)`` image–noun cosines;
+        noun_emb: ``(s, d)`` unit rows;
+        temperature: τ > 0.
 
     Returns:
         ``float32 (n, d)`` unit rows.
@@ -349,7 +354,9 @@ def neighbourhood_consistency(X: np.ndarray, y, k: int = 10) -> float:
     Ma et al. (2026, Figure 2) compare it between image features and the relation matrix C.
 
     Args:
-        X: ``(n, d)``; y: ``(n,)`` labels (any hashable values); k: neighbours (``< n``).
+        X: ``(n, d)``;
+        y: ``(n,)`` labels (any hashable values);
+        k: neighbours (``< n``).
     """
     return float(_agreement(X, y, k, None)[1].mean())
 
@@ -357,12 +364,16 @@ def neighbourhood_consistency(X: np.ndarray, y, k: int = 10) -> float:
 def confident_mask(
     X: np.ndarray | None, labels, k: int = 10, agree: float = 0.5, *, neighbours: np.ndarray | None = None
 ) -> np.ndarray:
-    """Neighbourhood-consistency filter: an image is confident when at least ``agree`` of its ``k``
-    nearest neighbours (cosine in ``X``) share its label. Noise (``-1``) is never confident.
+    """Neighbourhood-consistency filter.
+
+    An image is confident when at least ``agree`` of its ``k`` nearest neighbours (cosine in ``X``) share its
+    label. Noise (``-1``) is never confident.
 
     Args:
         X: ``(n, d)``, or ``None`` when ``neighbours`` is given.
-        labels: ``int (n,)``. k: neighbours. agree: share in ``(0, 1]``.
+        labels: ``int (n,)``.
+        k: neighbours.
+        agree: share in ``(0, 1]``.
         neighbours: ``int (n, ≥k)`` precomputed :func:`knn_indices` (rounds re-use them: the features
             are frozen, only the labels change).
 
@@ -380,8 +391,10 @@ def confident_mask(
 def confident_for_training(
     labels, neighbours: np.ndarray, k: int, agree: float, n_clusters: int, notes: list[str], round_: int = 0
 ) -> tuple[np.ndarray, int]:
-    """:func:`confident_mask` that adapts to a small folder: when no image is confident on ``k``
-    neighbours, it asks only as many as fit in an average cluster (``n / n_clusters - 1``, at least one).
+    """:func:`confident_mask` that adapts to a small folder.
+
+    When no image is confident on ``k`` neighbours, it asks only as many as fit in an average cluster (``n /
+    n_clusters - 1``, at least one).
 
     Returns:
         The mask and the neighbours used; a plain line is added to ``notes`` for each adaptation (once),

@@ -33,8 +33,9 @@ from .errors import ConfigError
 
 @dataclass(frozen=True)
 class NamingOptions:
-    """How clusters are named from the encoder's vocabulary (see :mod:`vlexplore.naming`); every
-    representation accepts these.
+    """How clusters are named from the encoder's vocabulary (see :mod:`vlexplore.naming`).
+
+    Every representation accepts these.
 
     Attributes:
         naming_words: the user's words added to the vocabulary.

@@ -67,8 +67,9 @@ class _TextTower:
 
 
 def caption_vectors(emb) -> tuple[np.ndarray, np.ndarray]:
-    """``(float32 (n, d_joint) unit caption vectors, bool (n,) has a caption)``; uncaptioned rows hold the
-    image's own ``joint`` vector.
+    """``(float32 (n, d_joint) unit caption vectors, bool (n,) has a caption)``.
+
+    Uncaptioned rows hold the image's own ``joint`` vector.
 
     Raises:
         ConfigError: no joint view or no encoder (a model without a text tower), or no caption at all.

@@ -259,8 +259,11 @@ _MODEL_PATH_FORMS = (
 
 
 def model_path(name: str) -> str | None:
-    """The local file or folder a model id names (``openclip:ARCH:/ckpt.pt``, ``local-dir:DIR``, a plain
-    path…), or ``None`` for registry names, ``ARCH/TAG`` and hub ids. Read from the text alone."""
+    """The local file or folder a model id names, or ``None`` for registry names and hub ids.
+
+    Local forms: ``openclip:ARCH:/ckpt.pt``, ``local-dir:DIR``, a plain path…; not local: registry
+    names, ``ARCH/TAG`` and hub ids. Read from the text alone.
+    """
     text = name.strip()
     for form in _MODEL_PATH_FORMS:
         m = form.match(text)

@@ -59,8 +59,11 @@ def scan(
     captions: str | Path | dict | None = None,
     on_progress: Progress = None,
 ):
-    """Scan ``folder`` recursively (see :func:`vlexplore.collection.scan_folder`; ``cache_dir`` holds its stat
-    index, ``captions`` a caption table or mapping that wins over the folder's own sidecars and tables)."""
+    """Scan ``folder`` recursively (see :func:`vlexplore.collection.scan_folder`).
+
+    ``cache_dir`` holds its stat index; ``captions`` is a caption table or mapping that wins over the folder's
+    own sidecars and tables.
+    """
     from .collection import scan_folder
 
     return scan_folder(folder, cache_dir=cache_dir, captions=captions, on_progress=on_progress)
@@ -113,8 +116,11 @@ def embed(
 def caption_texts(
     res, encoder, *, captioner=None, cache_dir=None, prompt: str | None = None, on_progress: Progress = None
 ) -> list[str]:
-    """Captions for an embedding result: the user's own (:mod:`vlexplore.sidecar`) where an image has one,
-    else label captions from the bundled model's joint view, or a real captioner's (run only on the rest)."""
+    """Captions for an embedding result.
+
+    The user's own (:mod:`vlexplore.sidecar`) where an image has one, else label captions from the bundled
+    model's joint view, or a real captioner's (run only on the rest).
+    """
     from .sidecar import merge_captions
 
     col = res.collection
@@ -257,9 +263,12 @@ def cluster_embedded(
 
 
 def to_dataframe(emb: Embedded, cl: Clustered, *, curation: bool = True) -> pd.DataFrame:
-    """The labelled table: one row per readable image (see :func:`vlexplore.export.to_dataframe`), with
-    ``duplicate_group``, ``outlier_score`` and ``confident`` (:func:`vlexplore.curate.curation_columns`,
-    computed once per ``emb``) unless ``curation=False``."""
+    """The labelled table.
+
+    One row per readable image (see :func:`vlexplore.export.to_dataframe`), with ``duplicate_group``,
+    ``outlier_score`` and ``confident`` (:func:`vlexplore.curate.curation_columns`, computed once per ``emb``)
+    unless ``curation=False``.
+    """
     from .curate import curation_columns
     from .export import DUPLICATE_THRESHOLD, OUTLIER_K
     from .export import to_dataframe as _to_df

@@ -185,6 +185,7 @@ class MapData:
 
     @property
     def members(self) -> list[np.ndarray]:
+        """Each trace's image indices, in trace order."""
         return [t.members for t in self.traces]
 
     def indices(self, points: Sequence[Mapping]) -> np.ndarray:
@@ -219,11 +220,15 @@ def map_data(
     """What the 2-d map draws: one trace per cluster in ``order`` (at most ``MAX_TRACES``, the rest lumped).
 
     Args:
-        coords: ``(n, 2)`` map coordinates; labels: ``(n,)`` cluster ids.
-        names: cluster id → display name; order: ids in legend order; colours: id → colour.
+        coords: ``(n, 2)`` map coordinates;
+        labels: ``(n,)`` cluster ids.
+        names: cluster id → display name;
+        order: ids in legend order;
+        colours: id → colour.
         hover: per image its hover text, or its lines (e.g. from :func:`hover_texts`); raw text, it is
             escaped here. ``None``, or more than ``MAX_HOVER_POINTS`` points shown: hover names the cluster only.
         max_points: draw a seeded random sample of this many points when there are more.
+        seed: random state of that sample.
     """
     coords = np.asarray(coords, dtype=np.float32)
     labels = np.asarray(labels)

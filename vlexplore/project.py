@@ -96,8 +96,10 @@ _numba_save_failed: contextvars.ContextVar[Callable[[OSError], None] | None] = c
 
 
 def _tolerate_numba_cache_errors() -> None:
-    """Once per process: a compiled function that numba cannot save to its disk cache (disk full,
-    folder gone read-only) is kept in memory instead of failing the compile.
+    """Once per process.
+
+    A compiled function that numba cannot save to its disk cache (disk full, folder gone read-only) is kept in
+    memory instead of failing the compile.
 
     numba compiles, keeps the result, then saves it; on Linux an ``OSError`` of that save propagates
     and fails the call — or ``import umap`` itself, whose layout functions compile at import. Here
@@ -148,8 +150,10 @@ def _umap_degrading(X: np.ndarray, on_cache_error: CacheErrorHandler = None, **k
 
 
 def cosine_knn(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """Each row's ``k`` nearest rows by cosine, the row itself first, as UMAP's ``precomputed_knn`` takes
-    them: ``(int64 indices, float32 cosine distances)``, both ``(n, k)``; ``None`` without faiss.
+    """Each row's ``k`` nearest rows by cosine.
+
+    The row itself first, as UMAP's ``precomputed_knn`` takes them: ``(int64 indices, float32 cosine
+    distances)``, both ``(n, k)``; ``None`` without faiss.
 
     faiss: exact inner product on unit rows up to :data:`~vlexplore.largescale.EXACT_KNN_MAX` rows,
     HNSW beyond. No numba is involved, so nothing compiles (pynndescent, UMAP's own search above ~4k

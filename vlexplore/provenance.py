@@ -48,8 +48,11 @@ def _version(dist: str, module: str) -> str | None:
 
 
 def versions(optional: Iterable[tuple[str, str]] = OPTIONAL_PACKAGES) -> dict[str, str]:
-    """Python's and the packages' versions: vlexplore, numpy, scikit-learn, pandas, then each
-    ``(distribution, module)`` of ``optional`` (``"not installed"`` when it is not)."""
+    """Python's and the packages' versions.
+
+    Vlexplore, numpy, scikit-learn, pandas, then each ``(distribution, module)`` of ``optional`` (``"not
+    installed"`` when it is not).
+    """
     import sklearn
 
     from . import __version__
@@ -67,8 +70,11 @@ def versions(optional: Iterable[tuple[str, str]] = OPTIONAL_PACKAGES) -> dict[st
 
 
 def to_jsonable(value):
-    """``value`` made of what JSON holds: dict keys as text, tuples/sets/arrays as lists, numpy scalars as
-    numbers, non-finite floats as ``None``, paths as text, configs (``to_dict``) as dicts, else ``str``."""
+    """``value`` made of what JSON holds.
+
+    Dict keys as text, tuples/sets/arrays as lists, numpy scalars as numbers, non-finite floats as ``None``,
+    paths as text, configs (``to_dict``) as dicts, else ``str``.
+    """
     if isinstance(value, Mapping):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if hasattr(value, "to_dict") and not isinstance(value, type):
@@ -121,8 +127,10 @@ def build_provenance(
     """The record of how a labelled table was made, the same from the CLI, the app and a notebook.
 
     Args:
-        emb: the :class:`vlexplore.Embedded` the table came from; clustered: its :class:`vlexplore.Clustered`.
-        labels, names: the clustering as edited by hand (default: ``clustered``'s own).
+        emb: the :class:`vlexplore.Embedded` the table came from.
+        clustered: its :class:`vlexplore.Clustered`.
+        labels: the cluster ids as edited by hand (default: ``clustered``'s own).
+        names: the cluster names as edited by hand (default: ``clustered``'s own).
         edits: one line per hand edit, in order.
         metrics: the scores to record (default: ``clustered.metrics``; after edits, the edited ones).
         requested_model: the model asked for, when it may differ from the one used (fallback).
@@ -151,7 +159,7 @@ def build_provenance(
         prototypes=list(clustered.prototypes),
         counts={
             "images": int(emb.n),
-            "skipped": int(len(getattr(collection, "skipped", ()))),
+            "skipped": len(getattr(collection, "skipped", ())),
             "clusters": int(sum(1 for c in ids if c != -1)),
         },
         clusters={

@@ -36,6 +36,7 @@ class CaptionerRecipe:
     device: str = "auto"
 
     def __call__(self):
+        """Build the captioner on the actor."""
         from .models.registry import load_captioner
 
         return load_captioner(self.name, device=self.device)
@@ -52,6 +53,7 @@ class _CaptionActor:
         self.prompt = prompt
 
     def __call__(self, batch: dict) -> dict:
+        """Build the captioner on the actor."""
         paths = [str(p) for p in batch["path"]]
         keys, images, errors = [], [], []
         for data in batch["bytes"]:
@@ -115,14 +117,20 @@ def caption_images_ray(
         captioner: a captioner name as the CLI takes it (``blip-base``, a local directory…) or a picklable
             zero-argument callable that builds one on an actor.
         prompt: a question for prompt-guided captions (VQA), or ``None`` for plain captions.
-        device, address, actors, gpus_per_actor: as :func:`vlexplore.distributed.embed_images_ray`.
+        device: as :func:`vlexplore.distributed.embed_images_ray`.
+        cache_dir: the cache root (:func:`vlexplore.config.default_cache_dir` when ``None``).
+        address: the Ray cluster to join, as :func:`vlexplore.distributed.embed_images_ray`.
+        actors: captioning actors, as :func:`vlexplore.distributed.embed_images_ray`.
+        gpus_per_actor: as :func:`vlexplore.distributed.embed_images_ray`.
+        on_progress: called with ``(done, total)`` as batches finish.
         batch_size: images per ``caption_batch`` call on an actor.
 
     Returns:
         ``list[str]`` of ``len(collection)``; ``""`` for images that could not be read.
 
     Raises:
-        RayUnavailableError: Ray is not installed. ConfigError: a bad captioner or resources.
+        RayUnavailableError: Ray is not installed.
+        ConfigError: a bad captioner or resources.
     """
     from .config import default_cache_dir
 
@@ -164,7 +172,7 @@ def caption_images_ray(
                 fn_constructor_kwargs={
                     "factory": factory,
                     "prompt": prompt,
-                    "threads": int(round(plan.cpus_per_actor)),
+                    "threads": round(plan.cpus_per_actor),
                 },
                 batch_size=plan.batch_size,
                 batch_format="numpy",

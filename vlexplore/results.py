@@ -56,6 +56,7 @@ class Embedded:
 
     @property
     def n(self) -> int:
+        """Number of images."""
         return len(self.collection)
 
 

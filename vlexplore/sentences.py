@@ -21,8 +21,10 @@ def _named_embedder(name: str | None):
 
 
 def sentence_embedder(emb, cfg):
-    """``cfg.options["sentence_model"]`` (a sentence-transformers name or folder), else the encoder's
-    own MiniLM (bundled), else the bundled all-MiniLM-L6-v2."""
+    """``cfg.options["sentence_model"]`` (a sentence-transformers name or folder).
+
+    Else the encoder's own MiniLM (bundled), else the bundled all-MiniLM-L6-v2.
+    """
     from .options import textguided_options
 
     name = textguided_options(cfg.options).sentence_model
@@ -32,8 +34,11 @@ def sentence_embedder(emb, cfg):
 
 
 def embed_sentences(texts: Sequence[str], embedder, *, cache_dir: Path | None = None) -> np.ndarray:
-    """``n`` texts → ``float32 (n, d)`` L2-normalised; each distinct text is embedded once, and with a
-    ``cache_dir`` kept on disk under ``<embedder.model_id>:sentences``, keyed by a hash of the text."""
+    """``n`` texts → ``float32 (n, d)`` L2-normalised.
+
+    Each distinct text is embedded once, and with a ``cache_dir`` kept on disk under
+    ``<embedder.model_id>:sentences``, keyed by a hash of the text.
+    """
     texts = ["" if t is None else str(t) for t in texts]
     uniq = list(dict.fromkeys(texts))
     if not uniq:

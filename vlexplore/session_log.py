@@ -1,5 +1,7 @@
-"""The pieces a saved session is made of: compact integer arrays, checksummed journal lines, and the
-edits as plain records replayed through :mod:`vlexplore.edit`.
+"""The pieces a saved session is made of.
+
+Compact integer arrays, checksummed journal lines, and the edits as plain records replayed through
+:mod:`vlexplore.edit`.
 
 An edit record is a small dict, ``{"kind": ..., "log": "<one line for people>", ...arguments}``:
 
@@ -45,8 +47,11 @@ class SessionError(VlexploreError):
 
 
 def pack_ints(values: Iterable[int] | np.ndarray) -> str:
-    """Integers as text: int32 little-endian, zlib-compressed, base64 (a labels array of 100,000
-    images with a few dozen clusters takes tens of kilobytes)."""
+    """Integers as text.
+
+    Int32 little-endian, zlib-compressed, base64 (a labels array of 100,000 images with a few dozen clusters
+    takes tens of kilobytes).
+    """
     arr = np.asarray(values if isinstance(values, np.ndarray) else list(values), dtype="<i4")
     return base64.b64encode(zlib.compress(arr.tobytes(), 6)).decode("ascii")
 
@@ -186,6 +191,7 @@ def replay(
 
 
 def read_config(data: object) -> ClusterConfig:
+    """The saved clustering config as a :class:`ClusterConfig`; :class:`SessionError` when it is not one."""
     if not isinstance(data, Mapping):
         raise SessionError("the saved clustering config is not a record")
     try:
@@ -195,6 +201,7 @@ def read_config(data: object) -> ClusterConfig:
 
 
 def config_dict(cfg: ClusterConfig) -> dict:
+    """``cfg`` as JSON-ready data."""
     from .export import to_jsonable
 
     return to_jsonable(cfg.to_dict())

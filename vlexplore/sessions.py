@@ -151,6 +151,7 @@ class Session:
 
     @property
     def journal(self) -> Path:
+        """The session's edit journal file."""
         return self.directory / JOURNAL
 
     def matches(self, collection) -> bool:
@@ -239,8 +240,11 @@ class Session:
         return tuple(out)
 
     def _catch_up(self) -> None:
-        """Read the session again when someone else wrote to it since this object last did, so an edit
-        goes on top of theirs instead of beside it (sequence numbers would then hide one of the two)."""
+        """Read the session again when someone else wrote to it since this object last did.
+
+        So an edit goes on top of theirs instead of beside it (sequence numbers would then hide one of the
+        two).
+        """
         if self._stamp() == self._seen:
             return
         try:

@@ -17,6 +17,7 @@ KEY = "key"
 
 
 def read_keys(path: Path):
+    """The ``key`` column of shard ``path`` and its vector columns' types."""
     import pyarrow.parquet as pq
 
     pf = pq.ParquetFile(path)
@@ -53,12 +54,14 @@ def iter_rows(path: Path, columns: list[str], rows: np.ndarray):
 
 
 def read_columns(path: Path, columns: list[str] | None):
+    """Shard ``path`` as a pyarrow table (``columns`` only, when given)."""
     import pyarrow.parquet as pq
 
     return pq.read_table(path, columns=columns, memory_map=False)
 
 
 def is_vector(kind) -> bool:
+    """Whether a column type is a fixed-size vector."""
     import pyarrow as pa
 
     return pa.types.is_fixed_size_list(kind)
@@ -66,7 +69,6 @@ def is_vector(kind) -> bool:
 
 def column_values(col):
     """An Arrow column → float32 ``(m, d)`` for fixed-size lists, else ``list[str]``."""
-
     col = col.combine_chunks()
     if is_vector(col.type):
         d = col.type.list_size
@@ -75,12 +77,14 @@ def column_values(col):
 
 
 def empty_like(kind) -> np.ndarray | list[str]:
+    """An empty column of type ``kind``."""
     if is_vector(kind):
         return np.zeros((0, kind.list_size), dtype=np.float32)
     return []
 
 
 def to_table(keys: list[str], columns: Mapping[str, np.ndarray | Sequence[str]]):
+    """A pyarrow table of ``keys`` and ``columns`` (vectors as fixed-size lists)."""
     import pyarrow as pa
 
     arrays, names = [pa.array(keys, type=pa.string())], [KEY]

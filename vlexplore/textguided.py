@@ -159,8 +159,10 @@ def _phrase_analyzer(ngram_range: tuple[int, int] = (1, 2)):
 def tfidf_matrix(
     texts: Sequence[str], *, analyzer=None, max_features: int = TFIDF_MAX_FEATURES, seed: int = 0
 ) -> tuple[np.ndarray, dict]:
-    """``n`` texts → ``(X, info)``: TF-IDF rows, dense ``float32 (n, V)`` L2-normalised, or ``(n, 256)``
-    TruncatedSVD (LSA) when ``n × V`` is large; ``info = {"tfidf_features": V, "svd_dims": 256 | None}``.
+    """``n`` texts → ``(X, info)``.
+
+    ``X``: TF-IDF rows, dense ``float32 (n, V)`` L2-normalised, or ``(n, 256)`` TruncatedSVD (LSA) when ``n × V`` is
+    large; ``info = {"tfidf_features": V, "svd_dims": 256 | None}``.
 
     The default ``analyzer`` gives words and bigrams of stop-word-delimited phrases (as the keywords
     of :mod:`vlexplore.explain` see them). Raises ConfigError when the texts hold no words.
@@ -186,8 +188,10 @@ def tfidf_matrix(
 def extract_keywords(
     texts: Sequence[str], *, max_keywords: int = 5, min_df: int = KEYWORD_MIN_DF, max_words: int = 3
 ) -> list[list[str]]:
-    """Keywords of each text: its phrases (runs of content words that stop words and punctuation end,
-    as in RAKE) of at most ``max_words`` words that occur in ≥ ``min_df`` texts.
+    """Keywords of each text.
+
+    Its phrases (runs of content words that stop words and punctuation end, as in RAKE) of at most
+    ``max_words`` words that occur in ≥ ``min_df`` texts.
 
     Per text, terms are ranked by count in the text, then length, then collection frequency; a term
     whose words are all in a keyword already chosen is skipped ("letter opener" makes "opener" redundant).
@@ -214,7 +218,7 @@ def extract_keywords(
 
 
 def _keyword_analyzer(text: str) -> list[str]:
-    """ "letter opener; vest" → each keyword and its words: ["letter opener", "letter", "opener", "vest"]."""
+    """Split "letter opener; vest" into each keyword and its words: ["letter opener", "letter", "opener", "vest"]."""
     out: list[str] = []
     for kw in (k.strip() for k in text.split(";")):
         if kw:
@@ -228,8 +232,10 @@ def _keyword_analyzer(text: str) -> list[str]:
 
 
 def caption_tfidf(emb, cfg) -> Representation:
-    """Captions → TF-IDF (≤ 6,000 terms, stop words removed) → ``float32 (n, V)`` rows L2-normalised
-    (``(n, 256)`` LSA when ``n × V`` is large; ``info["svd_dims"]`` says so)."""
+    """Captions → TF-IDF (≤ 6,000 terms, stop words removed) → L2-normalised ``float32 (n, V)`` rows.
+
+    ``(n, 256)`` LSA when ``n × V`` is large; ``info["svd_dims"]`` says so.
+    """
     texts, source = image_captions(emb, cfg)
     x, info = tfidf_matrix(texts, seed=cfg.seed)
     return Representation(X=x, texts=texts, info={"text_source": source, **info})
@@ -285,7 +291,10 @@ def offline_answers(
 
     Args:
         joint: ``(n, 1000)`` the bundled ``joint`` view (centred, L2-normalised logits).
-        encoder: the bundled encoder. weight: 0 = ignore the question (plain label captions).
+        question: the question put to every image.
+        encoder: the bundled encoder.
+        top: classes in each answer.
+        weight: 0 = ignore the question (plain label captions).
 
     Returns:
         ``n`` answers.
@@ -327,7 +336,10 @@ def rank_prompts(spaces: Mapping[str, np.ndarray], *, k: int, seed: int = 0, sam
     better), then silhouette (cosine, seeded sample; higher better).
 
     Args:
-        spaces: prompt → ``(n, d)`` vectors, all the same shape. k: clusters per prompt.
+        spaces: prompt → ``(n, d)`` vectors, all the same shape.
+        k: clusters per prompt.
+        seed: random state of k-means and of the silhouette sample.
+        sample_size: most points for the silhouette.
 
     Returns:
         ``{"table": [{"prompt", "rank", "inertia", "silhouette", "n_distinct", "degenerate"}] (best
@@ -369,7 +381,7 @@ def rank_prompts(spaces: Mapping[str, np.ndarray], *, k: int, seed: int = 0, sam
                 "prompt": p,
                 "inertia": inertia,
                 "silhouette": sil,
-                "n_distinct": int(len(uniq)),
+                "n_distinct": len(uniq),
                 "degenerate": bool(len(uniq) < k),
             }
         )
@@ -386,8 +398,10 @@ def rank_prompts(spaces: Mapping[str, np.ndarray], *, k: int, seed: int = 0, sam
 
 
 def prompt_guided(emb, cfg) -> Representation:
-    """Prompt-guided clustering: one clustering per question in ``cfg.questions`` (default
-    :data:`DEFAULT_QUESTIONS`), the best by k-means loss kept.
+    """Prompt-guided clustering.
+
+    One clustering per question in ``cfg.questions`` (default :data:`DEFAULT_QUESTIONS`), the best by k-means
+    loss kept.
 
     Answers come from a VQA-capable captioner (``cfg.options["captioner"]``: ``blip-vqa-base``,
     ``blip2-opt-2.7b``, ``git-base``…) or, offline, from :func:`offline_answers` (not a real VQA

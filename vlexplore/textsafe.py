@@ -1,6 +1,6 @@
-"""Untrusted text (file names, folder names, captions, cluster names) made safe to print on a terminal.
+r"""Untrusted text (file names, folder names, captions, cluster names) made safe to print on a terminal.
 
-A file name may hold ESC sequences (``\\x1b]0;title\\x07`` retitles the window, ``\\x1b[2K`` wipes
+A file name may hold ESC sequences (``\x1b]0;title\x07`` retitles the window, ``\x1b[2K`` wipes
 the line), carriage returns or newlines, which let it overwrite or forge lines of a report.
 :func:`printable` escapes them; ordinary Unicode (accents, CJK, emoji) is kept.
 """
@@ -27,6 +27,9 @@ def _escape(match: re.Match) -> str:
 
 
 def printable(text: object) -> str:
-    """``str(text)`` with control characters escaped: ``\\n``, ``\\r``, ``\\t``, else ``\\xNN`` /
-    ``\\uNNNN`` (ESC → ``\\x1b``, DEL → ``\\x7f``, U+202E → ``\\u202e``); everything else unchanged."""
+    r"""``str(text)`` with control characters escaped.
+
+    As ``\n``, ``\r``, ``\t``, else ``\xNN`` / ``\uNNNN`` (ESC → ``\x1b``, DEL → ``\x7f``, U+202E →
+    ``\u202e``); everything else unchanged.
+    """
     return _UNSAFE.sub(_escape, str(text))

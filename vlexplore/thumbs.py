@@ -35,14 +35,17 @@ def thumbnail(
     Args:
         collection_or_path: a :class:`~vlexplore.collection.Collection` (then ``relpath_or_none`` names the
             item) or an image path.
+        relpath_or_none: the item's relative path when a collection is given.
+        size: the longest side in pixels.
         cache_dir: the cache root (:func:`vlexplore.config.default_cache_dir` when ``None``).
 
     Returns:
         ``cache_dir/thumbs/<content key>-<size>.jpg``, written once (atomically), then reused.
 
     Raises:
-        ConfigError: bad ``size`` or unknown relpath. ImageReadError: undecodable image, or a file that
-        changed or left the folder since the scan. CacheError: write failed.
+        ConfigError: bad ``size`` or unknown relpath.
+        ImageReadError: undecodable image, or a file that changed or left the folder since the scan.
+        CacheError: write failed.
     """
     if not isinstance(size, int) or size < 1:
         raise ConfigError(f"thumbnail size must be a positive number of pixels, got {size!r}")

@@ -49,12 +49,14 @@ def check_k(k: int, n: int | None) -> int:
 
 
 def check_prototypes(P, name: str = "prototype_embeddings") -> np.ndarray:
+    """Prototype embeddings as L2-normalised float32 rows; a clear error when empty."""
     if P is None or np.size(P) == 0:
         raise ConfigError(f"{name} is empty; give at least one text prototype, e.g. 'dog, cat, car'")
     return l2_normalize(check_matrix(P, name))
 
 
 def check_joint(joint, n: int, d_prototypes: int) -> np.ndarray:
+    """The joint view checked against ``n`` images and the prototypes' width."""
     J = check_matrix(joint, "joint")
     if len(J) != n:
         raise ConfigError(f"joint has {len(J)} rows but X has {n}; they must describe the same images")

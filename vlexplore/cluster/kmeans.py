@@ -63,8 +63,11 @@ def default_backend(n: int) -> str:
 
 @dataclass
 class KMeansFit:
-    """What :func:`kmeans` returns: ``labels int64 (n,)``, ``centres float32 (k, d)``, the loss
-    (weighted squared distance of every row to its centre), the backend and the restarts used."""
+    """What :func:`kmeans` returns.
+
+    ``labels int64 (n,)``, ``centres float32 (k, d)``, the loss (weighted squared distance of every row to its
+    centre), the backend and the restarts used.
+    """
 
     labels: np.ndarray
     centres: np.ndarray
@@ -161,8 +164,11 @@ def _faiss_centres(X, k, *, seed, n_init, init, w) -> np.ndarray:
 
 @contextmanager
 def _quiet_convergence() -> Iterator[None]:
-    """sklearn's ConvergenceWarning ("found N distinct clusters < k") silenced: fewer distinct rows than
-    centres is a property of the data, visible in the labels (callers say it in their own words)."""
+    """Sklearn's ConvergenceWarning ("found N distinct clusters < k") silenced.
+
+    Fewer distinct rows than centres is a property of the data, visible in the labels (callers say it in their
+    own words).
+    """
     from sklearn.exceptions import ConvergenceWarning
 
     with warnings.catch_warnings():
@@ -184,7 +190,8 @@ def kmeans(
 
     Args:
         X: ``(n, d)`` float32 rows (a memory-mapped array works above :data:`largescale.KMEANS_SAMPLE`).
-        k: centres, ``1..n``. seed: sampling and initialisation.
+        k: centres, ``1..n``.
+        seed: sampling and initialisation.
         n_init: restarts; ``None`` = :func:`default_n_init`. One when ``init`` is given.
         init: ``(k, d)`` starting centres (e.g. text prototypes), kept in that order.
         sample_weight: ``(n,)`` row weights (e.g. counts of repeated rows).
@@ -242,7 +249,8 @@ def group_centres(Xn: np.ndarray, sim: np.ndarray) -> np.ndarray:
     """Initial k-means centres in X's space from image–prototype similarities.
 
     Args:
-        Xn: ``(n, d)`` L2-normalised rows. sim: ``(n, p)`` cosine of each image to each prototype.
+        Xn: ``(n, d)`` L2-normalised rows.
+        sim: ``(n, p)`` cosine of each image to each prototype.
 
     Returns:
         ``(p, d)`` normalised centres: centre ``i`` is the mean row of the images most similar

@@ -148,13 +148,16 @@ def _mps_available() -> bool:
     backend = getattr(torch.backends, "mps", None)
     try:
         return bool(backend is not None and backend.is_available())
-    except Exception:  # noqa: BLE001 - an odd build must not stop device selection
+    except Exception:
         return False
 
 
 def cuda_autocast(device: str):
-    """Mixed precision for a forward pass: bf16 (fp16 where bf16 is unsupported) autocast on CUDA,
-    a no-op context everywhere else (the CPU path runs in float32 exactly as without it)."""
+    """Mixed precision for a forward pass.
+
+    Bf16 (fp16 where bf16 is unsupported) autocast on CUDA, a no-op context everywhere else (the CPU path runs
+    in float32 exactly as without it).
+    """
     import contextlib
 
     import torch
@@ -181,8 +184,11 @@ def to_device(tensor, device: str):
 
 
 def quiet_weight_loading() -> None:
-    """No "Loading weights" bars and info lines from transformers on every load (they are noise in a
-    terminal and raw carriage returns in a log). Hub download bars stay, on a terminal only."""
+    """Silence transformers' "Loading weights" bars and info lines on every load.
+
+    They are noise in a terminal and raw carriage returns in a log. Hub download bars stay, on a
+    terminal only.
+    """
     import sys
 
     try:

@@ -45,7 +45,7 @@ _lock = threading.Lock()
 
 
 def _timm_info_dir() -> Path:
-    """timm's ``data/_info`` folder, found without importing timm (which takes seconds)."""
+    """Timm's ``data/_info`` folder, found without importing timm (which takes seconds)."""
     import importlib.util
 
     spec = importlib.util.find_spec("timm")
@@ -119,6 +119,7 @@ class SentenceEmbedder:
 
     @property
     def model_id(self) -> str:
+        """The sentence model's id, as cache keys record it."""
         return f"sbert:{self.name_or_path or 'all-MiniLM-L6-v2(bundled)'}"
 
     def _load(self):
@@ -192,6 +193,7 @@ class BundledEncoder:
     # -- image side -------------------------------------------------------------------------
     @property
     def backbone(self):
+        """The image backbone, built on first use."""
         if self._backbone is None:
             with _lock:
                 if self._backbone is None:

@@ -154,7 +154,7 @@ class HFCaptioner:
             def create_local():
                 try:
                     return create()
-                except Exception as exc:  # noqa: BLE001 - transformers raises many kinds
+                except Exception as exc:
                     if is_not_cached(exc):
                         raise
                     raise ConfigError(

@@ -1,5 +1,8 @@
-"""The model hub, offline first: try the local cache, tell "not cached and unreachable" (fall back) from
-"does not exist" (a loud error) within seconds, and keep open_clip's download noise off the console."""
+"""The model hub, offline first.
+
+Try the local cache, tell "not cached and unreachable" (fall back) from "does not exist" (a loud error) within
+seconds, and keep open_clip's download noise off the console.
+"""
 
 from __future__ import annotations
 
@@ -53,8 +56,10 @@ class _DropOpenClipRecords(logging.Filter):
 
 @contextlib.contextmanager
 def quiet_open_clip() -> Iterator[None]:
-    """Keep open_clip's root-logger lines ("Failed to download…") off the console while the cache is
-    tried: a miss there is expected, and the error raised afterwards says what matters."""
+    """Keep open_clip's root-logger lines ("Failed to download…") off the console while the cache is tried.
+
+    A miss there is expected, and the error raised afterwards says what matters.
+    """
     root = logging.getLogger()
     quiet = _DropOpenClipRecords()
     root.addFilter(quiet)
@@ -136,7 +141,7 @@ def offline_first(build, what: str, advice: str):
             return build()
     except (ConfigError, ModelUnavailableError):
         raise
-    except Exception as exc:  # noqa: BLE001 - open_clip and transformers raise many kinds here
+    except Exception as exc:
         if not is_not_cached(exc):
             raise
         if not hub_reachable():
@@ -147,7 +152,7 @@ def offline_first(build, what: str, advice: str):
         return build()
     except (ConfigError, ModelUnavailableError):
         raise
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise hub_failure(exc, what) from exc
 
 

@@ -166,9 +166,12 @@ def guess_architecture(path: str | Path, default: str = "ViT-B-32") -> str:
 
 
 def encode_text_short(model, tokens):
-    """open_clip's ``encode_text`` on tokens cut after the last end-of-text token, or ``None`` where that
-    would change the result. A CLIP text tower is causal and pools at the end-of-text token (the highest id),
-    so the padding after it never reaches the output: a noun padded to 77 tokens costs ~10× a cut one."""
+    """open_clip's ``encode_text`` on tokens cut after the last end-of-text token.
+
+    Or ``None`` where that would change the result. A CLIP text tower is causal and pools at the end-of-text
+    token (the highest id), so the padding after it never reaches the output: a noun padded to 77 tokens costs
+    ~10× a cut one.
+    """
     from open_clip.transformer import text_global_pool
 
     mask = getattr(model, "attn_mask", None)
@@ -314,7 +317,7 @@ class OpenClipEncoder:
         def build():
             try:
                 return self._create(open_clip, self.arch, path)
-            except Exception as exc:  # noqa: BLE001 - torch/safetensors/open_clip raise many kinds
+            except Exception as exc:
                 if is_not_cached(exc):
                     raise
                 assumed = " (assumed; name it: openclip:ARCH:/path/to/ckpt.pt)" if self._guess_arch else ""
@@ -355,7 +358,7 @@ class OpenClipEncoder:
                     open_clip, self.arch, None, load_weights=False, pretrained_text=False
                 )
                 open_clip.load_checkpoint(model, str(weights), strict=True)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 if is_not_cached(exc):
                     raise
                 raise ConfigError(
@@ -418,8 +421,11 @@ class OpenClipEncoder:
 
     @property
     def logit_params(self) -> tuple[float, float | None]:
-        """``(scale, bias)`` of the model's image–text score: CLIP ``softmax(scale · cos)``, SigLIP (a learned
-        bias) ``sigmoid(scale · cos + bias)``; see :func:`vlexplore.cluster.prototypes.score_scale`."""
+        """``(scale, bias)`` of the model's image–text score.
+
+        CLIP ``softmax(scale · cos)``, SigLIP (a learned bias) ``sigmoid(scale · cos + bias)``; see
+        :func:`vlexplore.cluster.prototypes.score_scale`.
+        """
         bias = getattr(self._model, "logit_bias", None)
         scale = float(self._model.logit_scale.detach().float().exp().reshape(-1)[0])
         return scale, None if bias is None else float(bias.detach().float().reshape(-1)[0])

@@ -121,10 +121,8 @@ ALIASES = {"blip2": "blip2-opt-2.7b"}
 
 
 def _path_like(name: str) -> bool:
-    return (
-        name.startswith(("/", "./", "../", "~", ".\\"))
-        or os.sep in name.strip(os.sep)
-        and name.count("/") != 1
+    return name.startswith(("/", "./", "../", "~", ".\\")) or (
+        os.sep in name.strip(os.sep) and name.count("/") != 1
     )
 
 
