@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from ui.feedback import ProgressBar
-from vlexplore import edit, paths, plots, tables
+from vlexplore import edit, heatmaps, paths, plots, tables
 from vlexplore.errors import ConfigError, PathNotAllowedError
 from vlexplore.export import csv_bytes, parquet_bytes
 
@@ -198,7 +198,7 @@ def test_map_samples_large_collections_and_lumps_small_clusters():
 
 def test_confusion_heatmap_orders_clusters_diagonally():
     table = pd.DataFrame([[0, 9], [8, 1]], index=pd.Index(["a", "b"], name="class"), columns=[0, 1])
-    fig = plots.confusion_heatmap(table, {0: "bee", 1: "ant"})
+    fig = heatmaps.confusion_heatmap(table, {0: "bee", 1: "ant"})
     assert list(fig.data[0].x) == ["ant", "bee"]
 
 

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from vlexplore import textfeatures
 from vlexplore import textguided as tg
 from vlexplore.config import ClusterConfig
 from vlexplore.errors import ConfigError
@@ -127,8 +128,8 @@ def test_tfidf_drops_boilerplate_and_stop_words():
 
 
 def test_tfidf_reduces_large_matrices_with_svd(monkeypatch):
-    monkeypatch.setattr(tg, "DENSE_MAX_CELLS", 10)
-    monkeypatch.setattr(tg, "SVD_DIMS", 3)
+    monkeypatch.setattr(textfeatures, "DENSE_MAX_CELLS", 10)
+    monkeypatch.setattr(textfeatures, "SVD_DIMS", 3)
     X, info = tg.tfidf_matrix(CAPTIONS)
     assert X.shape == (len(CAPTIONS), 3)
     assert info["svd_dims"] == 3

@@ -12,7 +12,7 @@ from ui.feedback import error_banner, md_escape, show_flash
 from ui.widgets import METHODS, chip, cluster_colours, method_summary
 from vlexplore.cluster.density import default_min_cluster_size
 from vlexplore.cluster.prototypes import cosine_to_probability, score_scale
-from vlexplore.plots import ami_figure
+from vlexplore.heatmaps import ami_figure
 
 s = state.get()
 st.title("Cluster")

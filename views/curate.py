@@ -24,7 +24,7 @@ from ui.widgets import (
 from vlexplore import edit
 from vlexplore.curate import DEFAULT_THRESHOLD
 from vlexplore.export import csv_bytes
-from vlexplore.plots import ami_figure
+from vlexplore.heatmaps import ami_figure
 
 GROUPS_PER_PAGE = 10
 GRID_PAGE = 48

@@ -13,7 +13,7 @@ import streamlit as st
 from ui import actions, state
 from ui.feedback import show_flash
 from ui.widgets import require_clusters
-from vlexplore import plots, tables
+from vlexplore import heatmaps, tables
 
 s = state.get()
 require_clusters(s)
@@ -63,7 +63,7 @@ if table is not None:
     c[3].metric("Clusters", f"{s.n_clusters}", help=f"{n_folders} folders")
     c[4].metric("Noise / other", f"{scores.get('noise_share', 0.0):.1%}")
     st.subheader("Folders × clusters")
-    st.plotly_chart(plots.confusion_heatmap(table, {c: s.name(c) for c in s.order()}), width="stretch")
+    st.plotly_chart(heatmaps.confusion_heatmap(table, {c: s.name(c) for c in s.order()}), width="stretch")
     left, right = st.columns(2, gap="large")
     with left:
         st.subheader("Per folder")

@@ -120,10 +120,9 @@ def ray_module():
 
 
 def shutdown(ray) -> None:
-    """``ray.shutdown()``.
+    """``ray.shutdown()``, then put back the ``print`` Ray swapped into :mod:`builtins` (log deduplication).
 
-    Then put back the ``print`` Ray swapped into :mod:`builtins` (its log deduplication): left in place, numba
-    cannot compile functions that print (UMAP's and pynndescent's kernels fail with "Untyped global name
+    Left in place, numba cannot compile functions that print (UMAP's kernels fail with "Untyped global name
     'print'"), so a map after a Ray run would break.
     """
     import builtins
@@ -158,11 +157,7 @@ def connect(address: str | None = None, *, num_cpus: int | None = None):
 
 @contextmanager
 def ray_session(address: str | None = None) -> Iterator[Any]:
-    """``ray``.
-
-    Joined or started (see :func:`connect`) with Ray Data's own progress output off, and shut down again on
-    the way out when this call started it.
-    """
+    """Ray, joined or started (:func:`connect`) and quiet; shut down on exit when this call started it."""
     ray = ray_module()
     started = connect(address)
     try:

@@ -149,10 +149,7 @@ class Session:
     def _refresh(self) -> None:
         self.labels, self.names, self.selections = replay(self.base_labels, self.base_names, self.edits)
 
-    @property
-    def journal(self) -> Path:
-        """The session's edit journal file."""
-        return self.directory / JOURNAL
+    journal = property(lambda self: self.directory / JOURNAL, doc="The session's edit journal file.")
 
     def matches(self, collection) -> bool:
         """The session was made on exactly these images (same paths and contents, same order)."""
