@@ -434,10 +434,11 @@ def test_load_lays_out_the_map_in_the_background(data, fake_models):
     at.text_input(key="folder_input").set_value(str(data.root)).run()
     at.button[-1].click().run()
     s = state_of(at)
+    assert not at.error, texts(at.error)
     assert s.map_job is not None
     assert not s.map_ready
     at.switch_page("views/export.py").run()
-    assert s.map_ready
+    assert s.map_ready, [texts(at.error), texts(at.warning), [e.value for e in at.exception], state_of(at) is s]
     assert s.map_job is None
     assert np.isfinite(at.dataframe[0].value[["umap_x", "umap_y"]].to_numpy()).all()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 from test_app_pages import PER_CLASS, data, env, fake_models, run_page, seeded, state_of, texts  # noqa: F401
 
+import vlexplore as vx
 from ui import sessions as saved
 from vlexplore import sessions as vs
 
@@ -153,3 +154,16 @@ def test_two_tabs_on_one_folder_keep_both_edits(data, fake_models):  # noqa: F81
     assert s.names[first] == "renamed in tab a"
     assert s.names[second] == "renamed in tab b"
     assert len(s.edit_log) == 2
+
+
+def test_a_saved_clustering_that_cannot_be_made_again_falls_back(data, fake_models, own_cache):  # noqa: F811
+    at = load(data.root)
+    s = state_of(at)
+    # A session saved with a representation these images cannot give any more (no captioner, no captions).
+    caption_cfg = vx.ClusterConfig(representation="caption-tfidf")
+    vs.start_session(s.emb.collection, s.emb.model_id, caption_cfg, s.labels, s.names, cache_dir=own_cache)
+    again = load(data.root)
+    s2 = state_of(again)
+    assert "could not be reopened" in SHOWN[1]
+    assert s2.clustered.config.representation == "image"
+    assert s2.n_clusters >= 2

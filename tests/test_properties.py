@@ -134,8 +134,9 @@ def test_nan_or_inf_rows_are_a_config_error_for_every_method(method, X):
 @SETTINGS
 def test_k_above_n_is_a_config_error_naming_both(method, n, extra):
     X = np.random.default_rng(n).normal(size=(n, 3)).astype(np.float32)
-    with pytest.raises(ConfigError, match=f"k={n + extra}.*only {n} images"):
+    with pytest.raises(ConfigError, match=f"{n + extra} clusters asked for.*only {n} images") as exc:
         cluster_vectors(X, ClusterConfig(method=method, k=n + extra))
+    assert exc.value.option == "k"  # the CLI names the flag (--k), the app its control
 
 
 @pytest.mark.parametrize("method", CLUSTER_METHODS)

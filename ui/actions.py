@@ -88,7 +88,19 @@ def recluster(state: AppState, cfg, *, coords: np.ndarray | None = None, session
         st.spinner("Clustering…" if coords is not None else "Clustering and laying out the map…"),
         threadpool_limits(limits=1 if state.n_images <= SINGLE_THREAD_MAX_N else None),
     ):
-        clustered = vx.cluster_embedded(state.emb, cfg, coords=coords, cache_dir=state.resolved_cache_dir)
+        try:
+            clustered = vx.cluster_embedded(state.emb, cfg, coords=coords, cache_dir=state.resolved_cache_dir)
+        except vx.VlexploreError as exc:
+            if session is None:
+                raise
+            # The saved clustering cannot be made again here (its captioner or option is gone, say): the
+            # defaults instead, and the saved work is kept as a file to import (sessions/replaced).
+            state.say(
+                "warning",
+                f"Your saved work on this folder could not be reopened ({exc}); clustered with the defaults.",
+            )
+            cfg, session = vx.ClusterConfig(), None
+            clustered = vx.cluster_embedded(state.emb, cfg, coords=coords, cache_dir=state.resolved_cache_dir)
     state.timings["cluster"] = time.perf_counter() - t0
     if cfg.method == "kmeans" and cfg.k is None and not cfg.prototypes:
         state.suggested_k = len(set(np.unique(clustered.labels).tolist()) - {-1})

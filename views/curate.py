@@ -38,9 +38,9 @@ view = st.radio("View", VIEWS, horizontal=True, key="curate-view", label_visibil
 relpaths = s.emb.collection.items["relpath"]
 
 
-def short(i: int) -> str:
+def short(i: int, limit: int = 22) -> str:
     """Image ``i``'s file name, cut to fit under a thumbnail."""
-    return short_file_name(relpaths.iat[int(i)], 22)
+    return short_file_name(relpaths.iat[int(i)], limit)
 
 
 if view == "Duplicates":
