@@ -438,7 +438,12 @@ def test_load_lays_out_the_map_in_the_background(data, fake_models):
     assert s.map_job is not None
     assert not s.map_ready
     at.switch_page("views/export.py").run()
-    assert s.map_ready, [texts(at.error), texts(at.warning), [e.value for e in at.exception], state_of(at) is s]
+    assert s.map_ready, [
+        texts(at.error),
+        texts(at.warning),
+        [e.value for e in at.exception],
+        state_of(at) is s,
+    ]
     assert s.map_job is None
     assert np.isfinite(at.dataframe[0].value[["umap_x", "umap_y"]].to_numpy()).all()
 
