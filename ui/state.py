@@ -13,12 +13,18 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import streamlit as st
 
 from vlexplore import edit, paths
+
+if TYPE_CHECKING:  # pragma: no cover
+    from concurrent.futures import Future
+
+    from vlexplore.results import Clustered, Embedded
+    from vlexplore.sessions import Session
 
 KEY = "vx"
 T = TypeVar("T")
@@ -51,8 +57,8 @@ class AppState:
     device: str = "auto"
     captioner: str = ""
     cache_dir: Path | None = None
-    emb: Any = None
-    clustered: Any = None
+    emb: Embedded | None = None
+    clustered: Clustered | None = None
     labels: np.ndarray | None = None
     names: dict[int, str] = field(default_factory=dict)
     selection: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
@@ -63,8 +69,8 @@ class AppState:
     suggested_k: int | None = None
     flash: list[tuple[str, str]] = field(default_factory=list)
     thumbs: dict[int, Path] = field(default_factory=dict, repr=False)
-    map_job: Any = field(default=None, repr=False)
-    session: Any = field(default=None, repr=False)
+    map_job: Future | None = field(default=None, repr=False)
+    session: Session | None = field(default=None, repr=False)
     memo: dict[tuple, Any] = field(default_factory=dict, repr=False)
 
     # -- reading ---------------------------------------------------------
