@@ -167,3 +167,10 @@ def test_a_saved_clustering_that_cannot_be_made_again_falls_back(data, fake_mode
     assert "could not be reopened" in SHOWN[1]
     assert s2.clustered.config.representation == "image"
     assert s2.n_clusters >= 2
+
+
+def test_reopening_a_default_clustering_never_edited_says_nothing(data, fake_models):  # noqa: F811
+    load(data.root)
+    again = load(data.root)
+    assert state_of(again).session is not None
+    assert "Reopened" not in SHOWN[0]

@@ -16,8 +16,9 @@ import streamlit as st
 from ui.feedback import md_escape
 from ui.state import AppState
 from vlexplore import sessions
+from vlexplore.config import ClusterConfig
 from vlexplore.errors import VlexploreError
-from vlexplore.session_log import SessionError
+from vlexplore.session_log import SessionError, config_dict
 
 
 def _cache(state: AppState):
@@ -63,9 +64,11 @@ def after_clustering(state: AppState, saved=None) -> None:
         state.session = saved
         if saved.note:
             state.say("warning", f"Part of your saved work could not be read: {saved.note}.")
-        edits = f"{len(saved.edits)} edit{'s' if len(saved.edits) != 1 else ''}"
-        when = saved.updated_utc.replace("T", " ").replace("+00:00", " UTC")
-        state.say("info", f"Reopened your saved work on this folder ({edits}, last saved {when}).")
+        # nothing to say of a default clustering without edits (configs compared as saved: tuples are lists there)
+        if saved.edits or config_dict(saved.config) != config_dict(ClusterConfig()):
+            edits = f"{len(saved.edits)} edit{'s' if len(saved.edits) != 1 else ''}"
+            when = saved.updated_utc.replace("T", " ").replace("+00:00", " UTC")
+            state.say("info", f"Reopened your saved work on this folder ({edits}, last saved {when}).")
         return
     state.session = None
     if state.emb is None or state.labels is None or state.clustered is None:
