@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import shutil
 import signal
 import subprocess
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tools.browser import CHROMIUM, CHROMIUM_ARGS, free_port, serve_command, wait_healthy
+from tools.browser import CHROMIUM, CHROMIUM_ARGS, demo_subset, free_port, serve_command, wait_healthy
 
 pytestmark = pytest.mark.browser
 
@@ -39,12 +38,7 @@ def app_url(tmp_path_factory):
         pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium); the browser test needs it")
     pytest.importorskip("playwright.sync_api", reason="playwright (Python package) is not installed")
     base = tmp_path_factory.mktemp("browser")
-    folder = base / "images"
-    for label in CLASSES:
-        files = sorted((REPO / "demo" / label).glob("*.jpg"))[:PER_CLASS]
-        (folder / label).mkdir(parents=True)
-        for f in files:
-            shutil.copy(f, folder / label / f.name)
+    folder = demo_subset(base / "images", CLASSES, PER_CLASS)
     port = free_port()
     env = {
         **os.environ,

@@ -11,14 +11,13 @@ every server this test starts is stopped (by its process group id).
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tools.browser import CHROMIUM, CHROMIUM_ARGS, free_port, serve_command, wait_healthy
+from tools.browser import CHROMIUM, CHROMIUM_ARGS, demo_subset, free_port, serve_command, wait_healthy
 
 pytestmark = pytest.mark.browser
 
@@ -36,11 +35,7 @@ def setup(tmp_path_factory):
         pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium); the browser test needs it")
     pytest.importorskip("playwright.sync_api", reason="playwright (Python package) is not installed")
     base = tmp_path_factory.mktemp("sessions-browser")
-    folder = base / "images"
-    for label in CLASSES:
-        (folder / label).mkdir(parents=True)
-        for f in sorted((REPO / "demo" / label).glob("*.jpg"))[:PER_CLASS]:
-            shutil.copy(f, folder / label / f.name)
+    folder = demo_subset(base / "images", CLASSES, PER_CLASS)
     env = {
         **os.environ,
         "VLEXPLORE_FOLDER": str(folder),

@@ -6,10 +6,12 @@ Streamlit, no playwright import).
 
 from __future__ import annotations
 
+import shutil
 import socket
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 CHROMIUM = "/usr/bin/chromium"
 #: Headless flags for this closed network: no background connections, no sandbox as root.
@@ -69,3 +71,13 @@ def wait_healthy(url: str, proc=None, timeout: float = 60, poll: float = 0.3) ->
         except OSError:
             time.sleep(poll)
     raise TimeoutError(f"{url} was not healthy after {timeout:.0f} s")
+
+
+def demo_subset(dest: Path, classes, per_class: int, *, demo: Path | None = None) -> Path:
+    """Copy the first ``per_class`` photos of each of ``classes`` from the demo folder into ``dest``."""
+    demo = demo or Path(__file__).resolve().parent.parent / "demo"
+    for label in classes:
+        (dest / label).mkdir(parents=True)
+        for f in sorted((demo / label).glob("*.jpg"))[:per_class]:
+            shutil.copy(f, dest / label / f.name)
+    return dest
