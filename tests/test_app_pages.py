@@ -207,6 +207,14 @@ def test_auto_start_loads_start_folder(data, fake_models, monkeypatch):
 # ------------------------------------------------------------------------------------- Cluster
 
 
+def test_cluster_page_offers_every_representation_of_the_library(data):
+    from vlexplore.represent import REPRESENTATIONS
+
+    at = run_page("cluster", seeded(data))
+    box = next(b for b in at.selectbox if b.label == "Represent images by")
+    assert sorted(box.options) == sorted(box.format_func(r) for r in REPRESENTATIONS)
+
+
 def test_cluster_kmeans_with_chosen_k(data):
     at = run_page("cluster", seeded(data))
     at.number_input[0].set_value(2)

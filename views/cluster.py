@@ -49,11 +49,13 @@ REPRESENTATIONS = {
     "nouns": "Image + nouns (TAC)",
     "relations": "Image–noun relations",
     "centres": "Learned semantic centres",
+    "pair": "Image + its caption (image–text pairs)",
 }
 REP_HELP = (
     "What the clustering runs on. Text-guided (Stephan et al. 2024): the images' captions or answers, "
     "vectorised. Language-assisted (TAC 2024; Ma et al. 2026): image embeddings combined with, or "
-    "described by, a noun vocabulary. With the bundled model the captions are ImageNet labels."
+    "described by, a noun vocabulary. Pairs: each image together with its caption (yours, from photo.txt or "
+    "captions.csv, or the captioner's). With the bundled model the captions are ImageNet labels."
 )
 
 with st.form("cluster_form", border=True):
