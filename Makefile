@@ -13,6 +13,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 FOLDER ?= demo
+MODEL ?= bundled
 PYTEST_ARGS ?=
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -69,7 +70,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 run: venv
 	@test -d demo/bird || $(MAKE) demo
-	VLEXPLORE_FOLDER=$(FOLDER) $(VENV)/bin/streamlit run app.py \
+	VLEXPLORE_FOLDER=$(FOLDER) VLEXPLORE_MODEL=$(MODEL) $(VENV)/bin/streamlit run app.py \
 	  --server.headless true --browser.gatherUsageStats false
 
 demo: venv

@@ -1,7 +1,8 @@
 """vlexplore — the browser app. ``streamlit run app.py`` (``make run`` opens it on the demo folder).
 
 This file sets the page up, picks the page, loads the start-up folder once per session
-(``VLEXPLORE_FOLDER``: scan → embed → cluster with defaults, all disk-cached) and draws the
+(``VLEXPLORE_FOLDER``, with the model ``VLEXPLORE_MODEL``: scan → embed → cluster with defaults,
+all disk-cached) and draws the
 shared sidebar. It computes nothing itself. Without a start-up folder it compiles UMAP's
 kernels in a background thread while the user picks a folder (``VLEXPLORE_WARM_UMAP=0`` turns that off).
 """
@@ -56,11 +57,10 @@ if auto_start:
     s.auto_started = True
     with st.container():
         st.markdown(f"### Opening {md_code(start)}")
-        st.caption(
-            "First time: every image goes through the bundled offline model once; later starts read the cache."
-        )
+        st.caption("First time: every image goes through the model once; later starts read the cache.")
         if start.is_dir():
-            actions.load_folder(s, start)  # stops the page with an error banner on failure
+            # stops the page with an error banner on failure
+            actions.load_folder(s, start, model=paths.startup_model())
             st.rerun()
         st.error(
             md_escape(

@@ -204,6 +204,23 @@ def test_auto_start_loads_start_folder(data, fake_models, monkeypatch):
     assert at.title[0].value == "Clusters"
 
 
+def test_auto_start_embeds_with_the_start_up_model(data, monkeypatch, tmp_path):
+    from ui import cached
+
+    asked: list[str] = []
+
+    def encoder(model, device, cache_dir):
+        asked.append(model)
+        return FakeEncoder(), None
+
+    monkeypatch.setattr(cached, "encoder", encoder)
+    monkeypatch.setenv("VLEXPLORE_FOLDER", str(data.root))
+    monkeypatch.setenv("VLEXPLORE_MODEL", str(tmp_path / "my-clip"))
+    s = state_of(run_page(None))
+    assert asked == [str(tmp_path / "my-clip")]
+    assert s.model == str(tmp_path / "my-clip")
+
+
 # ------------------------------------------------------------------------------------- Cluster
 
 

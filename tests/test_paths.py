@@ -256,6 +256,14 @@ def test_a_start_folder_that_is_slash_is_refused():
         paths.startup_folder({paths.FOLDER_ENV: "/"})
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"), [(None, "bundled"), ("  ", "bundled"), (" /m/clip/ ", "/m/clip/")]
+)
+def test_the_start_up_model_defaults_to_bundled(value, expected):
+    env = {} if value is None else {paths.MODEL_ENV: value}
+    assert paths.startup_model(env) == expected
+
+
 @pytest.mark.parametrize("value", [":", "::", "", "  ", f" {os.pathsep} "])
 def test_roots_variable_set_without_a_folder_is_an_error(value, tmp_path):
     with pytest.raises(ConfigError, match="names no folder"):

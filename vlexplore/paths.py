@@ -17,6 +17,7 @@ REPO_DIR = Path(__file__).resolve().parent.parent
 DEMO_DIR = REPO_DIR / "demo"
 ROOTS_ENV = "VLEXPLORE_ROOTS"
 FOLDER_ENV = "VLEXPLORE_FOLDER"
+MODEL_ENV = "VLEXPLORE_MODEL"
 
 
 SECRETS_HINT = "`roots` in .streamlit/secrets.toml"
@@ -181,6 +182,16 @@ def startup_folder(env: Mapping[str, str] | None = None) -> Path | None:
     if not value:
         return None
     return _configured([value], f"the start-up folder {FOLDER_ENV}")[0]
+
+
+def startup_model(env: Mapping[str, str] | None = None) -> str:
+    """``VLEXPLORE_MODEL``: the model the start-up folder is embedded with (default ``"bundled"``).
+
+    Any id the Load page takes (an open_clip ``ARCH/TAG``, ``hf-hub:org/name``, a checkpoint or a model
+    directory). Whoever started the server chose it, so its weights need not lie inside the allowed roots.
+    """
+    env = os.environ if env is None else env
+    return (env.get(MODEL_ENV) or "").strip() or "bundled"
 
 
 def is_within(path: Path, roots: Iterable[Path]) -> bool:
