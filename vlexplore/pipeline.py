@@ -184,14 +184,34 @@ def cluster_embedded(
     coords: np.ndarray | None = None,
     cache_dir: Path | None = None,
 ) -> Clustered:
-    """Cluster, explain, project and score an :class:`Embedded` — no model forward passes except for prompts."""
+    """Cluster, explain, project and score an :class:`Embedded` — no model forward passes except for prompts.
+
+    With a ``cache_dir``, large clusterings of the ``image`` representation are stored and read back
+    (:mod:`vlexplore.clusterstore`): the same images, captions, options and code give the same result.
+    """
+    if emb.n == 0:
+        raise ConfigError("there are no readable images to cluster; check the skipped-files report")
+    from . import clusterstore
+
+    key = clusterstore.clustering_key(emb, cfg) if cache_dir is not None else None
+    stored = None if key is None else clusterstore.load(cache_dir, key, cfg=cfg, captions=emb.captions, n=emb.n)
+    if stored is not None:
+        stored.coords = project_embedded(emb, seed=cfg.seed, cache_dir=cache_dir) if coords is None else coords
+        return stored
+    clustered = _cluster_embedded(emb, cfg, coords=coords, cache_dir=cache_dir)
+    if key is not None:
+        clusterstore.save(cache_dir, key, clustered, captions=emb.captions)
+    return clustered
+
+
+def _cluster_embedded(
+    emb: Embedded, cfg: ClusterConfig, *, coords: np.ndarray | None, cache_dir: Path | None
+) -> Clustered:
     from .cluster import cluster_vectors
     from .evaluate import evaluate_labels, label_free_scores
     from .explain import cluster_keywords, cluster_names
     from .represent import build_representation
 
-    if emb.n == 0:
-        raise ConfigError("there are no readable images to cluster; check the skipped-files report")
     rep = build_representation(emb, cfg)
     x = rep.X
     texts = rep.texts if rep.texts is not None else emb.captions
