@@ -111,13 +111,10 @@ def embed_images(
         ConfigError: negative ``batch_size`` or ``num_workers``.
         VlexploreError: the encoder returned arrays of the wrong shape.
     """
-    import torch
-
     if batch_size < 0:
         raise ConfigError(f"batch_size must be >= 0 (0 = automatic), got {batch_size}")
     if num_workers < 0:
         raise ConfigError(f"num_workers must be >= 0, got {num_workers}")
-    batch_size = batch_size or default_batch_size(encoder.device)
     views = tuple(encoder.views)
     store = store_for(cache_dir, encoder.model_id)
     failure_store = store_for(cache_dir, encoder.model_id + FAILURES_SUFFIX)
@@ -147,6 +144,8 @@ def embed_images(
         zip([fp for fp, hit in zip(rest, failed_mask) if hit], failed_vals["error"])
     )
     missing = [fp for fp, hit in zip(rest, failed_mask) if not hit]
+    # a fully cached folder asks nothing of the model but its identity (a lazy one never loads)
+    batch_size = batch_size or (default_batch_size(encoder.device) if missing else 1)
 
     total = len(fps)
     done = total - sum(weight[fp] for fp in missing)
@@ -193,6 +192,8 @@ def embed_images(
     def flush() -> None:
         nonlocal done, n_computed
         if tensors:
+            import torch
+
             out = encoder.encode_image_batch(torch.stack(tensors))
             arrays, finite = finish_batch(out, views, len(tensors), encoder.model_id)
             if not finite.all():

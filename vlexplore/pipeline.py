@@ -28,13 +28,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def load_encoder_or_fallback(cfg: EncodeConfig):
+def load_encoder_or_fallback(cfg: EncodeConfig, *, lazy: bool = False):
     """Load ``cfg.model``; when a valid model's weights cannot be had, load the bundled model and say so.
 
     Only :class:`ModelUnavailableError` (a real hub model that is not cached while the hub cannot be
     reached) falls back. A mistake — an unknown architecture or tag, a missing or broken checkpoint, a
     device this machine lacks — is a :class:`ConfigError` and is raised as it is: falling back then
     would hide it behind results from another model.
+
+    ``lazy``: a model whose identity is known without its weights (see
+    :func:`~vlexplore.models.registry.load_encoder`) loads them on first use, so a folder whose embeddings are
+    all cached never needs them. Its unavailable weights are found out there: :func:`embed` then falls back
+    as this does, a search says so in one error.
 
     Returns:
         ``(encoder, note)`` where ``note`` is ``None`` or a sentence for the user (the caller shows it).
@@ -43,13 +48,19 @@ def load_encoder_or_fallback(cfg: EncodeConfig):
 
     cache_dir = cfg.resolved_cache_dir
     try:
-        return load_encoder(cfg.model, device=cfg.device, cache_dir=cache_dir), None
+        return load_encoder(cfg.model, device=cfg.device, cache_dir=cache_dir, lazy=lazy), None
     except ModelUnavailableError as exc:
         if cfg.model == "bundled":
             raise
-        note = f"{exc} — using the bundled offline model instead."
-        log.info(note)  # the caller shows the note; a warning here printed it twice on the console
-        return load_encoder("bundled", device=cfg.device, cache_dir=cache_dir), note
+        return _bundled_instead(cfg, exc)
+
+
+def _bundled_instead(cfg: EncodeConfig, exc: ModelUnavailableError):
+    from .models.registry import load_encoder
+
+    note = f"{exc} — using the bundled offline model instead."
+    log.info(note)  # the caller shows the note; a warning here printed it twice on the console
+    return load_encoder("bundled", device=cfg.device, cache_dir=cfg.resolved_cache_dir), note
 
 
 def scan(
@@ -85,18 +96,29 @@ def embed(
     ``caption`` column with any representation; without one, the bundled model's label captions are used.
     """
     from .encode import embed_images
+    from .models.lazy import LazyEncoder
 
     note = None
     if encoder is None:
         encoder, note = load_encoder_or_fallback(cfg)
-    res = embed_images(
-        collection,
-        encoder,
-        cache_dir=cfg.resolved_cache_dir,
-        batch_size=cfg.batch_size,
-        num_workers=cfg.num_workers,
-        on_progress=on_progress,
-    )
+
+    def run(encoder):
+        return embed_images(
+            collection,
+            encoder,
+            cache_dir=cfg.resolved_cache_dir,
+            batch_size=cfg.batch_size,
+            num_workers=cfg.num_workers,
+            on_progress=on_progress,
+        )
+
+    try:
+        res = run(encoder)
+    except ModelUnavailableError as exc:  # a lazy model's weights, wanted for images not cached, are not here
+        if not isinstance(encoder, LazyEncoder) or encoder.loaded or cfg.model == "bundled":
+            raise
+        encoder, note = _bundled_instead(cfg, exc)
+        res = run(encoder)
     captions = caption_texts(
         res, encoder, captioner=captioner, cache_dir=cfg.resolved_cache_dir, on_progress=on_caption_progress
     )

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, VlexploreError
 from ..models.base import l2_normalize
 from .checks import check_joint, check_k, check_matrix, check_prototypes, suggest_k
 from .kmeans import KMeansClusterer, group_centres, kmeans
@@ -112,8 +112,14 @@ class ScoreScale:
 
 
 def score_scale(encoder) -> ScoreScale | None:
-    """The encoder's ``logit_params`` (open_clip models) as a :class:`ScoreScale`; ``None`` without them."""
-    params = getattr(encoder, "logit_params", None)
+    """The encoder's ``logit_params`` (open_clip models) as a :class:`ScoreScale`; ``None`` without them.
+
+    ``None`` too when a lazy encoder's weights cannot be loaded: the step that needs the model says why.
+    """
+    try:
+        params = getattr(encoder, "logit_params", None)
+    except VlexploreError:
+        return None
     if not isinstance(params, tuple) or len(params) != 2:
         return None
     scale, bias = params

@@ -10,6 +10,7 @@ A *captioner* maps images (and optionally a question) to text.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -140,6 +141,32 @@ def resolve_device(device: str = "auto") -> str:
             )
         return device
     raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps")
+
+
+#: Device files a GPU torch can use needs (NVIDIA, AMD ROCm, WSL's GPU bridge): with none of them, ``auto`` is
+#: the CPU and torch need not be imported to say so.
+GPU_DEVICE_FILES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")
+
+
+def quick_device(device: str = "auto") -> str:
+    """:func:`resolve_device`, without importing torch where the answer is certain.
+
+    ``cpu``, and ``auto`` on a Linux machine without GPU device files, are ``"cpu"`` at once; everything
+    else (or torch already imported) asks torch.
+    """
+    import sys
+
+    value = str(device or "auto").strip().lower()
+    if "torch" not in sys.modules and (
+        value == "cpu"
+        or (
+            value == "auto"
+            and sys.platform.startswith("linux")
+            and not any(map(os.path.exists, GPU_DEVICE_FILES))
+        )
+    ):
+        return "cpu"
+    return resolve_device(device)
 
 
 def _mps_available() -> bool:

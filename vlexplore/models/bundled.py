@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelUnavailableError
-from .base import l2_normalize, resolve_device
+from .base import l2_normalize, quick_device
 
 BUNDLED_VERSION = "v1"
 IMAGE_SIZE = 224
@@ -181,7 +181,7 @@ class BundledEncoder:
         temperature: float = 0.02,
         top_k: int = 5,
     ) -> None:
-        self.device = resolve_device(device)
+        self.device = quick_device(device)  # torch is imported when a part is built, not here
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.temperature = temperature
         self.top_k = top_k
@@ -189,6 +189,11 @@ class BundledEncoder:
         self.sentence = SentenceEmbedder(device=self.device)
         self._backbone = None
         self._class_text: np.ndarray | None = None
+
+    def warm_up(self) -> None:
+        """Build the image backbone and the sentence model now (each is otherwise built on first use)."""
+        _ = self.backbone
+        self.sentence._load()
 
     # -- image side -------------------------------------------------------------------------
     @property

@@ -40,6 +40,7 @@ from .hub import (  # noqa: F401  (re-exported for the captioner backend)
     offline_first,
     quiet_open_clip,
 )
+from .identity import describe_openclip, guess_from_names
 
 HF_HUB_PREFIX = "hf-hub:"
 LOCAL_DIR_PREFIX = "local-dir:"
@@ -160,9 +161,7 @@ def guess_architecture(path: str | Path, default: str = "ViT-B-32") -> str:
     """The open_clip architecture a checkpoint's file name starts with (longest match), else ``default``."""
     import open_clip
 
-    stem = Path(path).name.lower()
-    hits = [a for a in open_clip.list_models() if stem.startswith(a.lower())]
-    return max(hits, key=len) if hits else default
+    return guess_from_names(path, open_clip.list_models(), default)
 
 
 def encode_text_short(model, tokens):
@@ -276,16 +275,7 @@ class OpenClipEncoder:
         model.eval()
         self._model = model
         self._preprocess = preprocess
-        # the id names the weights by content for local files, never by where they are
-        id_name = "local-dir" if self.schema == "local-dir" else self.arch
-        self.model_id = f"open_clip:{id_name}:{tag}"
-        if self.schema == "hf-hub":
-            self.description = f"CLIP {self.arch[len(HF_HUB_PREFIX) :]} (model hub)"
-        elif self.checkpoint is not None:
-            shown = Path(self.checkpoint).parent.name if self.schema == "local-dir" else self.arch
-            self.description = f"CLIP {shown} ({Path(self.checkpoint).name}, {tag.split('+')[0]})"
-        else:
-            self.description = f"CLIP {self.arch} ({'random weights' if tag == 'random' else tag})"
+        self.model_id, self.description = describe_openclip(self.schema, self.arch, tag, self.checkpoint)
 
     def _create(self, open_clip, name: str, pretrained: str | None, *, hub: bool = False, **kwargs):
         with _lock:

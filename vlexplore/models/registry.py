@@ -284,10 +284,17 @@ def resolve_spec(name: str, *, kind: str = "encoder") -> ModelSpec:
     raise _unknown(name, kind)
 
 
-def load_encoder(name: str = DEFAULT_MODEL, *, device: str = "auto", cache_dir: Path | None = None):
-    """Build the encoder a name stands for (see :func:`resolve_spec`). Weights load here.
+def load_encoder(
+    name: str = DEFAULT_MODEL, *, device: str = "auto", cache_dir: Path | None = None, lazy: bool = False
+):
+    """Build the encoder a name stands for (see :func:`resolve_spec`). Weights load here, unless ``lazy``.
 
     ``cache_dir`` (the vlexplore cache) also remembers local checkpoints' content hashes.
+
+    ``lazy``: an open_clip model whose identity can be known from names and files (a local directory or
+    checkpoint, ``ARCH/TAG`` of a known architecture, an ``hf-hub:`` repo in the local hub cache) is a
+    :class:`~vlexplore.models.lazy.LazyEncoder`: its weights load on first use, where their errors are
+    raised. The bundled model builds its parts on first use either way.
 
     Raises:
         ConfigError: an unknown name, architecture or tag; a missing or unloadable file; no such device.
@@ -298,6 +305,12 @@ def load_encoder(name: str = DEFAULT_MODEL, *, device: str = "auto", cache_dir: 
         from .bundled import BundledEncoder
 
         return BundledEncoder(device=device, cache_dir=cache_dir)
+    if lazy:
+        from .lazy import lazy_openclip
+
+        encoder = lazy_openclip(spec, device=device, cache_dir=cache_dir, name=name)
+        if encoder is not None:
+            return encoder
     from .openclip import OpenClipEncoder
 
     return OpenClipEncoder(spec.name, spec.pretrained, device=device, digest_dir=cache_dir, **spec.options)
