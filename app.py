@@ -98,3 +98,7 @@ with st.sidebar:
         st.caption("No folder loaded.")
 
 page.run()
+
+# the clusters are on screen: the model's weights load in the background, ready for a first search
+if s.has_clusters:
+    cached.start_model_warm_up(s.emb.encoder)

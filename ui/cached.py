@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import streamlit as st
@@ -21,7 +23,7 @@ import vlexplore as vx
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=3)
 def encoder(model: str, device: str, cache_dir: str | None):
-    """The encoder ``model`` on ``device``, or the bundled one when it cannot be had.
+    """The encoder ``model`` on ``device`` (weights loaded on first use), or the bundled one when it cannot be had.
 
     Returns:
         ``(encoder, fallback_note)`` — ``fallback_note`` is ``None`` or a sentence for the user.
@@ -30,7 +32,34 @@ def encoder(model: str, device: str, cache_dir: str | None):
     from vlexplore.pipeline import load_encoder_or_fallback
 
     cfg = vx.EncodeConfig(model=model, device=device, cache_dir=cache_dir)
-    return load_encoder_or_fallback(cfg)
+    # lazy: a folder whose embeddings are all cached opens without torch, open_clip or the weights
+    return load_encoder_or_fallback(cfg, lazy=True)
+
+
+_warmed: weakref.WeakSet = weakref.WeakSet()
+_warm_lock = threading.Lock()
+
+
+def start_model_warm_up(encoder) -> threading.Thread | None:
+    """Once per encoder: load its weights in a background thread (call it once the clusters are on screen).
+
+    The model then waits for no one at the first search or new image. A failure is said where the model is used.
+    """
+    warm_up = getattr(encoder, "warm_up", None)
+    if not callable(warm_up) or os.environ.get("VLEXPLORE_WARM_MODEL", "1") == "0":
+        return None
+    with _warm_lock:
+        if encoder in _warmed:
+            return None
+        _warmed.add(encoder)
+    thread = threading.Thread(target=_quietly, args=(warm_up,), name="vx-model-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+def _quietly(work) -> None:
+    with contextlib.suppress(Exception):  # the same error comes back, in one line, where the model is used
+        work()
 
 
 @st.cache_resource(show_spinner="Loading the captioner…", max_entries=2)
