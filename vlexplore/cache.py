@@ -130,8 +130,9 @@ class ShardStore:
         shards = self.shard_paths()
         if not keys or not shards:
             return found, values
-        wanted = pa.array(list(dict.fromkeys(keys)), type=pa.string())
-        where: dict[str, tuple[int, int]] = {}  # key -> (shard number, row), first shard wins
+        wanted = pa.array(keys, type=pa.string())
+        shard_of = np.full(len(keys), -1, dtype=np.int64)  # key -> (shard number, row), first shard wins
+        row_of = np.full(len(keys), -1, dtype=np.int64)
         kinds: dict[str, pa.DataType] = {}
         for s, path in enumerate(shards):
             try:
@@ -145,35 +146,39 @@ class ShardStore:
                 continue
             for c in columns:
                 kinds.setdefault(c, schema.field(c).type)
-            rows = np.flatnonzero(pc.is_in(key_col, value_set=wanted).to_numpy(zero_copy_only=False))
-            for row, key in zip(rows.tolist(), key_col.take(pa.array(rows)).to_pylist()):
-                where.setdefault(key, (s, row))
+            open_ = np.flatnonzero(shard_of < 0)
+            if not len(open_):
+                continue
+            asked = wanted if len(open_) == len(keys) else wanted.take(pa.array(open_))
+            at = pc.index_in(asked, value_set=key_col).fill_null(-1).to_numpy(zero_copy_only=False)
+            hit = at >= 0
+            shard_of[open_[hit]], row_of[open_[hit]] = s, at[hit]
 
-        for i, k in enumerate(keys):
-            found[i] = k in where
-        hits = [where[k] for k in keys if k in where]
-        if not hits:
+        found = shard_of >= 0
+        hit_shard, hit_row = shard_of[found], row_of[found]
+        if not len(hit_shard):
             for c, kind in kinds.items():
                 values[c] = _empty_like(kind)
             return found, values
 
-        by_shard: dict[int, list[int]] = {}
-        for pos, (s, _) in enumerate(hits):
-            by_shard.setdefault(s, []).append(pos)
+        by_shard = {
+            int(s): np.flatnonzero(hit_shard == s) for s in np.unique(hit_shard)
+        }  # positions among the hits, in key order
+        n_hits = len(hit_shard)
         # each shard's values go straight into the result: memory is the result plus one shard
         vectors: dict[str, np.ndarray] = {}
         strings: dict[str, list] = {}
         for s, positions in by_shard.items():
-            rows = np.fromiter((hits[p][1] for p in positions), dtype=np.int64, count=len(positions))
+            rows = hit_row[positions]
             try:
                 pieces = _iter_rows(shards[s], columns, rows)
                 for idx, table in pieces:
-                    at = np.asarray(positions)[idx]
+                    at = positions[idx]
                     for c in columns:
                         part = _column_values(table.column(c))
                         if isinstance(part, np.ndarray):
                             if c not in vectors:
-                                vectors[c] = np.empty((len(hits), part.shape[1]), dtype=np.float32)
+                                vectors[c] = np.empty((n_hits, part.shape[1]), dtype=np.float32)
                             elif vectors[c].shape[1] != part.shape[1]:
                                 raise CacheError(
                                     f"cache column {c!r} holds vectors of different lengths "
@@ -181,7 +186,7 @@ class ShardStore:
                                 )
                             vectors[c][at] = part
                         else:
-                            column = strings.setdefault(c, [None] * len(hits))
+                            column = strings.setdefault(c, [None] * n_hits)
                             for i, v in zip(at.tolist(), part):
                                 column[i] = v
                     del table
