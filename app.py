@@ -84,8 +84,9 @@ with st.sidebar:
     if s.has_data:
         folder = s.folder.name if s.folder else "?"
         st.markdown(f"**Folder** {md_code(folder)}", help=md_escape(s.folder))
-        model = "bundled offline model" if s.emb.model_id.startswith("bundled") else s.emb.model_id
-        st.markdown(f"**Model** {md_escape(model)}", help=md_escape(s.emb.model_description))
+        # people read the description ("CLIP ViT-B-32 (openai)"); the id (with its content hashes) is in the help
+        model = "bundled offline model" if s.emb.model_id.startswith("bundled") else s.emb.model_description
+        st.markdown(f"**Model** {md_escape(model or s.emb.model_id)}", help=md_escape(s.emb.model_id))
         line = f"**{s.n_images:,}** images"
         if s.has_clusters:
             line += f" · **{s.n_clusters}** clusters"

@@ -121,7 +121,7 @@ def save(cache_dir: Path, key: str, clustered: Clustered, *, captions: list[str]
         )
         arrays["meta"] = np.array(json.dumps(meta))
         buf = io.BytesIO()
-        np.savez(buf, **arrays)
+        np.savez(buf, **arrays)  # type: ignore[arg-type]
         folder = Path(cache_dir) / FOLDER
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(folder / f"{key}.npz", buf.getvalue(), durable=False)
@@ -152,5 +152,12 @@ def load(cache_dir: Path, key: str, *, cfg: ClusterConfig, captions: list[str], 
             info=ClusterInfo(**meta["info"]),
             n_clusters=int(meta["n_clusters"]),
         )
-    except (OSError, EOFError, KeyError, TypeError, ValueError, zipfile.BadZipFile):  # absent, damaged, other format
+    except (
+        OSError,
+        EOFError,
+        KeyError,
+        TypeError,
+        ValueError,
+        zipfile.BadZipFile,
+    ):  # absent, damaged, other format
         return None

@@ -216,12 +216,15 @@ def cluster_embedded(
     from . import clusterstore
 
     key = clusterstore.clustering_key(emb, cfg) if cache_dir is not None else None
-    stored = None if key is None else clusterstore.load(cache_dir, key, cfg=cfg, captions=emb.captions, n=emb.n)
-    if stored is not None:
-        stored.coords = project_embedded(emb, seed=cfg.seed, cache_dir=cache_dir) if coords is None else coords
-        return stored
+    if key is not None and cache_dir is not None:
+        stored = clusterstore.load(cache_dir, key, cfg=cfg, captions=emb.captions, n=emb.n)
+        if stored is not None:
+            if coords is None:
+                coords = project_embedded(emb, seed=cfg.seed, cache_dir=cache_dir)
+            stored.coords = coords
+            return stored
     clustered = _cluster_embedded(emb, cfg, coords=coords, cache_dir=cache_dir)
-    if key is not None:
+    if key is not None and cache_dir is not None:
         clusterstore.save(cache_dir, key, clustered, captions=emb.captions)
     return clustered
 
