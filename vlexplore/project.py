@@ -8,6 +8,9 @@ A cache that cannot be written (read-only, full, a path that is not a folder) co
 caching: the coordinates are computed in memory, numba compiles into a private temporary folder
 (or keeps the code in memory), and the caller is told once through ``on_cache_error`` or a
 :class:`CacheWriteWarning`.
+
+Until UMAP's layout exists, :func:`~vlexplore.quickmap.quick_layout` gives a coarser one in seconds that
+compiles nothing (the app's Map page shows it first).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from .errors import (
     ConfigError,
 )
 from .fsutil import atomic_writer
+from .quickmap import quick_layout  # noqa: F401 - the map shown while UMAP is computed (no numba)
 
 #: Below this many points UMAP's neighbour graph means little; PCA is used instead.
 UMAP_MIN_POINTS = 30
