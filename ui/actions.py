@@ -119,14 +119,47 @@ def layout_map(emb, *, seed: int, cache_dir: Path) -> tuple[np.ndarray, list[str
     return coords, notes
 
 
-def ensure_map(state: AppState) -> None:
-    """Make sure the clustering has its map coordinates: wait for the background layout, or make one.
+def ensure_map(state: AppState, *, quick: bool = False, wait_s: float = 0.5) -> bool:
+    """Make sure the clustering has map coordinates: wait for the background layout, or make one.
+
+    With ``quick`` (the Map page), a background UMAP layout that is still running is not waited for: a quick
+    layout (:func:`vlexplore.quickmap.quick_layout`, seconds, nothing to compile) goes into
+    ``state.clustered.coords`` at once, so the map drawn and a lasso on it use the same coordinates, and a later
+    call takes up UMAP's layout when the job is done. ``wait_s``: how long a pending job is waited for before
+    the quick layout is drawn (a layout read from the cache arrives in well under a second). Without ``quick``
+    (the Export page) the UMAP layout is waited for.
 
     A background layout that failed is dropped, so the next rerun lays the map out again (after
     space was freed, say) instead of showing the same error forever.
+
+    Returns:
+        Whether the coordinates are the quick layout (the UMAP layout is still being computed).
     """
-    if state.map_ready:
-        return
+    job = state.map_job
+    if state.map_ready and job is None:
+        return False
+    if quick and job is not None and not job.done():
+        if not state.map_ready:  # the NaN placeholder: nothing drawn yet
+            from concurrent.futures import wait
+
+            wait([job], timeout=wait_s)
+        if not job.done():
+            if not state.map_ready:
+                from vlexplore.quickmap import quick_layout
+
+                t0 = time.perf_counter()
+                with error_banner("Could not draw a first map"), st.spinner("Drawing a first map…"):
+                    x = state.emb.views.get("image")
+                    coords = (
+                        np.zeros((state.n_images, 2), np.float32)
+                        if x is None
+                        else quick_layout(x, seed=state.clustered.config.seed)
+                    )
+                state.clustered = dataclasses.replace(state.clustered, coords=coords)
+                state.timings["quick_map"] = time.perf_counter() - t0
+                state.memo = {}
+                state.version += 1
+            return True
     t0 = time.perf_counter()
     try:
         with (
@@ -135,7 +168,6 @@ def ensure_map(state: AppState) -> None:
                 "Laying out the map (UMAP)… the first time takes a while, later it is read from the cache"
             ),
         ):
-            job = state.map_job
             if job is not None:
                 try:
                     coords, notes = job.result()
@@ -149,7 +181,7 @@ def ensure_map(state: AppState) -> None:
     except OSError as exc:  # not a VlexploreError, so not error_banner's: still one line, no traceback
         st.error(f"Could not lay out the map: {exc}", icon=":material/warning:")
         st.stop()
-        return  # (st.stop() only raises inside a running app)
+        return False  # (st.stop() only raises inside a running app)
     state.map_job = None
     for note in dict.fromkeys(notes):
         st.warning(f"The cache cannot be written: {note}.", icon=":material/warning:")
@@ -157,6 +189,7 @@ def ensure_map(state: AppState) -> None:
     state.timings["map"] = time.perf_counter() - t0
     state.memo = {}
     state.version += 1
+    return False
 
 
 def suggested_k(state: AppState) -> int:

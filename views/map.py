@@ -1,4 +1,8 @@
-"""Map: the UMAP layout coloured by cluster; lasso/box-select images to see them and name them."""
+"""Map: the UMAP layout coloured by cluster; lasso/box-select images to see them and name them.
+
+While the UMAP layout is still being computed in the background (minutes in a new process whose numba cache
+is empty), a quick layout is shown at once and replaced by UMAP's when it is done, without the user doing anything.
+"""
 
 from __future__ import annotations
 
@@ -17,12 +21,30 @@ from ui.widgets import (
 from vlexplore import edit, plots
 
 GRID_PAGE = 48
+#: Seconds between looks at the background UMAP layout while the quick layout is on screen.
+POLL_S = 2.0
 
 s = state.get()
 require_clusters(s)
-actions.ensure_map(s)
+quick = actions.ensure_map(s, quick=True)
 st.title("Map")
 show_flash(s)
+
+
+@st.fragment(run_every=POLL_S)
+def swap_in_umap() -> None:
+    """Rerun the page once the background UMAP layout is done: ``ensure_map`` then puts it on screen."""
+    job = s.map_job
+    if job is None or job.done():
+        st.rerun()
+
+
+if quick:
+    st.caption(
+        ":material/hourglass_top: A quick first layout: the UMAP layout is being computed and will replace it "
+        "by itself."
+    )
+    swap_in_umap()
 
 
 from ui import scatter as webgl_map  # noqa: E402 - the WebGL map (ui/scatter.py), when its bundle is there
