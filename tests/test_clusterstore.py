@@ -120,3 +120,13 @@ def test_a_cache_that_cannot_be_written_only_costs_speed(embedded, tmp_path):
     coords = np.zeros((embedded.n, 2), np.float32)
     cl = cluster_embedded(embedded, vx.ClusterConfig(k=3), coords=coords, cache_dir=blocked)
     assert cl.n_clusters == 3
+
+
+def test_only_the_newest_clusterings_are_kept(embedded, cache_dir, monkeypatch):
+    monkeypatch.setattr(clusterstore, "KEEP", 2)
+    coords = np.zeros((embedded.n, 2), np.float32)
+    for k in (2, 3, 4):
+        cluster_embedded(embedded, vx.ClusterConfig(k=k), coords=coords, cache_dir=cache_dir)
+    kept = list((cache_dir / clusterstore.FOLDER).glob("*.npz"))
+    assert len(kept) == 2
+    assert clusterstore.clustering_key(embedded, vx.ClusterConfig(k=4)) + ".npz" in {p.name for p in kept}

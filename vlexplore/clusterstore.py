@@ -31,6 +31,8 @@ from .results import Clustered, ClusterInfo, Embedded
 
 #: Smaller folders cluster in well under a second: they are not stored.
 MIN_ROWS = 20_000
+#: The most recently written clusterings kept; older ones (other options, older code) are deleted.
+KEEP = 32
 FOLDER = "clusterings"
 FORMAT = 1
 _INT_KEYS = "__int_keys__"
@@ -127,7 +129,18 @@ def save(cache_dir: Path, key: str, clustered: Clustered, *, captions: list[str]
         atomic_write_bytes(folder / f"{key}.npz", buf.getvalue(), durable=False)
     except (OSError, TypeError, ValueError):
         return False
+    _prune(folder)
     return True
+
+
+def _prune(folder: Path) -> None:
+    """Delete all but the :data:`KEEP` newest clusterings (another process may be deleting them too)."""
+    try:
+        files = sorted(folder.glob("*.npz"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+        for old in files[KEEP:]:
+            old.unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 def load(cache_dir: Path, key: str, *, cfg: ClusterConfig, captions: list[str], n: int) -> Clustered | None:

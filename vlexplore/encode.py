@@ -235,11 +235,15 @@ def embed_images(
     if n_computed and writable[0] and len(store.shard_paths()) > COMPACT_ABOVE:  # reopening reads every shard
         store.compact()
     items = collection.items
-    failed = {
-        r: changed.get(p) or errors[fp]
-        for r, p, fp in zip(items["relpath"], items["path"], fps)
-        if p in changed or fp in errors
-    }
+    failed = (
+        {
+            r: changed.get(p) or errors[fp]
+            for r, p, fp in zip(items["relpath"].tolist(), items["path"].tolist(), fps)
+            if p in changed or fp in errors
+        }
+        if changed or errors
+        else {}
+    )
     kept = collection.without(failed)
     if len(kept) == 0:
         empty = {v: np.zeros((0, 0), np.float32) for v in views}
@@ -357,19 +361,25 @@ def _check_output(out, views: tuple[str, ...], n: int, model_id: str) -> dict[st
 
 
 def _damaged_rows(cached: dict[str, np.ndarray], views: tuple[str, ...]) -> np.ndarray:
-    """Bool ``(n_found,)``: cached rows that cannot be what :func:`embed_images` stored (finite, unit or zero length)."""
+    """Bool ``(n_found,)``: cached rows that cannot be what :func:`embed_images` stored (finite, unit or zero length).
+
+    One float32 pass per view: a NaN or infinite entry makes the squared norm non-finite (float32 overflow
+    past ~1.8e19 too, and no stored row comes near it); a view held twice is checked once.
+    """
     n = len(next(iter(cached.values()))) if views else 0
     bad = np.zeros(n, dtype=bool)
-    step = 16_384  # rows at a time: the float64 copy stays small
+    step = 65_536
+    seen: set[int] = set()
     for v in views:
         a = np.asarray(cached[v], dtype=np.float32)
+        if id(a) in seen:
+            continue
+        seen.add(id(a))
         for start in range(0, n, step):
             block = a[start : start + step]
             with np.errstate(over="ignore", invalid="ignore"):
-                norm = np.linalg.norm(block.astype(np.float64), axis=1)
-            bad[start : start + step] |= ~np.isfinite(block).all(axis=1) | (
-                (np.abs(norm - 1.0) > 1e-3) & (norm != 0.0)
-            )
+                sq = np.einsum("ij,ij->i", block, block)
+            bad[start : start + step] |= ~np.isfinite(sq) | ((np.abs(sq - 1.0) > 2e-3) & (sq != 0.0))
     return bad
 
 

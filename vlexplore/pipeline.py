@@ -146,7 +146,8 @@ def caption_texts(
     from .sidecar import merge_captions
 
     col = res.collection
-    own = {r: "user caption" for r, c in zip(col.items["relpath"], col.captions) if c}
+    user = col.captions
+    own = {r: "user caption" for r, c in zip(col.items["relpath"].tolist(), user) if c} if any(user) else {}
     if captioner is None:
         if hasattr(encoder, "label_captions") and "joint" in res.views and len(col):
             return merge_captions(col, encoder.label_captions(res.views["joint"]))
