@@ -145,3 +145,22 @@ def test_export_waits_for_umap_even_with_the_quick_layout_on_screen(data):  # no
     at.switch_page("views/export.py").run()
     frame = at.dataframe[0].value
     np.testing.assert_allclose(frame[["umap_x", "umap_y"]].to_numpy(), umap, rtol=1e-5)
+
+
+def test_a_failed_umap_job_takes_the_quick_layout_with_it_and_the_next_run_lays_out_again(data):  # noqa: F811
+    import errno
+
+    s = pending(data)
+    at = run_page("map", s, plotly_map=True)
+    assert CAPTION in texts(at.caption)
+    s.map_job.set_exception(OSError(errno.ENOSPC, "No space left on device"))
+    at.run()
+    s = state_of(at)
+    assert "No space left on device" in texts(at.error)
+    assert s.map_job is None
+    assert not s.map_ready  # not the quick layout passed off as the final one
+    at.run()  # space freed: the map is laid out in this run (PCA: fewer than 30 images)
+    s = state_of(at)
+    assert not at.error, texts(at.error)
+    assert s.map_ready
+    assert CAPTION not in texts(at.caption)

@@ -160,6 +160,11 @@ def ensure_map(state: AppState, *, quick: bool = False, wait_s: float = 0.5) -> 
                 state.memo = {}
                 state.version += 1
             return True
+    if job is not None and job.done() and (job.cancelled() or job.exception() is not None):
+        # failed: the quick layout goes with it, so that the next rerun lays the map out again
+        state.clustered = dataclasses.replace(
+            state.clustered, coords=np.full((state.n_images, 2), np.nan, dtype=np.float32)
+        )
     t0 = time.perf_counter()
     try:
         with (
