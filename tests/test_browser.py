@@ -151,6 +151,11 @@ def test_main_path_in_a_real_browser(page, app_url, tmp_path):
     #    cluster's points fills the grid; then name the selection as a new cluster
     goto(page, "Map")
     page.wait_for_selector(".vx-scatter[data-drawn]", state="attached")
+    # a quick layout stands in while UMAP is computed; the page swaps UMAP's in by itself
+    quick = page.get_by_text("the UMAP layout is being computed")
+    print(f"quick layout shown first: {quick.count() > 0}")
+    quick.wait_for(state="detached", timeout=FIRST_LOAD_S * 1000)
+    page.wait_for_selector(".vx-scatter[data-drawn]", state="attached")
     wait_idle(page)
     assert page.locator('[data-testid="stPlotlyChart"]').count() == 0  # the WebGL map is the default
     assert page.evaluate("document.querySelector('.vx-scatter').dataset.n") == str(N_IMAGES)
