@@ -47,12 +47,15 @@ def _sample(n: int, size: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
 
 
-def assign(X: np.ndarray, centres: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+def assign(
+    X: np.ndarray, centres: np.ndarray, weights: np.ndarray | None = None, *, loss: bool = True
+) -> tuple[np.ndarray, float]:
     """Nearest centre (squared Euclidean) of every row, in blocks: ``(int64 labels, inertia)``.
 
     One float32 matrix product per block (BLAS) and an argmin of ``|c|² - 2 x·c``; the rows' own norms
-    only enter the (float64, optionally ``weights``-weighted) loss. 2.5-4x faster than faiss's flat
-    search for the few centres of a k-means (70,000 × 512, k = 12 and 100), with the same labels.
+    only enter the (float64, optionally ``weights``-weighted) loss (``loss=False``: not computed, 0.0).
+    2.5-4x faster than faiss's flat search for the few centres of a k-means (70,000 × 512, k = 12 and 100),
+    with the same labels.
     """
     C = np.ascontiguousarray(centres, dtype=np.float32)
     c_sq = np.einsum("ij,ij->i", C, C).astype(np.float64)
@@ -65,6 +68,8 @@ def assign(X: np.ndarray, centres: np.ndarray, weights: np.ndarray | None = None
         d = c_sq[None, :] - 2.0 * (B @ C.T)
         lab = d.argmin(axis=1)
         labels[start : start + len(B)] = lab
+        if not loss:
+            continue
         dist = np.maximum(np.einsum("ij,ij->i", B, B) + d[np.arange(len(B)), lab], 0.0)
         inertia += float(dist.sum() if w is None else (w[start : start + len(B)] * dist).sum())
     return labels, inertia

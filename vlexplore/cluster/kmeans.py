@@ -93,7 +93,7 @@ def _lloyd(X: np.ndarray, C: np.ndarray, w, iters: int) -> np.ndarray:
     wt = np.ones(n, dtype=np.float32) if w is None else np.asarray(w, dtype=np.float32)
     prev = None
     for _ in range(iters):
-        labels, _ = _weighted_assign(X, C, None)
+        labels, _ = largescale.assign(X, C, loss=False)
         if prev is not None and np.array_equal(labels, prev):
             break
         member = csr_matrix((wt, (labels, np.arange(n))), shape=(k, n))
