@@ -297,6 +297,23 @@ SCREEN = """(i) => { const st = document.querySelector('.vx-scatter').__vxScatte
     return [r.left + x, r.top + y]; }"""
 
 
+HELD = """() => { const st = document.querySelector('.vx-scatter').__vxScatter; const s = st.stats;
+    return {releasedBy: s.releasedBy, releases: s.releases, selectedOnMap: st.plot.get('selectedPoints').length,
+            framesWhileHeld: s.frameTimes.filter(t => t > s.holdStart && t < s.holdEnd).length}; }"""
+HELD_THEN_DRAWN = """() => { const s = document.querySelector('.vx-scatter').__vxScatter.stats;
+    return s.holdEnd > s.holdStart && s.frameTimes.some(t => t > s.holdEnd); }"""
+
+
+def box_select(page, pts: np.ndarray, pad: float = 12) -> None:
+    """A box drag (the map in Box mode) around the screen points ``pts``."""
+    (x0, y0), (x1, y1) = pts.min(axis=0) - pad, pts.max(axis=0) + pad
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=5)
+    page.mouse.move(x1, y1, steps=5)
+    page.mouse.up()
+
+
 @pytest.mark.browser
 def test_browser_hover_click_and_box_select(served, data):
     from playwright.sync_api import sync_playwright
@@ -332,13 +349,7 @@ def test_browser_hover_click_and_box_select(served, data):
             # box-select one class's blob: the grid shows exactly those images
             page.click("button[data-mode=rectangle]")
             members = np.flatnonzero(data.klass == data.klass[0]).tolist()
-            pts = np.array([page.evaluate(SCREEN, int(i)) for i in members])
-            (x0, y0), (x1, y1) = pts.min(axis=0) - 12, pts.max(axis=0) + 12
-            page.mouse.move(x0, y0)
-            page.mouse.down()
-            page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=5)
-            page.mouse.move(x1, y1, steps=5)
-            page.mouse.up()
+            box_select(page, np.array([page.evaluate(SCREEN, int(i)) for i in members]))
             page.get_by_text(f"{len(members)} images selected").first.wait_for()
             page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]')
             page.wait_for_function(
@@ -352,5 +363,35 @@ def test_browser_hover_click_and_box_select(served, data):
             assert page.evaluate("document.querySelector('.vx-scatter').__vxScatter.selection.length") == len(
                 members
             )
+
+            # where frames are slow (WebGL on the CPU, a million points) the frame that highlights a new
+            # selection waits until the app has answered and the grid has loaded; then the map catches up
+            page.evaluate("document.querySelector('.vx-scatter').__vxScatter.alwaysHold = true")
+            page.click(".vx-scatter-pinned-close")  # the opened image's panel may cover a blob
+            others = np.flatnonzero(
+                data.klass == (data.klass[0] + 1) % len(set(data.klass.tolist()))
+            ).tolist()
+            since = page.evaluate("performance.now()")
+            picked = f"() => document.querySelector('.vx-scatter').__vxScatter.stats.holdStart > {since}"
+            for attempt in range(2):  # a drag on a loaded machine may come too fast to register: once more
+                box_select(page, np.array([page.evaluate(SCREEN, int(i)) for i in others]))
+                try:
+                    page.wait_for_function(picked, timeout=10_000)
+                    break
+                except Exception:
+                    if attempt:
+                        raise
+            page.get_by_text(f"{len(others)} images selected").first.wait_for()
+            page.wait_for_function(HELD_THEN_DRAWN)
+            held = page.evaluate(HELD)
+            assert held["releasedBy"] == "settled", held
+            assert held["framesWhileHeld"] == 0
+            assert held["selectedOnMap"] == len(others)
+            assert sorted(
+                page.evaluate("Array.from(document.querySelector('.vx-scatter').__vxScatter.selection)")
+            ) == sorted(others)
+            captions = {c.strip() for c in page.locator('[data-testid="stImage"]').all_inner_texts()}
+            names = {data.emb.collection.items["relpath"].iat[i].rsplit("/", 1)[-1] for i in others}
+            assert names <= captions | {n for n in names if any(n[:20] in c for c in captions)}
         finally:
             browser.close()

@@ -12,6 +12,10 @@ tiny component mounted in an ``st.fragment``: the browser asks for a few indices
 them. Nothing is served from disk by URL, so this works with ``enableStaticServing = false`` and
 only files the caller's ``thumb`` function returns are ever read.
 
+Where frames are slow (WebGL on the CPU: a million points take a second or more per frame, and the page
+waits for each), the frame that highlights a new lasso or box selection is held until the app has rerun
+and the page (the grid of the selected images) has settled, so the grid does not wait for the map.
+
 The bundle ``ui/scatter_frontend/dist/scatter.js`` is committed (users need no node);
 ``npm ci && npm run build`` in ``ui/scatter_frontend`` rebuilds it from ``src/``.
 """

@@ -11,7 +11,7 @@
 //                     reruns, the points are not sent again).
 // The two talk through an EventTarget on window (components are not sandboxed; they share the page).
 
-import createScatterplot from 'regl-scatterplot';
+import createScatterplot, { createRenderer } from 'regl-scatterplot';
 import CSS from './scatter.css';
 
 const BUS = (window.__vxScatterBus ||= {
@@ -266,6 +266,95 @@ function drawLegend(st) {
   if (more > 0) el('div', 'vx-scatter-legend-row', legend, `… ${more} more`);
 }
 
+// ---------------------------------------------------------------- the frame after a selection
+//
+// Without a GPU (WebGL on the CPU, e.g. headless chromium) a frame of a million points holds the page for
+// a second or more: the library copies each frame onto the page's canvas, which waits for the frame. The
+// frame that highlights a new lasso selection would run before the page can take the app's answer and
+// show the grid of the selected images. So, where frames are that slow, that frame waits until the app
+// has answered and the page's images have loaded (the map keeps its last frame, the lasso drawn on it, and
+// the bar says how many are selected), or until the user presses, scrolls or types on the map, or at
+// most HOLD_MAX_MS. With a GPU a frame takes milliseconds and nothing waits.
+const SLOW_FRAME_MS = 150;
+const HOLD_MAX_MS = 8000;
+const SETTLED_POLL_MS = 25;
+// ... and the page has not changed, nor fetched anything, for this long: the app's elements are all in place
+// (Streamlit may first fetch an element's code, e.g. st.image's on the first image of a session, then render)
+const QUIET_MS = 300;
+
+function heldRenderer(st) {
+  const renderer = createRenderer();
+  const onFrame = renderer.onFrame;
+  renderer.onFrame = (draw) =>
+    onFrame(() => {
+      if (st.hold) return;
+      const t0 = performance.now();
+      draw();
+      const dt = performance.now() - t0;
+      if (dt > 2) st.frameMs = dt; // a frame with nothing to draw returns at once
+    });
+  return renderer;
+}
+
+function holdFrames(st) {
+  releaseFrames(st, 'new selection');
+  if (!(st.frameMs >= SLOW_FRAME_MS || st.alwaysHold)) return; // alwaysHold: for tests on a fast page
+  const hold = { since: performance.now(), answered: false, changed: performance.now() };
+  hold.observer = new MutationObserver(() => {
+    hold.changed = performance.now();
+  });
+  hold.observer.observe(document.body, { childList: true, subtree: true, attributes: true, characterData: true });
+  if (typeof PerformanceObserver !== 'undefined') {
+    hold.fetches = new PerformanceObserver(() => {
+      hold.changed = performance.now();
+    });
+    try {
+      hold.fetches.observe({ type: 'resource' });
+    } catch {
+      hold.fetches = null;
+    }
+  }
+  st.hold = hold;
+  st.stats.holdStart = hold.since;
+  st.holdTimer = setTimeout(() => releaseFrames(st, 'timeout'), HOLD_MAX_MS);
+}
+
+function releaseFrames(st, why) {
+  clearTimeout(st.holdTimer);
+  if (!st.hold) return;
+  st.hold.observer.disconnect();
+  st.hold.fetches?.disconnect();
+  st.hold = null;
+  st.stats.holdEnd = performance.now();
+  st.stats.releasedBy = why;
+  const log = (st.stats.releases ||= []);
+  log.push([why, Math.round(st.stats.holdStart), Math.round(st.stats.holdEnd)]);
+  if (log.length > 50) log.shift();
+}
+
+function pageSettled() {
+  // the app's rerun has finished and every image on the page (the grid's thumbnails) has loaded
+  const app = document.querySelector('[data-testid="stApp"]');
+  if (app && app.dataset.testScriptState && app.dataset.testScriptState !== 'notRunning') return false;
+  for (const img of document.images) if (img.getAttribute('src') && !img.complete) return false;
+  return true;
+}
+
+function answered(st) {
+  // the app has rerun with the selection: release once the page has settled and stayed unchanged a while
+  const hold = st.hold;
+  if (!hold || hold.answered) return;
+  hold.answered = true;
+  const poll = () => {
+    if (st.hold !== hold) return;
+    if (performance.now() - hold.changed >= QUIET_MS && pageSettled()) {
+      // let the page paint what it has (the grid) before the slow frame runs
+      requestAnimationFrame(() => setTimeout(() => st.hold === hold && releaseFrames(st, 'settled'), 0));
+    } else setTimeout(poll, SETTLED_POLL_MS);
+  };
+  setTimeout(poll, SETTLED_POLL_MS);
+}
+
 function createPlot(component, header) {
   const { parentElement } = component;
   const dom = buildDom(parentElement, header.height || 640);
@@ -285,7 +374,9 @@ function createPlot(component, header) {
     stats: { created: performance.now() },
   };
   const { width, height } = dom.wrap.getBoundingClientRect();
+  st.renderer = heldRenderer(st);
   st.plot = createScatterplot({
+    renderer: st.renderer,
     canvas: dom.canvas,
     width: Math.max(50, width),
     height: Math.max(50, height),
@@ -346,6 +437,10 @@ function createPlot(component, header) {
     st.lassoing = false;
     if (st.selection.length) sendSelection(st, []);
   });
+  // the user acts on the map: it needs its frames back
+  for (const type of ['mousedown', 'wheel', 'keydown']) {
+    dom.wrap.addEventListener(type, () => releaseFrames(st, `input (${type})`), true);
+  }
   dom.wrap.addEventListener('mousemove', (ev) => {
     const r = dom.wrap.getBoundingClientRect();
     st.mouse = [ev.clientX - r.left, ev.clientY - r.top];
@@ -378,7 +473,9 @@ function createPlot(component, header) {
   st.cleanup = () => {
     ro.disconnect();
     BUS.target.removeEventListener('thumbs', onThumbs);
+    releaseFrames(st, 'gone');
     plot.destroy();
+    st.renderer.destroy();
     dom.root.remove();
     PLOTS.delete(parentElement);
   };
@@ -408,6 +505,7 @@ function restoreSelection(st) {
 function sendSelection(st, points) {
   st.selection = Array.from(points);
   st.stats.lastSelectionSent = performance.now();
+  holdFrames(st);
   st.dom.status.textContent = points.length ? `${points.length.toLocaleString()} selected` : '';
   st.setTriggerValue('selection', { b64: b64Indices(st.selection), n: st.selection.length });
 }
@@ -471,6 +569,7 @@ function scatter(component) {
       });
     st.dom.status.textContent = selection.length ? `${selection.length.toLocaleString()} selected` : '';
   } else {
+    if (st.hold) answered(st);
     st.drawn.then(() => applySelection(st, selection));
   }
   return st.cleanup;
