@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 import vlexplore as vx
 from ui.state import KEY, AppState
-from vlexplore import tables
+from vlexplore import export, tables
 from vlexplore.export import csv_bytes, parquet_bytes
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
@@ -441,6 +441,18 @@ def test_export_offers_csv_parquet_and_provenance(data):
     pq = pd.read_parquet(io.BytesIO(parquet_bytes(df)))
     assert "=HYPERLINK(evil)" in set(pq["cluster_label"])
     assert "renamed" in texts(at.json) or any("renamed" in str(j.proto.body) for j in at.json)
+
+
+def test_export_adds_curation_columns_for_small_folders_and_when_asked_for_large(data, monkeypatch):
+    at = run_page("export", seeded(data))
+    assert at.toggle(key="export-curation").value
+    assert "outlier_score" in at.dataframe[0].value.columns
+    monkeypatch.setattr(export, "CURATION_AUTO_MAX", 5)  # this folder is now "large"
+    at = run_page("export", seeded(data))
+    assert not at.toggle(key="export-curation").value
+    assert "outlier_score" not in at.dataframe[0].value.columns
+    at.toggle(key="export-curation").set_value(True).run()
+    assert "outlier_score" in at.dataframe[0].value.columns
 
 
 def test_map_waits_for_a_pending_layout(data):

@@ -7,7 +7,7 @@ import streamlit as st
 from ui import actions, state
 from ui.feedback import show_flash
 from ui.widgets import require_clusters
-from vlexplore import tables
+from vlexplore import export, tables
 from vlexplore.export import (
     build_provenance,
     csv_bytes,
@@ -23,7 +23,20 @@ actions.ensure_map(s)
 st.title("Export")
 show_flash(s)
 
-df = s.cached("table", lambda: tables.labelled_frame(s.emb, s.clustered, s.labels, s.names))
+# The curation columns need every image's nearest neighbours: seconds for a small folder, minutes for a
+# large one on a CPU, so above export.CURATION_AUTO_MAX images they are added when asked for.
+CURATION_AUTO_MAX = export.CURATION_AUTO_MAX
+curation = st.toggle(
+    "Curation columns (duplicate_group, outlier_score, confident)",
+    value=s.n_images <= CURATION_AUTO_MAX,
+    key="export-curation",
+    help="Duplicate groups and outlier scores come from each image's nearest neighbours: "
+    f"quick up to {CURATION_AUTO_MAX:,} images, minutes for hundreds of thousands without a GPU.",
+)
+df = s.cached(
+    f"table-curation-{curation}",
+    lambda: tables.labelled_frame(s.emb, s.clustered, s.labels, s.names, curation=curation),
+)
 stem = sanitize_filename(s.folder.name if s.folder and s.folder.name else "images")
 
 st.markdown(

@@ -38,6 +38,10 @@ from .provenance import (  # noqa: F401  (re-exported: provenance lived here)
     write_provenance,
 )
 
+#: Up to this many images the app's Export page adds the curation columns by default; above, when asked for
+#: (they need every image's nearest neighbours: 70,000 × 512 took minutes on 2 CPU cores).
+CURATION_AUTO_MAX = 20_000
+
 #: Column order of :func:`to_dataframe` (``similarity`` only when given).
 COLUMNS = (
     "path",

@@ -22,14 +22,20 @@ def full_names(labels: np.ndarray, names: Mapping[int, str]) -> dict[int, str]:
     return {c: display_name(names, c) for c in cluster_sizes(labels)}
 
 
-def labelled_frame(emb, clustered, labels: np.ndarray, names: Mapping[int, str]) -> pd.DataFrame:
-    """The library's labelled table (:func:`vlexplore.to_dataframe`) with the edited labels and names."""
+def labelled_frame(
+    emb, clustered, labels: np.ndarray, names: Mapping[int, str], *, curation: bool = True
+) -> pd.DataFrame:
+    """The library's labelled table (:func:`vlexplore.to_dataframe`) with the edited labels and names.
+
+    ``curation=False`` leaves out ``duplicate_group``, ``outlier_score`` and ``confident`` (they need every
+    image's nearest neighbours).
+    """
     from .pipeline import to_dataframe
 
     edited = dataclasses.replace(
         clustered, labels=np.asarray(labels, dtype=np.int64), names=full_names(labels, names)
     )
-    return to_dataframe(emb, edited)
+    return to_dataframe(emb, edited, curation=curation)
 
 
 def folder_purity(table: pd.DataFrame, names: Mapping[int, str]) -> pd.DataFrame:
