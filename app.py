@@ -85,8 +85,15 @@ with st.sidebar:
         folder = s.folder.name if s.folder else "?"
         st.markdown(f"**Folder** {md_code(folder)}", help=md_escape(s.folder))
         # people read the description ("CLIP ViT-B-32 (openai)"); the id (with its content hashes) is in the help
-        model = "bundled offline model" if s.emb.model_id.startswith("bundled") else s.emb.model_description
-        st.markdown(f"**Model** {md_escape(model or s.emb.model_id)}", help=md_escape(s.emb.model_id))
+        described = s.emb.model_description or s.emb.model_id
+        if (
+            "b3-" in described
+        ):  # local weights: "CLIP my-clip (model.safetensors, file-b3-…)" → "CLIP my-clip"
+            described = described.split(" (")[0]
+        model = "bundled offline model" if s.emb.model_id.startswith("bundled") else described
+        st.markdown(
+            f"**Model** {md_escape(model)}", help=md_escape(f"{s.emb.model_description} · {s.emb.model_id}")
+        )
         line = f"**{s.n_images:,}** images"
         if s.has_clusters:
             line += f" · **{s.n_clusters}** clusters"

@@ -250,9 +250,10 @@ def test_a_cached_folder_opens_without_torch_or_open_clip(models, tmp_path):
         np.testing.assert_array_equal(np.load(tmp_path / f"{i}.npy"), emb.views["image"])
 
 
-def test_the_app_warms_the_model_up_once_in_the_background(models):
+def test_the_app_warms_the_model_up_once_in_the_background(models, monkeypatch):
     from ui import cached
 
+    monkeypatch.setattr(cached, "WARM_UP_DELAY_S", 0.0)
     enc = registry.load_encoder(models["directory"], device="cpu", lazy=True)
     thread = cached.start_model_warm_up(enc)
     assert thread is not None

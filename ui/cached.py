@@ -13,6 +13,7 @@ import contextlib
 import importlib
 import os
 import threading
+import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 
@@ -38,6 +39,10 @@ def encoder(model: str, device: str, cache_dir: str | None):
 
 _warmed: weakref.WeakSet = weakref.WeakSet()
 _warm_lock = threading.Lock()
+#: Seconds the model warm-up waits first: importing torch holds the interpreter for seconds, and right after
+#: the clusters are drawn the server is still sending their thumbnails (on 2 cores, 70k images: the first
+#: thumbnail came 1.4-3 s after the page instead of 0.3-0.5 s).
+WARM_UP_DELAY_S = 5.0
 
 
 def start_model_warm_up(encoder) -> threading.Thread | None:
@@ -52,9 +57,14 @@ def start_model_warm_up(encoder) -> threading.Thread | None:
         if encoder in _warmed:
             return None
         _warmed.add(encoder)
-    thread = threading.Thread(target=_quietly, args=(warm_up,), name="vx-model-warm-up", daemon=True)
+    thread = threading.Thread(target=_later, args=(warm_up,), name="vx-model-warm-up", daemon=True)
     thread.start()
     return thread
+
+
+def _later(work) -> None:
+    time.sleep(WARM_UP_DELAY_S)
+    _quietly(work)
 
 
 def _quietly(work) -> None:
