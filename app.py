@@ -85,12 +85,8 @@ with st.sidebar:
         folder = s.folder.name if s.folder else "?"
         st.markdown(f"**Folder** {md_code(folder)}", help=md_escape(s.folder))
         # people read the description ("CLIP ViT-B-32 (openai)"); the id (with its content hashes) is in the help
-        described = s.emb.model_description or s.emb.model_id
-        if (
-            "b3-" in described
-        ):  # local weights: "CLIP my-clip (model.safetensors, file-b3-…)" → "CLIP my-clip"
-            described = described.split(" (")[0]
-        model = "bundled offline model" if s.emb.model_id.startswith("bundled") else described
+        bundled = s.emb.model_id.startswith("bundled")
+        model = "bundled offline model" if bundled else (s.emb.model_description or s.emb.model_id)
         st.markdown(
             f"**Model** {md_escape(model)}", help=md_escape(f"{s.emb.model_description} · {s.emb.model_id}")
         )

@@ -34,9 +34,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-MODEL_ID = (
-    "open_clip:local-dir:file-b3-da88fe436ac62b53c5baba7c65519c52+cfg-b3-c8098ac93d918bb854c9b0b0573c2ab7"
-)
+MODEL = BENCH / "data" / "random-clip-512"  # bench/random_clip.py: its cached vocabulary names the clusters
 
 
 def rss_mb() -> float:
@@ -73,6 +71,7 @@ def child(n: int, cache_dir: Path) -> dict:
     import vlexplore as vx
     from vlexplore import mapdata
     from vlexplore.collection import Collection
+    from vlexplore.models.registry import load_encoder
     from vlexplore.pipeline import cluster_embedded, to_dataframe
     from vlexplore.results import Embedded
     from vlexplore.search import search_index
@@ -104,7 +103,8 @@ def child(n: int, cache_dir: Path) -> dict:
     del relpath, names
     stage("collection", t0)
     t0 = time.perf_counter()
-    emb = Embedded(collection=col, views={"image": X, "joint": X}, model_id=MODEL_ID, captions=[""] * n)
+    model_id = load_encoder(str(MODEL), device="cpu", lazy=True).model_id  # its name only: no weights load
+    emb = Embedded(collection=col, views={"image": X, "joint": X}, model_id=model_id, captions=[""] * n)
     stage("vectors", t0)
     t0 = time.perf_counter()
     coords = np.random.default_rng(1).normal(size=(n, 2)).astype(np.float32)

@@ -31,6 +31,23 @@ settings.register_profile("ci", derandomize=True, database=None, print_blob=True
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
+REPO = Path(__file__).resolve().parent.parent
+
+
+def loaded_after(code: str, modules: tuple[str, ...], *, timeout: float = 300) -> list[str]:
+    """Which of ``modules`` a fresh interpreter has imported after running ``code`` (in the repository)."""
+    import json
+    import subprocess
+    import sys
+
+    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(m for m in {modules!r} if m in sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 # =========================================================================== 1. image folders
 
 CLASS_COLOURS: dict[str, tuple[int, int, int]] = {

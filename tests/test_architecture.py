@@ -7,10 +7,9 @@ import cycles, and files small enough to read.
 from __future__ import annotations
 
 import ast
-import json
-import subprocess
-import sys
 from pathlib import Path
+
+from conftest import loaded_after
 
 REPO = Path(__file__).resolve().parent.parent
 LIBRARY = REPO / "vlexplore"
@@ -47,14 +46,8 @@ def _top(name: str) -> str:
 
 
 def test_importing_the_library_loads_no_heavy_or_app_package():
-    code = (
-        "import json, sys, vlexplore; "
-        "print(json.dumps(sorted(m for m in ('streamlit', 'torch', 'sklearn', 'pandas', 'plotly', 'ui') "
-        "if m in sys.modules)))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout) == []
+    heavy = ("streamlit", "torch", "sklearn", "pandas", "plotly", "ui")
+    assert loaded_after("import vlexplore", heavy, timeout=120) == []
 
 
 def test_the_library_never_imports_the_app_or_streamlit():

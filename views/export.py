@@ -25,13 +25,12 @@ show_flash(s)
 
 # The curation columns need every image's nearest neighbours: seconds for a small folder, minutes for a
 # large one on a CPU, so above export.CURATION_AUTO_MAX images they are added when asked for.
-CURATION_AUTO_MAX = export.CURATION_AUTO_MAX
 curation = st.toggle(
     "Curation columns (duplicate_group, outlier_score, confident)",
-    value=s.n_images <= CURATION_AUTO_MAX,
+    value=s.n_images <= export.CURATION_AUTO_MAX,
     key="export-curation",
     help="Duplicate groups and outlier scores come from each image's nearest neighbours: "
-    f"quick up to {CURATION_AUTO_MAX:,} images, minutes for hundreds of thousands without a GPU.",
+    f"quick up to {export.CURATION_AUTO_MAX:,} images, minutes for hundreds of thousands without a GPU.",
 )
 df = s.cached(
     f"table-curation-{curation}",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -32,7 +33,10 @@ def describe_openclip(schema: str | None, arch: str, tag: str, checkpoint: str |
         return model_id, f"CLIP {arch.split(':', 1)[1]} (model hub)"
     if checkpoint is not None:
         shown = Path(checkpoint).parent.name if schema == "local-dir" else arch
-        return model_id, f"CLIP {shown} ({Path(checkpoint).name}, {tag.split('+')[0]})"
+        weights = re.sub(
+            r"([0-9a-f]{8})[0-9a-f]{8,}", r"\1", tag.split("+")[0]
+        )  # a hash, shortened for people
+        return model_id, f"CLIP {shown} ({Path(checkpoint).name}, {weights})"
     return model_id, f"CLIP {arch} ({'random weights' if tag == 'random' else tag})"
 
 
