@@ -258,6 +258,26 @@ def test_float_labels_raise():
         ctfidf_keywords(["dog"], [0.5])
 
 
+def test_representatives_follow_the_float64_definition():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((500, 16)).astype(np.float32) * rng.uniform(0.1, 10, (500, 1)).astype(np.float32)
+    labels = rng.integers(-1, 5, 500)
+    reps = representatives(X, labels)
+    unit = X.astype(np.float64) / np.linalg.norm(X.astype(np.float64), axis=1, keepdims=True)
+    for c, idx in reps.items():
+        members = np.flatnonzero(labels == c)
+        assert sorted(idx.tolist()) == members.tolist()
+        mean = unit[members].mean(axis=0)
+        sims = unit[idx] @ (mean / np.linalg.norm(mean))
+        assert (np.diff(sims) <= 1e-6).all()  # nearest to the mean first
+
+
+def test_representatives_order_duplicates_by_index():
+    X = np.array([[1, 0], [0.5, 0.5], [0, 1], [0.5, 0.5], [1, 0.1]], dtype=np.float32)
+    reps = representatives(X, [0, 0, 0, 0, 0])
+    assert reps[0].tolist().index(1) + 1 == reps[0].tolist().index(3)  # equal rows: the lower index first
+
+
 def test_representatives_labels_shape_mismatch_raises():
     with pytest.raises(ConfigError, match=r"shape \(3,\)"):
         representatives(np.eye(3), [0, 1])

@@ -351,6 +351,36 @@ def test_make_thumbnails_skips_undecodable_images(image_folder, cache_dir):
     assert calls[-1] == (len(c), len(c))
 
 
+def test_thumbnails_at_answer_each_row_in_order(image_folder, cache_dir):
+    c = scan_folder(image_folder.root)
+    rows = list(range(len(c)))[::-1]
+    first = images.thumbnails_at(c, rows, size=32, cache_dir=cache_dir)
+    relpaths = c.items["relpath"].tolist()
+    for row, got in zip(rows, first):
+        if isinstance(got, Path):
+            assert got == thumbnail(c, relpaths[row], size=32, cache_dir=cache_dir)  # the same file, by row
+        else:  # a file that scans but does not decode: the same refusal as thumbnail's
+            with pytest.raises(type(got)):
+                thumbnail(c, relpaths[row], size=32, cache_dir=cache_dir)
+    assert sum(isinstance(got, Path) for got in first) == len(image_folder.good)
+    again = images.thumbnails_at(c, rows, size=32, cache_dir=cache_dir)  # the second time from the cache
+    assert [str(g) for g in again] == [str(g) for g in first]
+
+
+def test_thumbnails_at_return_what_stopped_one_and_go_on(image_folder, cache_dir):
+    c = scan_folder(image_folder.root)
+    victim = c.items["path"].iat[1]
+    Path(victim).write_bytes(b"not an image any more")  # changed since the scan
+    got = images.thumbnails_at(c, [0, 1, 2], size=32, cache_dir=cache_dir)
+    assert isinstance(got[1], ImageReadError)
+    assert isinstance(got[0], Path)
+    assert isinstance(got[2], Path)
+    with pytest.raises(ConfigError, match="not in a collection of"):
+        images.thumbnails_at(c, [len(c)], cache_dir=cache_dir)
+    with pytest.raises(ConfigError, match="positive number of pixels"):
+        images.thumbnails_at(c, [0], size=0, cache_dir=cache_dir)
+
+
 def test_collection_repr_is_short(image_folder):
     c = scan_folder(image_folder.root)
     assert repr(c) == f"Collection(root={str(c.root)!r}, 14 images, 4 skipped)"

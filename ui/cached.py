@@ -81,8 +81,9 @@ def captioner(name: str, device: str):
     return vx.load_captioner(name, device=device)
 
 
-# Slow imports the first clustering needs (seconds on a small machine); importing them in a
-# thread while the main thread scans the folder and imports torch overlaps the two.
+# Slow imports that clustering, scoring and the plotly charts need (seconds on a small machine), made in a
+# thread once the first page is drawn, so the next re-cluster does not wait for them. A clustering that
+# comes sooner imports what it needs itself.
 BACKGROUND_IMPORTS = (
     "sklearn.cluster",
     "sklearn.metrics",
@@ -100,7 +101,7 @@ def _import_all(names: tuple[str, ...]) -> None:
 
 @st.cache_resource(show_spinner=False)
 def start_background_imports() -> threading.Thread:
-    """Once per server process: import scikit-learn and friends in a background thread."""
+    """Once per server process: import scikit-learn and friends in a background thread (app.py: after a page)."""
     thread = threading.Thread(target=_import_all, args=(BACKGROUND_IMPORTS,), name="vx-imports", daemon=True)
     thread.start()
     return thread

@@ -5,7 +5,6 @@ Progress bars, error banners and flash messages are :mod:`ui.feedback`'s.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -71,28 +70,35 @@ def cluster_colours(state: AppState) -> dict[int, str]:
 
 
 def thumbnail_path(state: AppState, index: int) -> Path:
-    """The cached thumbnail of image ``index`` (made on first use by :func:`vlexplore.thumbnail`).
+    """The cached thumbnail of image ``index`` (made on first use); raises what stopped it."""
+    found = thumbnail_paths(state, [index])[0]
+    if isinstance(found, Exception):
+        raise found
+    return found
 
-    The library looks an item up by relpath with a scan of the whole table; with a million images
-    that is slow for a page of thumbnails, so it gets a one-row view of the collection instead.
+
+def thumbnail_paths(state: AppState, indices: Sequence[int]) -> list[Path | vx.VlexploreError]:
+    """The cached thumbnails of images ``indices`` (the missing ones made at once), or what stopped each.
+
+    Found paths are remembered in ``state.thumbs`` for this collection.
     """
-    paths = state.thumbs
-    if index in paths:
-        return paths[index]
-    col = state.emb.collection
-    row = col.items.iloc[[int(index)]]
-    one = dataclasses.replace(col, items=row)
-    path = Path(vx.thumbnail(one, row["relpath"].iat[0], size=THUMB_SIZE, cache_dir=state.resolved_cache_dir))
-    paths[index] = path
-    return path
+    memo = state.thumbs
+    todo = [int(i) for i in indices if int(i) not in memo]
+    if todo:
+        made = vx.thumbnails_at(
+            state.emb.collection, todo, size=THUMB_SIZE, cache_dir=state.resolved_cache_dir
+        )
+        failed = {}
+        for i, found in zip(todo, made):
+            if isinstance(found, Path):
+                memo[i] = found
+            else:
+                failed[i] = found
+        return [memo[int(i)] if int(i) in memo else failed[int(i)] for i in indices]
+    return [memo[int(i)] for i in indices]
 
 
-def _short(relpath: str, limit: int = 28) -> str:
-    name = relpath.rsplit("/", 1)[-1]
-    return name if len(name) <= limit else name[: limit - 1] + "…"
-
-
-def short_file_name(relpath: str, limit: int) -> str:
+def short_file_name(relpath: str, limit: int = 28) -> str:
     """The file name of ``relpath``, cut to ``limit`` characters with an ellipsis."""
     name = relpath.rsplit("/", 1)[-1]
     return name if len(name) <= limit else name[: limit - 1] + "…"
@@ -119,16 +125,26 @@ def thumbnail_grid(
         return
     relpaths = state.emb.collection.items["relpath"]
     selected = set(state.selection.tolist())
+    thumbs = dict(zip(indices, thumbnail_paths(state, indices)))
     for start in range(0, len(indices), columns):
         cols = st.columns(columns, gap="small")
         for col, i in zip(cols, indices[start : start + columns]):
             relpath = relpaths.iat[i]
             with col:
-                caption = captions.get(i, _short(relpath)) if captions is not None else _short(relpath)
+                caption = (
+                    captions.get(i, short_file_name(relpath))
+                    if captions is not None
+                    else short_file_name(relpath)
+                )
                 try:
-                    st.image(str(thumbnail_path(state, i)), caption=caption, width="stretch")
+                    thumb = thumbs[i]
+                    if isinstance(thumb, Exception):
+                        raise thumb
+                    st.image(str(thumb), caption=caption, width="stretch")
                 except (vx.VlexploreError, OSError) as exc:
-                    st.caption(f":material/broken_image: {md_escape(_short(relpath))}: {md_escape(exc)}")
+                    st.caption(
+                        f":material/broken_image: {md_escape(short_file_name(relpath))}: {md_escape(exc)}"
+                    )
                 if selectable:
                     st.checkbox(
                         "select",

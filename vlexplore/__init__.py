@@ -30,6 +30,7 @@ _LAZY = {
     "scan_folder": "images",
     "open_image": "images",
     "thumbnail": "images",
+    "thumbnails_at": "images",
     "Collection": "images",
     "embed_images": "encode",
     "encode_prompts": "encode",

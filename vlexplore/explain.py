@@ -21,7 +21,7 @@ import numpy as np
 from .cluster import check_matrix
 from .errors import ConfigError
 from .labels import default_name
-from .models.base import l2_normalize
+from .models.base import row_norms
 
 #: A term word: >= 2 letters, which single hyphens may join ("t-shirt", "x-ray"); no digits.
 TERM_PATTERN = r"[^\W\d_](?:[^\W\d_]|-(?=[^\W\d_]))*[^\W\d_]"
@@ -339,20 +339,33 @@ def cluster_names(
 def representatives(X, labels) -> dict[int, np.ndarray]:
     """Each cluster's member indices, the one nearest (cosine) to the cluster mean first.
 
+    One pass over ``X`` in all: rows are grouped by cluster with one sort, and each cluster's rows are
+    gathered once (memory: the largest cluster's rows, never a normalised copy of ``X``).
+
     Args:
         X: ``(n, d)`` vectors.
         labels: ``(n,)`` int cluster ids (``-1`` included like any id).
 
     Returns:
-        Cluster id → ``int64 (n_c,)`` row indices into ``X`` (ties by index).
+        Cluster id → ``int64 (n_c,)`` row indices into ``X``; similarities equal to 6 decimals (duplicates,
+        and rounding noise) keep index order.
     """
-    Xn = l2_normalize(check_matrix(X))
+    X = check_matrix(X)
     labels = np.asarray(labels)
-    if labels.shape != (len(Xn),):
-        raise ConfigError(f"labels must have shape ({len(Xn)},) to match X, got {labels.shape}")
+    if labels.shape != (len(X),):
+        raise ConfigError(f"labels must have shape ({len(X)},) to match X, got {labels.shape}")
+    with np.errstate(over="ignore"):  # a row too long for float32 (1e30) counts as zero, as in l2_normalize
+        inv = (1.0 / np.maximum(row_norms(X), 1e-12)).astype(np.float32)
+    inv[~np.isfinite(inv)] = 0.0
+    order = np.argsort(labels, kind="stable")  # by cluster, then by index
+    ids, starts = np.unique(labels[order], return_index=True)
+    bounds = np.append(starts, len(order))
     out: dict[int, np.ndarray] = {}
-    for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
-        sims = Xn[idx] @ Xn[idx].mean(axis=0)
-        out[int(c)] = idx[np.argsort(-sims, kind="stable")].astype(np.int64)
+    for c, lo, hi in zip(ids.tolist(), bounds[:-1].tolist(), bounds[1:].tolist()):
+        idx = order[lo:hi]
+        rows, weights = X[idx], inv[idx]
+        centre = weights @ rows  # the sum of the unit rows: the mean's direction (its length orders nothing)
+        length = float(np.linalg.norm(centre))
+        sims = (rows @ (centre / length if length > 0 else centre)) * weights
+        out[int(c)] = idx[np.argsort(-np.round(sims, 6), kind="stable")].astype(np.int64)
     return out

@@ -16,7 +16,7 @@ from .imageio import (
     open_image,
     read_image_bytes,
 )
-from .thumbs import make_thumbnails, thumbnail
+from .thumbs import make_thumbnails, thumbnail, thumbnails_at
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -32,4 +32,5 @@ __all__ = [
     "read_image_bytes",
     "scan_folder",
     "thumbnail",
+    "thumbnails_at",
 ]

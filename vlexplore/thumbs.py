@@ -8,13 +8,14 @@ the cache can only ever hold a picture of the content its name says; a file chan
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from PIL import Image
 
 from .collection import Collection, _map_in_blocks
 from .config import default_cache_dir
-from .errors import CacheError, ConfigError, ImageReadError
+from .errors import CacheError, ConfigError, ImageReadError, VlexploreError
 from .fsutil import atomic_writer
 from .imageio import fingerprint_file, open_image, read_image_bytes
 from .types import Progress
@@ -47,22 +48,80 @@ def thumbnail(
         ImageReadError: undecodable image, or a file that changed or left the folder since the scan.
         CacheError: write failed.
     """
-    if not isinstance(size, int) or size < 1:
-        raise ConfigError(f"thumbnail size must be a positive number of pixels, got {size!r}")
+    _check_size(size)
     if isinstance(collection_or_path, Collection):
         items = collection_or_path.items
         match = items.loc[items["relpath"] == relpath_or_none]
         if match.empty:
             raise ConfigError(f"{relpath_or_none!r} is not an image of the collection")
         path, fp = str(match["path"].iloc[0]), str(match["fingerprint"].iloc[0])
-        root = os.path.realpath(collection_or_path.root)
-        real = os.path.realpath(path)
-        if os.path.commonpath([root, real]) != root:
-            raise ImageReadError(OUTSIDE, lasting=False)
+        _check_inside(path, os.path.realpath(collection_or_path.root))
     else:
         path = str(collection_or_path)
         fp = fingerprint_file(path)
-    target = Path(cache_dir if cache_dir is not None else default_cache_dir()) / "thumbs" / f"{fp}-{size}.jpg"
+    return _cached_thumbnail(path, fp, size, _thumbs_dir(cache_dir))
+
+
+def thumbnails_at(
+    collection: Collection,
+    rows: Sequence[int],
+    *,
+    size: int = 192,
+    cache_dir: str | Path | None = None,
+) -> list[Path | VlexploreError]:
+    """The thumbnails of the items at positions ``rows`` of ``collection.items`` (a page of a grid, say).
+
+    Like :func:`thumbnail` for each, with the folder resolved once; the missing ones are made in a few
+    decoding threads at once.
+
+    Returns:
+        Per row, its thumbnail's path, or the error that stopped it (:class:`~vlexplore.errors.ImageReadError`
+        for a file that cannot be shown, :class:`~vlexplore.errors.CacheError` when it cannot be written).
+
+    Raises:
+        ConfigError: bad ``size``, or a row outside the collection.
+    """
+    _check_size(size)
+    n = len(collection.items)
+    rows = [int(r) for r in rows]
+    if any(not 0 <= r < n for r in rows):
+        raise ConfigError(
+            f"row {next(r for r in rows if not 0 <= r < n)} is not in a collection of {n} images"
+        )
+    paths = collection.items["path"].to_numpy()[rows] if rows else []
+    fps = collection.items["fingerprint"].to_numpy()[rows] if rows else []
+    root = os.path.realpath(collection.root)
+    folder = _thumbs_dir(cache_dir)
+
+    def one(i: int) -> Path | VlexploreError:
+        try:
+            _check_inside(str(paths[i]), root)
+            return _cached_thumbnail(str(paths[i]), str(fps[i]), size, folder)
+        except (ImageReadError, CacheError) as exc:
+            return exc
+
+    if all((folder / f"{fp}-{size}.jpg").is_file() for fp in fps):
+        return [one(i) for i in range(len(rows))]
+    return list(_map_in_blocks(one, list(range(len(rows))), min(4, os.cpu_count() or 1)))
+
+
+def _check_size(size: object) -> None:
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ConfigError(f"thumbnail size must be a positive number of pixels, got {size!r}")
+
+
+def _thumbs_dir(cache_dir: str | Path | None) -> Path:
+    return Path(cache_dir if cache_dir is not None else default_cache_dir()) / "thumbs"
+
+
+def _check_inside(path: str, root_real: str) -> None:
+    real = os.path.realpath(path)
+    if os.path.commonpath([root_real, real]) != root_real:
+        raise ImageReadError(OUTSIDE, lasting=False)
+
+
+def _cached_thumbnail(path: str, fp: str, size: int, folder: Path) -> Path:
+    target = folder / f"{fp}-{size}.jpg"
     if target.is_file():
         return target
     data, _ = read_image_bytes(path, expected=fp)
@@ -95,18 +154,15 @@ def make_thumbnails(
         ``relpath → thumbnail path`` for the images that could be decoded, in item order.
     """
     relpaths = collection.items["relpath"].tolist()
-
-    def one(relpath: str) -> Path | None:
-        try:
-            return thumbnail(collection, relpath, size=size, cache_dir=cache_dir)
-        except ImageReadError:
-            return None
-
     out: dict[str, Path] = {}
-    results = _map_in_blocks(one, relpaths, min(4, os.cpu_count() or 1))
-    for i, (relpath, thumb) in enumerate(zip(relpaths, results), start=1):
-        if thumb is not None:
-            out[relpath] = thumb
+    block = 256  # a progress step; each block is decoded in a few threads
+    for start in range(0, len(relpaths), block):
+        rows = range(start, min(start + block, len(relpaths)))
+        for row, thumb in zip(rows, thumbnails_at(collection, rows, size=size, cache_dir=cache_dir)):
+            if isinstance(thumb, Path):
+                out[relpaths[row]] = thumb
+            elif not isinstance(thumb, ImageReadError):
+                raise thumb
         if on_progress is not None:
-            on_progress(i, len(relpaths))
+            on_progress(rows.stop, len(relpaths))
     return out

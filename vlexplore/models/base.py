@@ -70,6 +70,25 @@ class Captioner(Protocol):
 NORMALIZE_BLOCK = 1 << 22
 
 
+def row_norms(x: np.ndarray) -> np.ndarray:
+    """The Euclidean length of every row of a float32 ``x`` (n, d), as float32 ``(n,)``.
+
+    One float32 pass; rows whose squared length overflows or underflows float32 are measured again in float64.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    with np.errstate(over="ignore", under="ignore"):
+        squares = np.einsum("ij,ij->i", x, x)
+    odd = np.flatnonzero(~np.isfinite(squares) | (squares < _TINY))
+    norms = np.sqrt(squares)
+    if len(odd):
+        norms[odd] = np.linalg.norm(x[odd].astype(np.float64), axis=1).astype(np.float32)
+    return norms
+
+
+#: Squared lengths below this are measured again in float64 (float32 keeps ~7 digits only above it).
+_TINY = float(np.finfo(np.float32).tiny) * 2**24
+
+
 def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     """Rows of ``x`` (n, d) scaled to unit length, as float32; zero rows stay zero.
 
