@@ -522,6 +522,58 @@ def test_kmeans_helper_refines_on_every_row_after_a_sample(monkeypatch):
     assert fit.inertia == pytest.approx(exact.inertia, rel=1e-3)
 
 
+def test_restarts_side_by_side_give_what_one_after_another_gives(monkeypatch):
+    pytest.importorskip("faiss")
+    monkeypatch.setattr(km_mod, "POINTS_PER_CENTRE", 10)  # restarts on a sample, judged on every row
+    X, _y, _ = blobs(k=6, per=60, spread=0.3, seed=4)
+    monkeypatch.setattr(km_mod, "_cores", lambda: 1)
+    one = cl.kmeans(X, 6, seed=3, n_init=5)
+    monkeypatch.setattr(km_mod, "_cores", lambda: 2)
+    threads: list[str] = []
+    real = km_mod.largescale.assign
+
+    def spy(*args, **kwargs):
+        threads.append(__import__("threading").current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(km_mod.largescale, "assign", spy)
+    two = cl.kmeans(X, 6, seed=3, n_init=5)
+    assert any(name != "MainThread" for name in threads)  # the restarts were judged in the pool
+    np.testing.assert_array_equal(two.labels, one.labels)
+    np.testing.assert_array_equal(two.centres, one.centres)
+
+
+def test_refinement_stops_when_a_step_gains_less_than_the_tolerance(monkeypatch):
+    pytest.importorskip("faiss")
+    monkeypatch.setattr(km_mod, "POINTS_PER_CENTRE", 10)  # each restart sees a sample: refinement runs
+    X, _y, _ = blobs(k=4, per=100, spread=0.6, seed=5)
+    steps: list[int] = []
+    real = km_mod._lloyd
+
+    def counting(X, C, w, iters):
+        calls = []
+        inner = km_mod.largescale.assign
+
+        def assign(*a, **kw):
+            calls.append(1)
+            return inner(*a, **kw)
+
+        monkeypatch.setattr(km_mod.largescale, "assign", assign)
+        try:
+            return real(X, C, w, iters)
+        finally:
+            monkeypatch.setattr(km_mod.largescale, "assign", inner)
+            steps.append(len(calls))
+
+    monkeypatch.setattr(km_mod, "_lloyd", counting)
+    monkeypatch.setattr(km_mod, "REFINE_TOL", 0.0)
+    cl.kmeans(X, 4, seed=0, n_init=1)
+    monkeypatch.setattr(km_mod, "REFINE_TOL", 0.5)  # any step gains less than half the loss
+    cl.kmeans(X, 4, seed=0, n_init=1)
+    assert steps[1] == 2  # one step taken, the second's gain measured and found too small
+    assert steps[0] > steps[1]
+
+
 def test_kmeans_helper_refuses_an_unknown_backend():
     with pytest.raises(ConfigError, match="'spark'"):
         cl.kmeans(blobs()[0], 2, backend="spark")

@@ -130,3 +130,27 @@ def test_only_the_newest_clusterings_are_kept(embedded, cache_dir, monkeypatch):
     kept = list((cache_dir / clusterstore.FOLDER).glob("*.npz"))
     assert len(kept) == 2
     assert clusterstore.clustering_key(embedded, vx.ClusterConfig(k=4)) + ".npz" in {p.name for p in kept}
+
+
+def test_the_suggested_k_of_a_large_folder_is_remembered(embedded, cache_dir, monkeypatch):
+    first = vx.suggest_k_embedded(embedded, seed=0, cache_dir=cache_dir)
+    assert first == cluster.suggest_k(embedded.views["image"], seed=0)
+    assert len(list((cache_dir / clusterstore.FOLDER).glob("k-*.json"))) == 1
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("suggest_k ran again instead of reading the remembered k")
+
+    monkeypatch.setattr(cluster, "suggest_k", refuse)
+    assert vx.suggest_k_embedded(embedded, seed=0, cache_dir=cache_dir) == first
+    with pytest.raises(AssertionError, match="ran again"):  # another seed is another question
+        vx.suggest_k_embedded(embedded, seed=1, cache_dir=cache_dir)
+    with pytest.raises(AssertionError, match="ran again"):  # another model's vectors, another answer
+        vx.suggest_k_embedded(replace(embedded, model_id="another model"), seed=0, cache_dir=cache_dir)
+
+
+def test_a_damaged_remembered_k_is_made_again(embedded, cache_dir):
+    k = vx.suggest_k_embedded(embedded, seed=0, cache_dir=cache_dir)
+    (path,) = (cache_dir / clusterstore.FOLDER).glob("k-*.json")
+    path.write_text('{"k": "many"}')
+    assert vx.suggest_k_embedded(embedded, seed=0, cache_dir=cache_dir) == k
+    assert path.read_text() == f'{{"k": {k}}}'

@@ -198,10 +198,10 @@ def ensure_map(state: AppState, *, quick: bool = False, wait_s: float = 0.5) -> 
 
 
 def suggested_k(state: AppState) -> int:
-    """K suggested from the data (computed once per loaded folder)."""
+    """K suggested from the data (once per loaded folder; a large one's is remembered in the cache)."""
     if state.suggested_k is None:
         with error_banner("Could not suggest k"):
-            state.suggested_k = int(vx.suggest_k(state.emb.views["image"], seed=0))
+            state.suggested_k = vx.suggest_k_embedded(state.emb, seed=0, cache_dir=state.resolved_cache_dir)
     return state.suggested_k
 
 

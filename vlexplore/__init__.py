@@ -58,6 +58,7 @@ _LAZY = {
     "scan": "pipeline",
     "embed": "pipeline",
     "cluster_embedded": "pipeline",
+    "suggest_k_embedded": "pipeline",
     "to_dataframe": "pipeline",
     "explore": "pipeline",
     "project_embedded": "pipeline",

@@ -55,19 +55,45 @@ def clustering_key(emb: Embedded, cfg: ClusterConfig) -> str | None:
     """The key of ``emb`` clustered with ``cfg``; ``None`` when such a clustering is not stored."""
     if cfg.representation != "image" or emb.n < MIN_ROWS:
         return None
+    return _key(emb, json.dumps(cfg.to_dict(), sort_keys=True, default=str), with_captions=True)
+
+
+def _key(emb: Embedded, what: str, *, with_captions: bool) -> str:
     h = hashlib.blake2b(digest_size=16)
-    for part in (
-        str(FORMAT),
-        code_digest(),
-        emb.model_id,
-        json.dumps(cfg.to_dict(), sort_keys=True, default=str),
-    ):
+    for part in (str(FORMAT), code_digest(), emb.model_id, what):
         h.update(part.encode())
         h.update(b"\0")
     h.update("\n".join(emb.collection.fingerprints).encode())
-    h.update(b"\0")
-    h.update("\0".join(emb.captions).encode("utf-8", "surrogatepass"))
+    if with_captions:
+        h.update(b"\0")
+        h.update("\0".join(emb.captions).encode("utf-8", "surrogatepass"))
     return h.hexdigest()
+
+
+def suggested_k(emb: Embedded, *, seed: int, cache_dir: Path | None) -> int:
+    """:func:`vlexplore.cluster.suggest_k` on ``emb``'s image vectors, remembered in the cache.
+
+    Remembered from :data:`MIN_ROWS` images on: it costs about a second at any size (it looks at a sample).
+    """
+    from .cluster import suggest_k
+
+    if cache_dir is None or emb.n < MIN_ROWS:
+        return suggest_k(emb.views["image"], seed=seed)
+    path = Path(cache_dir) / FOLDER / f"k-{_key(emb, f'suggest_k seed={seed}', with_captions=False)}.json"
+    try:
+        k = json.loads(path.read_text(encoding="utf-8"))["k"]
+        if isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= emb.n:
+            return k
+    except (OSError, ValueError, KeyError, TypeError):  # absent or damaged: made again
+        pass
+    k = int(suggest_k(emb.views["image"], seed=seed))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, json.dumps({"k": k}).encode(), durable=False)
+        _prune(path.parent)
+    except OSError:
+        pass
+    return k
 
 
 def _pack(value: Any, arrays: dict[str, np.ndarray]) -> Any:
@@ -134,11 +160,12 @@ def save(cache_dir: Path, key: str, clustered: Clustered, *, captions: list[str]
 
 
 def _prune(folder: Path) -> None:
-    """Delete all but the :data:`KEEP` newest clusterings (another process may be deleting them too)."""
+    """Delete all but the :data:`KEEP` newest clusterings and suggested ks (another process may be deleting too)."""
     try:
-        files = sorted(folder.glob("*.npz"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
-        for old in files[KEEP:]:
-            old.unlink(missing_ok=True)
+        for pattern in ("*.npz", "k-*.json"):
+            files = sorted(folder.glob(pattern), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+            for old in files[KEEP:]:
+                old.unlink(missing_ok=True)
     except OSError:
         pass
 

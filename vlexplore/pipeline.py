@@ -200,6 +200,18 @@ def project_embedded(
     return project_2d(x, seed=seed, cache_dir=cache_dir, cache_key=key, on_cache_error=on_cache_error)
 
 
+def suggest_k_embedded(emb: Embedded, *, seed: int = 0, cache_dir: Path | None = None) -> int:
+    """The number of clusters :func:`vlexplore.cluster.suggest_k` finds in ``emb``'s image vectors.
+
+    With a ``cache_dir``, remembered for large folders (:func:`vlexplore.clusterstore.suggested_k`).
+    """
+    from . import clusterstore
+
+    if emb.n == 0:
+        raise ConfigError("there are no readable images to cluster; check the skipped-files report")
+    return clusterstore.suggested_k(emb, seed=seed, cache_dir=cache_dir)
+
+
 def cluster_embedded(
     emb: Embedded,
     cfg: ClusterConfig,
