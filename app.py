@@ -24,6 +24,7 @@ st.set_page_config(
     initial_sidebar_state="expanded",
 )
 hosts.enforce()  # DNS rebinding: refuse requests and sessions whose Host is not this machine's (docs/security.md)
+cached.note_activity()  # background work (the model warm-up) waits while pages run
 
 s = state.get()
 with error_banner():  # VLEXPLORE_FOLDER is not a usable path, or is the file-system root
@@ -106,6 +107,7 @@ finally:
     # Once a page is drawn (also one that stopped early): clustering's slow imports in a background thread.
     # Not sooner: on 2 cores they held the interpreter while a 70k folder was scanned (3.9 s instead of 1.7 s).
     cached.start_background_imports()
+    cached.note_activity()
 
 # the clusters are on screen: the model's weights load in the background, ready for a first search
 if s.has_clusters:

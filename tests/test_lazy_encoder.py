@@ -262,6 +262,28 @@ def test_the_app_warms_the_model_up_once_in_the_background(models, monkeypatch):
     assert cached.start_model_warm_up(enc) is None
 
 
+def test_the_model_warm_up_waits_while_pages_run(monkeypatch):
+    import time
+
+    from ui import cached
+
+    monkeypatch.setattr(cached, "WARM_UP_DELAY_S", 0.4)
+    done: list[float] = []
+    cached.note_activity()
+    thread = __import__("threading").Thread(
+        target=cached._later, args=(lambda: done.append(time.monotonic()),)
+    )
+    thread.start()
+    busy_until = time.monotonic() + 1.0
+    while time.monotonic() < busy_until:  # a page runs every 0.1 s for a second
+        cached.note_activity()
+        time.sleep(0.1)
+        assert not done
+    thread.join(timeout=10)
+    assert done
+    assert done[0] - busy_until >= 0.25  # it waited for the quiet after the last page
+
+
 def test_embed_falls_back_to_bundled_when_a_lazy_models_weights_cannot_be_had(monkeypatch, tmp_path):
     from huggingface_hub import constants
 

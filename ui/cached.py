@@ -39,14 +39,22 @@ def encoder(model: str, device: str, cache_dir: str | None):
 
 _warmed: weakref.WeakSet = weakref.WeakSet()
 _warm_lock = threading.Lock()
-#: Seconds the model warm-up waits first: importing torch holds the interpreter for seconds, and right after
-#: the clusters are drawn the server is still sending their thumbnails (on 2 cores, 70k images: the first
-#: thumbnail came 1.4-3 s after the page instead of 0.3-0.5 s).
+#: The model warm-up waits until no page has run for this many seconds: importing torch and loading weights
+#: hold the interpreter for seconds, which doubled what the user was waiting for when it overlapped it (on 2
+#: cores, 70k images: the first thumbnails came 1.4-3 s late, and a re-cluster took 5.5-8.5 s instead of 3-4.5 s).
 WARM_UP_DELAY_S = 5.0
+_last_run = [time.monotonic()]
+
+
+def note_activity() -> None:
+    """A page started or finished running (app.py calls it at both ends): the model warm-up waits."""
+    _last_run[0] = time.monotonic()
 
 
 def start_model_warm_up(encoder) -> threading.Thread | None:
-    """Once per encoder: load its weights in a background thread (call it once the clusters are on screen).
+    """Once per encoder: load its weights in a background thread, once the app has been idle for a while.
+
+    Call it once the clusters are on screen; :data:`WARM_UP_DELAY_S` after the last page ran it starts.
 
     The model then waits for no one at the first search or new image. A failure is said where the model is used.
     """
@@ -63,7 +71,8 @@ def start_model_warm_up(encoder) -> threading.Thread | None:
 
 
 def _later(work) -> None:
-    time.sleep(WARM_UP_DELAY_S)
+    while (quiet := time.monotonic() - _last_run[0]) < WARM_UP_DELAY_S:
+        time.sleep(WARM_UP_DELAY_S - quiet)
     _quietly(work)
 
 

@@ -92,20 +92,23 @@ _TINY = float(np.finfo(np.float32).tiny) * 2**24
 def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     """Rows of ``x`` (n, d) scaled to unit length, as float32; zero rows stay zero.
 
-    Memory: the float32 result plus one block of :data:`NORMALIZE_BLOCK` values.
+    A float32 matrix's lengths come from :func:`row_norms` (one float32 pass; float64 only for rows whose
+    squares overflow or underflow float32). Memory: the float32 result plus one block of
+    :data:`NORMALIZE_BLOCK` values.
     """
     x = np.asarray(x)
-    if x.ndim != 2 or x.size <= NORMALIZE_BLOCK:
+    if x.ndim != 2 or x.dtype != np.float32:
         norms = np.linalg.norm(
             x.astype(np.float64, copy=False), axis=-1, keepdims=True
         )  # no float32 overflow
         return (x / np.maximum(norms, eps)).astype(np.float32, copy=False)
+    inv = (1.0 / np.maximum(row_norms(x).astype(np.float64), eps)).astype(np.float32)[:, None]
+    if x.size <= NORMALIZE_BLOCK:
+        return x * inv
     out = np.empty(x.shape, dtype=np.float32)
     step = max(1, NORMALIZE_BLOCK // max(1, x.shape[1]))
     for start in range(0, len(x), step):
-        block = x[start : start + step]
-        norms = np.linalg.norm(block.astype(np.float64, copy=False), axis=1, keepdims=True)
-        out[start : start + step] = block / np.maximum(norms, eps)
+        np.multiply(x[start : start + step], inv[start : start + step], out=out[start : start + step])
     return out
 
 
