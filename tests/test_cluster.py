@@ -550,7 +550,7 @@ def test_refinement_stops_when_a_step_gains_less_than_the_tolerance(monkeypatch)
     steps: list[int] = []
     real = km_mod._lloyd
 
-    def counting(X, C, w, iters):
+    def counting(X, C, w, iters, x_sq=None):
         calls = []
         inner = km_mod.largescale.assign
 
@@ -560,7 +560,7 @@ def test_refinement_stops_when_a_step_gains_less_than_the_tolerance(monkeypatch)
 
         monkeypatch.setattr(km_mod.largescale, "assign", assign)
         try:
-            return real(X, C, w, iters)
+            return real(X, C, w, iters, x_sq)
         finally:
             monkeypatch.setattr(km_mod.largescale, "assign", inner)
             steps.append(len(calls))

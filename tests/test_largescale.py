@@ -160,3 +160,16 @@ def test_weighted_linkage_refuses_unknown_linkage():
 
     with pytest.raises(ConfigError, match="linkage"):
         weighted_linkage(np.eye(3), np.ones(3), 2, linkage="single")
+
+
+def test_assign_with_the_rows_squared_lengths_given_is_the_same():
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((3000, 24)).astype(np.float32)
+    C = rng.standard_normal((9, 24)).astype(np.float32)
+    w = rng.uniform(0.5, 2, len(X))
+    plain = largescale.assign(X, C, w)
+    given = largescale.assign(X, C, w, x_sq=largescale.row_squares(X))
+    np.testing.assert_array_equal(given[0], plain[0])
+    assert given[1] == pytest.approx(plain[1], rel=1e-9)
+    wrong = largescale.assign(X, C, w, x_sq=np.zeros(len(X), np.float32))  # the lengths are really used
+    assert wrong[1] < plain[1]

@@ -48,14 +48,19 @@ def _sample(n: int, size: int, seed: int) -> np.ndarray:
 
 
 def assign(
-    X: np.ndarray, centres: np.ndarray, weights: np.ndarray | None = None, *, loss: bool = True
+    X: np.ndarray,
+    centres: np.ndarray,
+    weights: np.ndarray | None = None,
+    *,
+    loss: bool = True,
+    x_sq: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float]:
     """Nearest centre (squared Euclidean) of every row, in blocks: ``(int64 labels, inertia)``.
 
     One float32 matrix product per block (BLAS) and an argmin of ``|c|² - 2 x·c``; the rows' own norms
     only enter the (float64, optionally ``weights``-weighted) loss (``loss=False``: not computed, 0.0).
     2.5-4x faster than faiss's flat search for the few centres of a k-means (70,000 × 512, k = 12 and 100),
-    with the same labels.
+    with the same labels. ``x_sq``: the rows' squared lengths (:func:`row_squares`), when the caller has them.
     """
     C = np.ascontiguousarray(centres, dtype=np.float32)
     c_sq = np.einsum("ij,ij->i", C, C).astype(np.float64)
@@ -70,9 +75,19 @@ def assign(
         labels[start : start + len(B)] = lab
         if not loss:
             continue
-        dist = np.maximum(np.einsum("ij,ij->i", B, B) + d[np.arange(len(B)), lab], 0.0)
+        b_sq = np.einsum("ij,ij->i", B, B) if x_sq is None else x_sq[start : start + len(B)]
+        dist = np.maximum(b_sq + d[np.arange(len(B)), lab], 0.0)
         inertia += float(dist.sum() if w is None else (w[start : start + len(B)] * dist).sum())
     return labels, inertia
+
+
+def row_squares(X: np.ndarray) -> np.ndarray:
+    """The squared length of every row of ``X`` (float32), in blocks: for repeated :func:`assign` calls."""
+    out = np.empty(len(X), dtype=np.float32)
+    for start in range(0, len(X), ASSIGN_BLOCK):
+        B = np.asarray(X[start : start + ASSIGN_BLOCK], dtype=np.float32)
+        out[start : start + len(B)] = np.einsum("ij,ij->i", B, B)
+    return out
 
 
 def kmeans_at_scale(
