@@ -39,6 +39,7 @@ from .imageio import (
     reason_for,
     too_large,
 )
+from .scanfast import Results, load_snapshot, save_snapshot, snapshot_path, stat_fields
 from .sidecar import UserCaptions, read_user_captions
 from .types import Progress
 from .walk import list_image_files
@@ -139,28 +140,26 @@ class Collection:
         )
 
 
-def _text_series(values: list) -> pd.Series:
+def _text_series(values: list | np.ndarray) -> pd.Series:
     try:
         return pd.Series(values, dtype="str")
     except UnicodeEncodeError:  # a path that is not valid UTF-8 (Arrow strings refuse it): kept as given
         return pd.Series(values, dtype=object)
 
 
-def _items_frame(rows: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            c: pd.Series([r[c] for r in rows], dtype="int64")
-            if c in _INT_COLUMNS
-            else _text_series([r[c] for r in rows])
-            for c in ITEM_COLUMNS
-        }
-    )
-
-
 def _skipped_frame(rows: list[tuple[str, str]]) -> pd.DataFrame:
     return pd.DataFrame(
         {c: pd.Series([_printable(r[i]) for r in rows], dtype="str") for i, c in enumerate(SKIPPED_COLUMNS)}
     )
+
+
+def _printables(texts: list[str]) -> list[str]:
+    """:func:`_printable` of each text (one check for the usual all-UTF-8 case)."""
+    try:
+        "\0".join(texts).encode("utf-8")
+        return texts
+    except UnicodeEncodeError:
+        return [_printable(t) for t in texts]
 
 
 def _printable(text: str) -> str:
@@ -224,26 +223,38 @@ def scan_folder(
         raise ConfigError(f"folder {str(root)!r} cannot be read ({exc.strerror or exc})") from exc
 
     files, skipped = list_image_files(str(root_path), recursive)
+    paths = [path for _, path in files]
+    stats = _stat_all(paths)  # cheap: no thread pool (its overhead was most of a warm scan)
+    res = Results.start(stat_fields(stats))
     index = _StatIndex(cache_dir)
-    stats = [_stat(path) for _, path in files]  # cheap: no thread pool (its overhead was most of a warm scan)
-    stat_keys = [None if st is None else _stat_key(path, st) for (_, path), st in zip(files, stats)]
-    known = index.lookup([k for k in stat_keys if k is not None])
-    results: list[tuple[dict | None, str | None]] = [(None, None)] * len(files)
+    snap_file = snapshot_path(index.store.directory, str(root_path))
+    snap = load_snapshot(snap_file, str(root_path))
+    at = np.full(len(files), -1, dtype=np.int64) if snap is None else snap.match(paths, res.fields)
+    missing = [i for i, st in enumerate(stats) if st is None]
+    at[missing] = -1
+    if snap is not None:
+        res.take(np.flatnonzero(at >= 0), snap, at[at >= 0])
+    rest = [i for i in np.flatnonzero(at < 0).tolist() if stats[i] is not None]
+    stat_keys = [_stat_key(paths[i], stats[i]) for i in rest]  # type: ignore[arg-type]
+    hits = index.lookup(stat_keys)
     todo: list[int] = []
-    for i, (st, key) in enumerate(zip(stats, stat_keys)):
-        if st is None:
-            results[i] = (None, "file cannot be read (it disappeared or cannot be reached)")
-        elif key in known:
-            results[i] = _from_index(st, known[key], max_pixels)
-        else:
+    for i, key in zip(rest, stat_keys):
+        entry = hits.get(key)
+        if entry is None:
             todo.append(i)
+        else:
+            fingerprint, width, height, fmt = entry
+            res.put(i, fingerprint, int(width), int(height), fmt)
+    res.check(max_pixels)
+    for i in missing:
+        res.reason[i] = "file cannot be read (it disappeared or cannot be reached)"
     learned: dict[str, tuple[str, str, str, str]] = {}
     done = len(files) - len(todo)
     probes = _map_in_blocks(
         lambda i: _probe(files[i][1], max_pixels), todo, min(8, (os.cpu_count() or 1) + 4)
     )
     for n, (i, (info, reason, trusted)) in enumerate(zip(todo, probes), start=1):
-        results[i] = (info, reason)
+        res.probed(i, info, reason, trusted)
         if info is not None and trusted is not None:
             learned[_stat_key(files[i][1], trusted)] = (
                 info["fingerprint"],
@@ -255,23 +266,45 @@ def scan_folder(
             on_progress(done + n, len(files))
     if on_progress is not None:
         on_progress(len(files), len(files))
-
-    rows: list[dict] = []
-    for (relpath, path), (info, reason) in zip(files, results):
-        if reason is not None:
-            skipped.append((relpath, reason))
-        else:
-            relpath = _printable(relpath)  # shown and exported; ``path`` keeps the name the OS needs
-            label = relpath.split("/", 1)[0] if "/" in relpath else ""
-            assert info is not None  # every probe without a reason has its info
-            rows.append({"relpath": relpath, "path": path, "folder_label": label, **info})
     index.remember(learned)
-    rows.sort(key=lambda r: r["relpath"])
-    skipped = sorted((_printable(r), _printable(why)) for r, why in skipped)
-    user = read_user_captions(root_path, [r["relpath"] for r in rows], captions=captions)
+    unchanged = snap is not None and len(snap) == len(files) and bool((at >= 0).all())
+    if not unchanged and (snap is not None or res.known.any()):
+        save_snapshot(snap_file, str(root_path), res.snapshot(paths))
+
+    items, skipped = _collect(files, res, skipped)
+    user = read_user_captions(root_path, items["relpath"].tolist(), captions=captions)
     for note in user.notes:
         warnings.warn(note, stacklevel=2)
-    return Collection(root_path, _items_frame(rows), _skipped_frame(skipped), user)
+    return Collection(root_path, items, skipped, user)
+
+
+def _collect(
+    files: list[tuple[str, str]], res: Results, skipped: list[tuple[str, str]]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The items frame (sorted by relpath) and the skipped frame of a scan's files."""
+    keep = [i for i, why in enumerate(res.reason) if why is None]
+    skipped = skipped + [(files[i][0], why) for i, why in enumerate(res.reason) if why is not None]
+    relpaths = _printables(
+        [files[i][0] for i in keep]
+    )  # shown and exported; ``path`` keeps what the OS needs
+    order = sorted(range(len(keep)), key=relpaths.__getitem__)
+    rows = np.asarray(keep, dtype=np.int64)[order]
+    relpaths = [relpaths[j] for j in order]
+    columns: dict[str, list | np.ndarray] = {
+        "relpath": relpaths,
+        "path": [files[i][1] for i in rows.tolist()],
+        "folder_label": [r.split("/", 1)[0] if "/" in r else "" for r in relpaths],
+        "bytes": res.nbytes[rows],
+        "mtime_ns": res.mtime[rows],
+        "width": res.width[rows],
+        "height": res.height[rows],
+        "format": res.format[rows],
+        "fingerprint": res.fingerprint[rows],
+    }
+    items = pd.DataFrame(
+        {c: pd.Series(v, dtype="int64") if c in _INT_COLUMNS else _text_series(v) for c, v in columns.items()}
+    )
+    return items, _skipped_frame(sorted((_printable(r), _printable(why)) for r, why in skipped))
 
 
 class _StatIndex:
@@ -308,6 +341,14 @@ class _StatIndex:
             )
 
 
+def _stat_all(paths: list[str]) -> list[os.stat_result | None]:
+    """``os.stat`` of each path (following links), ``None`` for one that cannot be reached."""
+    try:
+        return list(map(os.stat, paths))
+    except OSError:
+        return [_stat(path) for path in paths]
+
+
 def _stat(path: str) -> os.stat_result | None:
     try:
         return os.stat(path)
@@ -319,25 +360,6 @@ def _stat_key(path: str, st: os.stat_result) -> str:
     """What identifies one version of one file without reading it (ctime changes on every write and chmod)."""
     ident = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:".encode()
     return blake3.blake3(ident + os.fsencode(path)).hexdigest(length=16)
-
-
-def _from_index(
-    st: os.stat_result, entry: tuple[str, ...], max_pixels: int
-) -> tuple[dict | None, str | None]:
-    fingerprint, width, height, fmt = entry
-    w, h = int(width), int(height)
-    if not stat.S_ISREG(st.st_mode):
-        return None, NOT_REGULAR
-    if w * h > max_pixels:
-        return None, too_large(w, h, max_pixels)
-    return {
-        "bytes": st.st_size,
-        "mtime_ns": st.st_mtime_ns,
-        "width": w,
-        "height": h,
-        "format": fmt,
-        "fingerprint": fingerprint,
-    }, None
 
 
 def _probe(path: str, max_pixels: int) -> tuple[dict | None, str | None, os.stat_result | None]:

@@ -25,6 +25,7 @@ import os
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from operator import itemgetter, methodcaller
 from pathlib import Path
 
 from .errors import ConfigError
@@ -39,6 +40,8 @@ MAX_CAPTION_CHARS = 2000
 SIDECAR_MAX_BYTES = 64 * 1024
 #: Distinct captions of one image in one table are joined with this (as sampled captions are).
 JOIN = " | "
+#: Every spelling of a name that lower-cases to ``….txt`` (no other character lower-cases to ``.``, ``t`` or ``x``).
+_TXT_ENDINGS = tuple(f".{t}{x}{u}" for t in "tT" for x in "xX" for u in "tT")
 
 
 @dataclass
@@ -209,19 +212,27 @@ def read_sidecars(root: Path, relpaths: Iterable[str]) -> tuple[dict[str, str], 
 
     Each folder holding images is listed once; only the ``.txt`` files that match an image are opened.
     """
-    by_dir: dict[str, list[str]] = {}
-    for rel in relpaths:
-        by_dir.setdefault(rel.rpartition("/")[0], []).append(rel)
-    wanted: list[tuple[str, str]] = []
-    for folder, rels in by_dir.items():
+    rels = list(relpaths)
+    listed: dict[str, dict[str, str]] = {}  # folder → lower-cased .txt name → its name
+    for folder in dict.fromkeys(map(itemgetter(0), map(methodcaller("rpartition", "/"), rels))):
         try:
-            with os.scandir(root / folder if folder else root) as it:
-                texts = {e.name.lower(): e.name for e in it if e.name.lower().endswith(".txt")}
+            names = os.listdir(root / folder if folder else root)
         except OSError:
             continue
-        if not texts:
-            continue
-        for rel in rels:
+        texts = {n.lower(): n for n in names if n.endswith(_TXT_ENDINGS)}
+        if texts:
+            listed[folder] = texts
+    if not listed:
+        return {}, []
+    by_dir: dict[str, list[str]] = {}
+    for rel in rels:
+        folder = rel.rpartition("/")[0]
+        if folder in listed:
+            by_dir.setdefault(folder, []).append(rel)
+    wanted: list[tuple[str, str]] = []
+    for folder, in_folder in by_dir.items():
+        texts = listed[folder]
+        for rel in in_folder:
             stem = rel.rpartition("/")[2].rpartition(".")[0]
             name = texts.get(stem.lower() + ".txt")
             if name is not None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+from operator import attrgetter
 
 from .imageio import IMAGE_EXTENSIONS, NOT_REGULAR
+
+_NAME = attrgetter("name")
 
 
 def _inside(path: str, root: str) -> bool:
@@ -36,19 +39,26 @@ def list_image_files(root: str, recursive: bool) -> tuple[list[tuple[str, str]],
         rel_dir, dir_path = stack.pop()
         try:
             with os.scandir(dir_path) as it:
-                entries = sorted(it, key=lambda e: e.name)
+                entries = sorted(it, key=_NAME)
         except OSError as exc:
             why = "permission denied" if isinstance(exc, PermissionError) else exc.strerror or exc
             skipped.append((rel_dir, f"folder cannot be read ({why})"))
             continue
         subdirs = []
+        prefix = f"{rel_dir}/" if rel_dir else ""
         for entry in entries:
-            if entry.name.startswith("."):
+            name = entry.name
+            if name[0] == ".":
                 continue
-            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-            is_image = os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS
+            rel = prefix + name
+            is_image = (
+                name[name.rfind(".") :].lower() in IMAGE_EXTENSIONS
+            )  # no leading dot: as os.path.splitext
             try:
                 is_link = entry.is_symlink()
+                if is_image and not is_link and entry.is_file():  # the usual case, first
+                    files.append((rel, entry.path))
+                    continue
                 if is_link and not _inside(os.path.realpath(entry.path), root_real):
                     if is_image or entry.is_dir():
                         skipped.append((rel, "symbolic link to a place outside the folder (not followed)"))
