@@ -266,23 +266,36 @@ def test_l2_normalize_in_blocks_equals_at_once(monkeypatch):
 def test_lookup_reads_only_the_row_groups_it_needs(store, monkeypatch):
     import pyarrow.parquet as pq
 
+    from vlexplore import pages
+
     monkeypatch.setattr(cache, "ROW_GROUP_ROWS", 10)
     keys = [f"k{i:03d}" for i in range(95)]
     vecs = _vectors(95, 4)
-    store.append(keys, {"vec": vecs})
+    store.append(keys, {"vec": vecs, "text": keys})
     (path,) = store.shard_paths()
-    assert pq.ParquetFile(path).metadata.num_row_groups == 10
-    read = []
-    real = pq.ParquetFile.read_row_group
+    md = pq.ParquetFile(path).metadata
+    assert md.num_row_groups == 10
+    group_at = {md.row_group(g).column(1).data_page_offset: g for g in range(10)}  # column 1: vec
+    direct, arrow = [], []
+    real_chunk, real_group = pages.read_chunk, pq.ParquetFile.read_row_group
+
+    def chunk(fh, meta, *args):
+        direct.append(group_at[meta.data_page_offset])
+        return real_chunk(fh, meta, *args)
+
+    monkeypatch.setattr(pages, "read_chunk", chunk)
     monkeypatch.setattr(
-        pq.ParquetFile, "read_row_group", lambda self, g, **kw: read.append(g) or real(self, g, **kw)
+        pq.ParquetFile, "read_row_group", lambda self, g, **kw: arrow.append(g) or real_group(self, g, **kw)
     )
     want = ["k094", "k003", "k041", "k003", "k049"]
     found, values = store.lookup(want, ["vec"])
     assert found.all()
     np.testing.assert_array_equal(values["vec"], vecs[[94, 3, 41, 3, 49]])
-    assert read == [0, 4, 9]
-    read.clear()
-    found, values = store.lookup(keys[::-1], ["vec"])  # every group, each once
+    assert direct == [0, 4, 9]
+    assert arrow == []  # the vectors come straight from the file
+    direct.clear()
+    found, values = store.lookup(keys[::-1], ["vec", "text"])  # every group, each once
     np.testing.assert_array_equal(values["vec"], vecs[::-1])
-    assert read == list(range(10))
+    assert values["text"] == keys[::-1]
+    assert direct == list(range(10))
+    assert arrow == list(range(10))  # the strings are read by pyarrow

@@ -29,7 +29,6 @@ import numpy as np
 from .errors import CacheError, CacheWriteWarning, ConfigError
 from .fsutil import atomic_write_text, exclusive, fsync_dir
 from .shards import KEY
-from .shards import column_values as _column_values
 from .shards import empty_like as _empty_like
 from .shards import is_vector as _is_vector
 from .shards import iter_rows as _iter_rows
@@ -103,7 +102,8 @@ class ShardStore:
         Returns:
             ``found``: bool ``(n,)``; ``values``: per column, the values of the found keys in key
             order — vectors as float32 ``(n_found, d)``, strings as ``list[str]``. A column no
-            readable shard holds comes back as an empty list.
+            readable shard holds comes back as an empty list. Vector columns whose stored bits are
+            equal (CLIP's ``image`` and ``joint``) come back as one shared array.
 
         Raises:
             CacheError: the store kept changing under the lookup (:data:`LOOKUP_ATTEMPTS` times).
@@ -165,31 +165,13 @@ class ShardStore:
             int(s): np.flatnonzero(hit_shard == s) for s in np.unique(hit_shard)
         }  # positions among the hits, in key order
         n_hits = len(hit_shard)
-        # each shard's values go straight into the result: memory is the result plus one shard
+        # each shard's values go straight into the result: memory is the result plus one row group
         vectors: dict[str, np.ndarray] = {}
         strings: dict[str, list] = {}
         for s, positions in by_shard.items():
-            rows = hit_row[positions]
             try:
-                pieces = _iter_rows(shards[s], columns, rows)
-                for idx, table in pieces:
-                    at = positions[idx]
-                    for c in columns:
-                        part = _column_values(table.column(c))
-                        if isinstance(part, np.ndarray):
-                            if c not in vectors:
-                                vectors[c] = np.empty((n_hits, part.shape[1]), dtype=np.float32)
-                            elif vectors[c].shape[1] != part.shape[1]:
-                                raise CacheError(
-                                    f"cache column {c!r} holds vectors of different lengths "
-                                    f"{sorted({vectors[c].shape[1], part.shape[1]})}"
-                                )
-                            vectors[c][at] = part
-                        else:
-                            column = strings.setdefault(c, [None] * n_hits)
-                            for i, v in zip(at.tolist(), part):
-                                column[i] = v
-                    del table
+                for idx, put in _iter_rows(shards[s], columns, hit_row[positions]):
+                    put(positions[idx], vectors, strings, n_hits)
             except FileNotFoundError as exc:  # compacted away by another process since it was listed
                 raise _Vanished(shards[s]) from exc
             except (OSError, pa.ArrowException) as exc:  # e.g. a damaged page header in a value column

@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
+from itertools import compress
 from pathlib import Path
 from typing import Any, cast
 
@@ -120,12 +121,7 @@ def embed_images(
     failure_store = store_for(cache_dir, encoder.model_id + FAILURES_SUFFIX)
 
     fps = collection.fingerprints
-    weight: dict[str, int] = {}
-    paths_of: dict[str, list[str]] = {}
-    for fp, path in zip(fps, collection.paths):
-        weight[fp] = weight.get(fp, 0) + 1
-        paths_of.setdefault(fp, []).append(path)
-    unique = list(weight)
+    unique = list(dict.fromkeys(fps))  # identical files are looked up (and computed) once
 
     found, values = store.lookup(unique, views)
     cached = cast("dict[str, np.ndarray]", values)  # the views are vector columns (read only when found)
@@ -138,7 +134,7 @@ def embed_images(
         )
         found[np.flatnonzero(found)[damaged]] = False
         cached = {v: cached[v][~damaged] for v in views}
-    rest = [fp for fp, hit in zip(unique, found) if not hit]
+    rest = [unique[i] for i in np.flatnonzero(~found).tolist()]
     failed_mask, failed_vals = failure_store.lookup(rest, ["error"])
     errors: dict[str, str] = dict(
         zip([fp for fp, hit in zip(rest, failed_mask) if hit], failed_vals["error"])
@@ -147,12 +143,17 @@ def embed_images(
     # a fully cached folder asks nothing of the model but its identity (a lazy one never loads)
     batch_size = batch_size or (default_batch_size(encoder.device) if missing else 1)
 
+    weight: dict[str, int] = {}  # files per key, and their paths: needed only when something is computed
+    paths_of: dict[str, list[str]] = {}
+    for fp, path in zip(fps, collection.paths) if missing else ():
+        weight[fp] = weight.get(fp, 0) + 1
+        paths_of.setdefault(fp, []).append(path)
     total = len(fps)
     done = total - sum(weight[fp] for fp in missing)
     if on_progress is not None:
         on_progress(done, total)
 
-    row_of = {fp: i for i, fp in enumerate(fp for fp, hit in zip(unique, found) if hit)}
+    row_of = dict(zip(compress(unique, found), range(len(unique))))
     blocks: dict[str, list[np.ndarray]] = {v: [cached[v]] for v in views if len(row_of)}
     n_computed = 0
     changed: dict[str, str] = {}  # path -> reason: files whose bytes no longer have the scanned key
@@ -248,7 +249,10 @@ def embed_images(
     if len(kept) == 0:
         empty = {v: np.zeros((0, 0), np.float32) for v in views}
         return Embedded(kept, empty, encoder.model_id, n_computed=n_computed)
-    rows = np.fromiter((row_of[fp] for fp in kept.fingerprints), dtype=np.int64, count=len(kept))
+    if kept is collection and not n_computed and len(row_of) == len(fps):  # every row cached, in order
+        rows = np.arange(len(fps), dtype=np.int64)
+    else:
+        rows = np.fromiter(map(row_of.__getitem__, kept.fingerprints), dtype=np.int64, count=len(kept))
     out_views = {v: _gather(blocks.pop(v), rows) for v in views}
     return Embedded(kept, out_views, encoder.model_id, n_computed=n_computed)
 

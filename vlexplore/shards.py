@@ -6,6 +6,7 @@ A shard has a ``key`` string column plus named columns holding either float32 ve
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -27,17 +28,8 @@ def read_keys(path: Path):
     return schema, pf.read(columns=[KEY]).column(KEY).combine_chunks()
 
 
-def iter_rows(path: Path, columns: list[str], rows: np.ndarray):
-    """Rows ``rows`` of ``columns``, one row group at a time: yields ``(indices into rows, table of those rows)``.
-
-    Only row groups holding a wanted row are read, each dropped once its rows are taken, so memory stays
-    at one row group (:data:`ROW_GROUP_ROWS` rows) beyond what the caller keeps.
-    """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    pf = pq.ParquetFile(path, memory_map=False)
-    md = pf.metadata
+def _groups(md, rows: np.ndarray):
+    """Rows ``rows`` of a shard by row group: yields ``(group, indices into rows, rows within the group)``."""
     sizes = np.array([md.row_group(i).num_rows for i in range(md.num_row_groups)], dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(sizes)])
     group_of = np.searchsorted(starts, rows, side="right") - 1
@@ -46,11 +38,155 @@ def iter_rows(path: Path, columns: list[str], rows: np.ndarray):
     bounds = np.append(first, len(order))
     for g, lo, hi in zip(groups.tolist(), bounds[:-1].tolist(), bounds[1:].tolist()):
         idx = order[lo:hi]
-        local = rows[idx] - starts[g]
-        table = pf.read_row_group(g, columns=columns)
-        if len(local) != table.num_rows or (local != np.arange(len(local))).any():
-            table = table.take(pa.array(local))
-        yield idx, table
+        yield g, idx, rows[idx] - starts[g]
+
+
+def iter_rows(path: Path, columns: list[str], rows: np.ndarray):
+    """Rows ``rows`` of ``columns``, one row group at a time: yields ``(indices into rows, put)``.
+
+    ``put(at, vectors, strings, n_hits)`` copies that group's rows into the result slots ``at``:
+    vectors into ``vectors[c]`` (float32 ``(n_hits, d)``, made on first use), strings into
+    ``strings[c]`` (``n_hits`` items). Only row groups holding a wanted row are read, so memory stays
+    at one row group (:data:`ROW_GROUP_ROWS` rows) beyond the result. Plain float32 vector chunks are
+    copied straight from the file (:mod:`vlexplore.pages`; a whole row group wanted in order lands in
+    place), the rest is read with pyarrow. Two vector columns first met in the same shard share one
+    array for as long as their stored bits are equal (CLIP's ``image`` and ``joint``); the first row that
+    differs gives the later one its own copy.
+
+    ``put`` raises CacheError when a vector column has another length than in an earlier shard, and
+    OSError or ``pyarrow.ArrowException`` when the shard cannot be read (damaged, vanished).
+    """
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path, memory_map=False)
+    with open(path, "rb", buffering=0) as fh:
+        reader = _Reader(pf, fh, columns)
+        for g, idx, local in _groups(pf.metadata, rows):
+            yield idx, functools.partial(reader.put, g, local)
+
+
+def _take(table, local: np.ndarray):
+    import pyarrow as pa
+
+    if len(local) != table.num_rows or (local != np.arange(len(local))).any():
+        table = table.take(pa.array(local))
+    return table
+
+
+class _Reader:
+    """One shard's row groups, copied into a lookup's result (see :func:`iter_rows`)."""
+
+    def __init__(self, pf, fh, columns: list[str]) -> None:
+        from . import pages
+
+        self.pf, self.fh, self.md = pf, fh, pf.metadata
+        self.direct: dict[str, tuple[int, int, int]] = {}  # column -> (leaf, max definition level, d)
+        for c in columns:
+            kind = pf.schema_arrow.field(c).type
+            leaf = pages.leaf_of(self.md.schema, kind, c)
+            if leaf is not None:
+                self.direct[c] = (leaf, self.md.schema.column(leaf).max_definition_level, kind.list_size)
+        self.others = [c for c in columns if c not in self.direct]
+        self.block = np.empty(0, dtype=np.float32)
+        self.ready = False
+
+    def _prepare(self, vectors: dict[str, np.ndarray], n_hits: int) -> None:
+        """Make the result arrays of the direct columns (columns first made here may share one)."""
+        fresh: list[str] = []
+        for c, (_, _, d) in self.direct.items():
+            if c not in vectors:
+                twin = next((o for o in fresh if vectors[o].shape[1] == d), None)
+                vectors[c] = vectors[twin] if twin is not None else np.empty((n_hits, d), dtype=np.float32)
+                fresh.append(c)
+            _result(vectors, c, n_hits, d)
+        self.ready = True
+
+    def put(
+        self,
+        g: int,
+        local: np.ndarray,
+        dst: np.ndarray,
+        vectors: dict[str, np.ndarray],
+        strings: dict[str, list],
+        n_hits: int,
+    ) -> None:
+        """Copy rows ``local`` of row group ``g`` into the result slots ``dst``."""
+        from . import pages
+
+        if not self.ready:
+            self._prepare(vectors, n_hits)
+        n = self.md.row_group(g).num_rows
+        whole = len(local) == n and _is_range(local, 0) and _is_range(dst, int(dst[0]))
+        slow = list(self.others)
+        written: set[int] = set()  # ids of the arrays written for this group
+        for c, (leaf, max_def, d) in self.direct.items():
+            shared = id(vectors[c]) in written
+            if whole and not shared:
+                target = vectors[c][int(dst[0]) : int(dst[0]) + n].reshape(-1)
+            else:
+                if self.block.size < n * d:
+                    self.block = np.empty(n * d, dtype=np.float32)
+                target = self.block[: n * d]
+            try:
+                pages.read_chunk(self.fh, self.md.row_group(g).column(leaf), max_def, d, target)
+            except pages.Unsupported:
+                slow.append(c)
+                continue
+            got = target.reshape(n, d) if whole else target.reshape(n, d)[local]
+            if shared:
+                if _same_bits(vectors[c][int(dst[0]) : int(dst[0]) + n] if whole else vectors[c][dst], got):
+                    continue
+                _own(vectors, c)
+            if not whole or shared:
+                vectors[c][dst] = got
+            written.add(id(vectors[c]))
+        if not slow:
+            return
+        table = _take(self.pf.read_row_group(g, columns=slow), local)
+        for c in slow:
+            part = column_values(table.column(c))
+            if isinstance(part, np.ndarray):
+                _result(vectors, c, n_hits, part.shape[1])
+                _own(vectors, c)
+                vectors[c][dst] = part
+            else:
+                column = strings.setdefault(c, [None] * n_hits)
+                for i, v in zip(dst.tolist(), part):
+                    column[i] = v
+
+
+def _own(vectors: dict[str, np.ndarray], c: str) -> None:
+    """Give ``vectors[c]`` its own copy when it shares its array with another column."""
+    if any(o != c and v is vectors[c] for o, v in vectors.items()):
+        vectors[c] = vectors[c].copy()
+
+
+def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two float32 arrays hold the same bits (NaN equals itself, -0.0 differs from 0.0)."""
+    return a.shape == b.shape and np.array_equal(a.view(np.uint32), b.view(np.uint32))
+
+
+def _result(vectors: dict[str, np.ndarray], c: str, n_hits: int, d: int) -> np.ndarray:
+    """``vectors[c]``, made float32 ``(n_hits, d)`` on first use; a different ``d`` later is an error."""
+    from .errors import CacheError
+
+    if c not in vectors:
+        vectors[c] = np.empty((n_hits, d), dtype=np.float32)
+    elif vectors[c].shape[1] != d:
+        raise CacheError(
+            f"cache column {c!r} holds vectors of different lengths {sorted({vectors[c].shape[1], d})}"
+        )
+    return vectors[c]
+
+
+def _is_range(a: np.ndarray, start: int) -> bool:
+    """Whether ``a`` is ``start, start + 1, …``."""
+    return (
+        bool(len(a))
+        and int(a[0]) == start
+        and int(a[-1]) == start + len(a) - 1
+        and bool((np.diff(a) == 1).all())
+    )
 
 
 def read_columns(path: Path, columns: list[str] | None):
