@@ -39,9 +39,9 @@ from make_screenshots import box_select, goto, snap, wait_idle, wait_map  # noqa
 
 from tools.browser import CHROMIUM, CHROMIUM_ARGS, free_port, serve_command, wait_healthy  # noqa: E402
 
-FIRST_IMG = '[data-testid="stMain"] [data-testid="stImage"] img'
+FIRST_IMG = '[data-testid="stMain"] [data-testid="stImage"] img, [data-testid="stMain"] img.vx-grid-img'
 FIRST_THUMB = """() => {
-    const img = document.querySelector('[data-testid="stMain"] [data-testid="stImage"] img');
+    const img = document.querySelector('[data-testid="stMain"] [data-testid="stImage"] img, [data-testid="stMain"] img.vx-grid-img');
     return !!img && img.complete && img.naturalWidth > 0;
 }"""
 

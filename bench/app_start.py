@@ -11,7 +11,7 @@ What is measured, per run (a fresh ``streamlit run app.py`` on a free port, ``VL
   run gets a fresh browser context, hence a fresh Streamlit session);
 * ``health_s``: ``/_stcore/health`` answers 200; the page is opened right then (``goto_s``);
 * ``clusters_s`` — **"clusters on screen"**: the page has an ``h1`` "Clusters" and the first
-  thumbnail of the first cluster card (``[data-testid=stMain] [data-testid=stImage] img``) is
+  thumbnail of the first cluster card (``img.vx-grid-img``, or ``[data-testid=stImage] img``) is
   visible and decoded (``complete && naturalWidth > 0``);
 * ``idle_s``: the script run has finished (``stApp[data-test-script-state=notRunning]``, no skeleton).
 
@@ -48,7 +48,7 @@ from tools.browser import wait_healthy as _wait_healthy  # noqa: E402
 CLUSTERS_ON_SCREEN = """() => {
     const h1 = [...document.querySelectorAll('h1')].some(h => h.textContent.trim().startsWith('Clusters'));
     if (!h1) return false;
-    const img = document.querySelector('[data-testid="stMain"] [data-testid="stImage"] img');
+    const img = document.querySelector('[data-testid="stMain"] [data-testid="stImage"] img, [data-testid="stMain"] img.vx-grid-img');
     if (!img || !img.complete || img.naturalWidth === 0) return false;
     const r = img.getBoundingClientRect();
     return r.width > 0 && r.height > 0;
@@ -141,7 +141,9 @@ def one_start(
         out["idle_s"] = round(time.monotonic() - t0, 2)
         side = page.locator('[data-testid="stSidebarUserContent"]').inner_text(timeout=5000)
         out["sidebar"] = " ".join(side.split())[:200]
-        out["n_thumbnails"] = page.locator('[data-testid="stMain"] [data-testid="stImage"]').count()
+        out["n_thumbnails"] = page.locator(
+            '[data-testid="stMain"] [data-testid="stImage"], [data-testid="stMain"] img.vx-grid-img'
+        ).count()
     except Exception as exc:
         out["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
     finally:

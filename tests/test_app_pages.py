@@ -19,6 +19,7 @@ from conftest import CLASS_COLOURS, FakeEncoder, colour_image
 from streamlit.testing.v1 import AppTest
 
 import vlexplore as vx
+from ui.grid import NATIVE_KEY as NATIVE_GRID
 from ui.state import KEY, AppState
 from vlexplore import export, tables
 from vlexplore.export import csv_bytes, parquet_bytes
@@ -87,8 +88,14 @@ def seeded(data, **changes) -> AppState:
     return s
 
 
-def run_page(page: str | None, state: AppState | None = None, *, plotly_map: bool = False) -> AppTest:
+def run_page(
+    page: str | None, state: AppState | None = None, *, plotly_map: bool = False, native_grid: bool = True
+) -> AppTest:
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    if (
+        native_grid
+    ):  # AppTest runs no JavaScript: the native grid (the component is tests/test_grid_component)
+        at.session_state[NATIVE_GRID] = True
     if state is not None:
         at.session_state[KEY] = state
     if (

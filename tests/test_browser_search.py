@@ -15,10 +15,7 @@ pytestmark = pytest.mark.browser
 
 
 def result_captions(page) -> list[str]:  # noqa: F811
-    return [
-        t.strip()
-        for t in page.locator('[data-testid="stImage"] [data-testid="stImageCaption"]').all_inner_texts()
-    ]
+    return [t.strip() for t in page.locator(".vx-grid-caption").all_inner_texts()]
 
 
 def test_search_from_the_sidebar_shows_a_ranked_grid(page, app_url):  # noqa: F811

@@ -352,10 +352,8 @@ def test_browser_hover_click_and_box_select(served, data):
             box_select(page, np.array([page.evaluate(SCREEN, int(i)) for i in members]))
             page.get_by_text(f"{len(members)} images selected").first.wait_for()
             page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]')
-            page.wait_for_function(
-                f"document.querySelectorAll('[data-testid=\"stImage\"] img').length >= {len(members)}"
-            )
-            captions = page.locator('[data-testid="stImage"]').all_inner_texts()
+            page.wait_for_function(f"document.querySelectorAll('.vx-grid-img').length >= {len(members)}")
+            captions = page.locator(".vx-grid-caption").all_inner_texts()
             names = {data.emb.collection.items["relpath"].iat[i].rsplit("/", 1)[-1] for i in members}
             assert names <= {c.strip() for c in captions} | {
                 n for n in names if any(n[:20] in c for c in captions)
@@ -390,7 +388,7 @@ def test_browser_hover_click_and_box_select(served, data):
             assert sorted(
                 page.evaluate("Array.from(document.querySelector('.vx-scatter').__vxScatter.selection)")
             ) == sorted(others)
-            captions = {c.strip() for c in page.locator('[data-testid="stImage"]').all_inner_texts()}
+            captions = {c.strip() for c in page.locator(".vx-grid-caption").all_inner_texts()}
             names = {data.emb.collection.items["relpath"].iat[i].rsplit("/", 1)[-1] for i in others}
             assert names <= captions | {n for n in names if any(n[:20] in c for c in captions)}
         finally:

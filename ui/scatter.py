@@ -22,7 +22,6 @@ The bundle ``ui/scatter_frontend/dist/scatter.js`` is committed (users need no n
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,13 +29,13 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from ui.grid import thumb_data_url
 from vlexplore import mapdata
 
 BUNDLE = Path(__file__).resolve().parent / "scatter_frontend" / "dist" / "scatter.js"
 NAME = "vlexplore.scatter"
 THUMBS_NAME = "vlexplore.scatter_thumbs"
 MAX_THUMBS_PER_ASK = 6
-MAX_THUMB_BYTES = 512 * 1024  # a cached thumbnail is ~10 kB; anything larger is not a thumbnail
 
 _components: dict[str, Callable] = {}
 
@@ -101,17 +100,6 @@ def _on_click(key: str, n: int, on_click: Callable[[int], object] | None) -> Non
 
 def _on_have(key: str) -> None:
     st.session_state[_k(key, "have")] = st.session_state[key].get("have")
-
-
-def thumb_data_url(path: str | Path) -> str:
-    """A cached JPEG thumbnail as a ``data:image/jpeg;base64,…`` URL (refused when it is not a small JPEG)."""
-    p = Path(path)
-    if p.suffix.lower() not in (".jpg", ".jpeg"):
-        raise ValueError(f"{p.name} is not a cached JPEG thumbnail")
-    data = p.read_bytes()
-    if len(data) > MAX_THUMB_BYTES:
-        raise ValueError(f"{p.name} is too large for a thumbnail")
-    return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
 
 
 def _on_want(

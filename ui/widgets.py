@@ -12,7 +12,7 @@ import numpy as np
 import streamlit as st
 
 import vlexplore as vx
-from ui import actions, search
+from ui import actions, grid, search
 from ui.feedback import md_escape
 from ui.state import AppState
 from vlexplore import edit, plots
@@ -119,6 +119,9 @@ def thumbnail_grid(
     With ``selectable`` a checkbox under each image adds it to / removes it from ``state.selection``.
     ``captions`` (index → text) replace the file names under the images; ``more_like_this`` adds a
     button under each image that searches for similar ones and opens the Search page.
+
+    One :mod:`ui.grid` component (thumbnails inlined as ``data:`` URLs) when it can be used, else the
+    native Streamlit grid (``st.image`` in ``st.columns``).
     """
     indices = [int(i) for i in indices]
     if not indices:
@@ -126,6 +129,40 @@ def thumbnail_grid(
     relpaths = state.emb.collection.items["relpath"]
     selected = set(state.selection.tolist())
     thumbs = dict(zip(indices, thumbnail_paths(state, indices)))
+    if grid.use_component():
+        items = grid.grid_items(
+            indices,
+            thumbs,
+            relpaths.iat.__getitem__,
+            captions=captions,
+            selected=selected,
+            short=short_file_name,
+        )
+        clicked = grid.component_grid(
+            items,
+            columns=columns,
+            key=key,
+            selectable=selectable,
+            similar=more_like_this,
+            on_toggle=lambda i: _toggle(state, i),
+        )
+        if clicked is not None:
+            _open_similar(state, clicked)
+        return
+    _native_grid(
+        state, indices, thumbs, relpaths, selected, columns, selectable, key, captions, more_like_this
+    )
+
+
+def _open_similar(state: AppState, index: int) -> None:
+    search.more_like_this(state, index)
+    st.switch_page("views/search.py")
+
+
+def _native_grid(
+    state, indices, thumbs, relpaths, selected, columns, selectable, key, captions, more_like_this
+):
+    """The grid as Streamlit elements: ``st.image`` in ``st.columns``, a checkbox and a button per image."""
     for start in range(0, len(indices), columns):
         cols = st.columns(columns, gap="small")
         for col, i in zip(cols, indices[start : start + columns]):
@@ -161,8 +198,7 @@ def thumbnail_grid(
                     type="tertiary",
                     help="More like this: search for the images most similar to this one",
                 ):
-                    search.more_like_this(state, i)
-                    st.switch_page("views/search.py")
+                    _open_similar(state, i)
 
 
 def _toggle(state: AppState, index: int) -> None:
