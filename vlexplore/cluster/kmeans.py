@@ -143,7 +143,11 @@ def _faiss_centres(X, k, *, seed, n_init, init, w) -> np.ndarray:
         None if Xf is None else largescale.row_squares(Xf)
     )  # every row's loss, for the judge and refinement
     runs = 1 if init is not None else max(1, n_init)
-    small = len(S) * k * d <= ONE_THREAD_WORK  # a restart runs on one thread (OpenMP would cost more)
+    workers = min(runs, _cores())
+    # Restarts run side by side, one thread each, whenever there are several restarts and cores; one restart
+    # alone runs on one thread when small (OpenMP would cost more). Side by side beat OpenMP at every size
+    # measured (70k x 512, k = 35: 2.9 against 3.6 s; k = 60: 4.2-4.6 against 4.7-6.8 s; the same centres).
+    one_thread = workers > 1 or len(S) * k * d <= ONE_THREAD_WORK
     init_c = None if init is None else np.ascontiguousarray(init, np.float32)
 
     def restart(r: int) -> tuple[np.ndarray, float]:
@@ -158,7 +162,7 @@ def _faiss_centres(X, k, *, seed, n_init, init, w) -> np.ndarray:
             spherical=False,
             verbose=False,
         )
-        with _faiss_threads(faiss, 1 if small else None):
+        with _faiss_threads(faiss, 1 if one_thread else None):
             km.train(S, weights=ws, init_centroids=init_c)
         C = np.asarray(km.centroids, dtype=np.float32)
         # the restart is judged on every row: the sample's own loss picks a worse optimum on
@@ -167,7 +171,6 @@ def _faiss_centres(X, k, *, seed, n_init, init, w) -> np.ndarray:
             return C, largescale.assign(Xf, C, w, x_sq=xf_sq)[1]
         return C, float(km.obj[-1]) if len(km.obj) else 0.0
 
-    workers = min(runs, _cores()) if small else 1
     if workers > 1:  # single-threaded restarts side by side, one per core (faiss and BLAS free the GIL)
         from threadpoolctl import threadpool_limits
 
