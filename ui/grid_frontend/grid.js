@@ -21,6 +21,7 @@ const CSS = `
 .vx-grid-cell { display: flex; flex-direction: column; min-width: 0; gap: 0.15rem; }
 .vx-grid-img {
   display: block; width: 100%; height: auto;
+  aspect-ratio: 1 / 1; object-fit: contain; /* every cell the same square: names and buttons line up */
   border-radius: calc(var(--st-base-radius, 0.5rem) * 0.5);
   background: var(--st-secondary-background-color, #f3f5f8);
   outline: 2px solid transparent; outline-offset: 1px;
