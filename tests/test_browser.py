@@ -11,15 +11,13 @@ from __future__ import annotations
 import io
 import os
 import re
-import signal
-import subprocess
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tools.browser import CHROMIUM, CHROMIUM_ARGS, demo_subset, free_port, serve_command, wait_healthy
+from tools.browser import CHROMIUM, CHROMIUM_ARGS, demo_subset, served
 
 pytestmark = pytest.mark.browser
 
@@ -39,7 +37,6 @@ def app_url(tmp_path_factory):
     pytest.importorskip("playwright.sync_api", reason="playwright (Python package) is not installed")
     base = tmp_path_factory.mktemp("browser")
     folder = demo_subset(base / "images", CLASSES, PER_CLASS)
-    port = free_port()
     env = {
         **os.environ,
         "VLEXPLORE_FOLDER": str(folder),
@@ -48,29 +45,8 @@ def app_url(tmp_path_factory):
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
     }
-    log = (base / "server.log").open("wb")
-    proc = subprocess.Popen(
-        serve_command(REPO / "app.py", port),
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, proc)
+    with served(REPO / "app.py", cwd=REPO, env=env, log=base / "server.log") as url:
         yield url
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-        log.close()
-        if proc.returncode not in (0, -signal.SIGTERM):
-            print((base / "server.log").read_text(errors="replace")[-4000:])
 
 
 @pytest.fixture

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import textwrap
 from pathlib import Path
 
@@ -91,7 +89,7 @@ SERVE = textwrap.dedent("""
 
 @pytest.fixture(scope="module")
 def served(data, tmp_path_factory):  # noqa: F811
-    from tools.browser import CHROMIUM, free_port, serve_command, wait_healthy
+    from tools.browser import CHROMIUM, served
 
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is missing; the browser test needs it")
@@ -102,7 +100,6 @@ def served(data, tmp_path_factory):  # noqa: F811
     (tmp / "views").symlink_to(REPO / "views")  # st.switch_page("views/search.py") resolves from here
     (tmp / ".streamlit").mkdir()
     (tmp / ".streamlit" / "config.toml").write_text((REPO / ".streamlit" / "config.toml").read_text())
-    port = free_port()
     server_env = {
         **os.environ,
         "VLEXPLORE_ROOTS": str(data.base),
@@ -111,29 +108,8 @@ def served(data, tmp_path_factory):  # noqa: F811
         "VLEXPLORE_WARM_UMAP": "0",
     }
     server_env.pop("VLEXPLORE_FOLDER", None)
-    log = (tmp / "server.log").open("wb")
-    proc = subprocess.Popen(
-        serve_command(script, port),
-        cwd=tmp,
-        env=server_env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, proc, timeout=90)
+    with served(script, cwd=tmp, env=server_env, log=tmp / "server.log", timeout=90) as url:
         yield url
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-        log.close()
-        if proc.returncode not in (0, -signal.SIGTERM):
-            print((tmp / "server.log").read_text(errors="replace")[-4000:])
 
 
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'

@@ -10,8 +10,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import os
-import signal
-import subprocess
 import textwrap
 from pathlib import Path
 from types import SimpleNamespace
@@ -240,9 +238,9 @@ SERVE = textwrap.dedent("""
 @pytest.fixture(scope="module")
 def served(data, tmp_path_factory):
     try:
-        from tools.browser import CHROMIUM, free_port, serve_command, wait_healthy
+        from tools.browser import CHROMIUM, served
     except ImportError:  # older layout
-        from ui.browser import CHROMIUM, free_port, serve_command, wait_healthy
+        from ui.browser import CHROMIUM
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is missing; the browser test needs it")
     pytest.importorskip("playwright.sync_api")
@@ -258,7 +256,6 @@ def served(data, tmp_path_factory):
     )
     (tmp / ".streamlit").mkdir()
     (tmp / ".streamlit" / "config.toml").write_text((REPO / ".streamlit" / "config.toml").read_text())
-    port = free_port()
     env = {
         **os.environ,
         "VLEXPLORE_ROOTS": str(data.base),
@@ -267,29 +264,8 @@ def served(data, tmp_path_factory):
         "VLEXPLORE_WARM_UMAP": "0",
     }
     env.pop("VLEXPLORE_FOLDER", None)
-    log = (tmp / "server.log").open("wb")
-    proc = subprocess.Popen(
-        serve_command(script, port),
-        cwd=tmp,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, proc, timeout=90)
+    with served(script, cwd=tmp, env=env, log=tmp / "server.log", timeout=90) as url:
         yield url
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-        log.close()
-        if proc.returncode not in (0, -signal.SIGTERM):
-            print((tmp / "server.log").read_text(errors="replace")[-4000:])
 
 
 SCREEN = """(i) => { const st = document.querySelector('.vx-scatter').__vxScatter;

@@ -6,11 +6,16 @@ Streamlit, no playwright import).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
 import socket
+import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 CHROMIUM = "/usr/bin/chromium"
@@ -71,6 +76,38 @@ def wait_healthy(url: str, proc=None, timeout: float = 60, poll: float = 0.3) ->
         except OSError:
             time.sleep(poll)
     raise TimeoutError(f"{url} was not healthy after {timeout:.0f} s")
+
+
+@contextlib.contextmanager
+def served(script, *, cwd, env: dict, log: Path, timeout: float = 60) -> Iterator[str]:
+    """Serve ``script`` (:func:`serve_command`) from ``cwd`` with ``env``, output to ``log``; yields its URL.
+
+    On leaving: SIGTERM to the server's process group (SIGKILL after 15 s); when it did not end cleanly, the
+    log's tail is printed (pytest shows it beside a failure).
+    """
+    port = free_port()
+    with Path(log).open("wb") as out:
+        proc = subprocess.Popen(
+            serve_command(script, port),
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_healthy(url, proc, timeout=timeout)
+            yield url
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=15)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+    if proc.returncode not in (0, -signal.SIGTERM):
+        print(Path(log).read_text(errors="replace")[-4000:])
 
 
 def demo_subset(dest: Path, classes, per_class: int, *, demo: Path | None = None) -> Path:

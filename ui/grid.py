@@ -22,12 +22,12 @@ from pathlib import Path
 
 import streamlit as st
 
+from ui import components
+
 FRONTEND = Path(__file__).resolve().parent / "grid_frontend" / "grid.js"
 NAME = "vlexplore.grid"
 NATIVE_KEY = "grid-native"  # session state: True draws the native Streamlit grid (AppTest runs no JS)
 MAX_THUMB_BYTES = 512 * 1024  # a cached thumbnail is ~10 kB; anything larger is not a thumbnail
-
-_components: dict[str, Callable] = {}
 
 
 def thumb_data_url(path: str | Path) -> str:
@@ -43,13 +43,7 @@ def thumb_data_url(path: str | Path) -> str:
 
 def available() -> bool:
     """Whether the component can be used: the frontend file is there and Streamlit has components v2."""
-    if not FRONTEND.is_file():
-        return False
-    try:
-        from streamlit.components.v2 import component  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return components.available(FRONTEND)
 
 
 def use_component() -> bool:
@@ -58,11 +52,7 @@ def use_component() -> bool:
 
 
 def _component() -> Callable:
-    if NAME not in _components:
-        from streamlit.components.v2 import component
-
-        _components[NAME] = component(NAME, js=FRONTEND.read_text(encoding="utf-8"), isolate_styles=False)
-    return _components[NAME]
+    return components.component(NAME, FRONTEND)
 
 
 def grid_items(

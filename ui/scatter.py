@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from ui import components
 from ui.grid import thumb_data_url
 from vlexplore import mapdata
 
@@ -37,26 +38,14 @@ NAME = "vlexplore.scatter"
 THUMBS_NAME = "vlexplore.scatter_thumbs"
 MAX_THUMBS_PER_ASK = 6
 
-_components: dict[str, Callable] = {}
-
 
 def available() -> bool:
     """Whether the component can be used: the bundle is there and Streamlit has components v2."""
-    if not BUNDLE.is_file():
-        return False
-    try:
-        from streamlit.components.v2 import component  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return components.available(BUNDLE)
 
 
 def _component(name: str) -> Callable:
-    if name not in _components:
-        from streamlit.components.v2 import component
-
-        _components[name] = component(name, js=BUNDLE.read_text(encoding="utf-8"), isolate_styles=False)
-    return _components[name]
+    return components.component(name, BUNDLE)
 
 
 @dataclass

@@ -84,18 +84,14 @@ def thumbnail_paths(state: AppState, indices: Sequence[int]) -> list[Path | vx.V
     """
     memo = state.thumbs
     todo = [int(i) for i in indices if int(i) not in memo]
-    if todo:
-        made = vx.thumbnails_at(
-            state.emb.collection, todo, size=THUMB_SIZE, cache_dir=state.resolved_cache_dir
-        )
-        failed = {}
-        for i, found in zip(todo, made):
-            if isinstance(found, Path):
-                memo[i] = found
-            else:
-                failed[i] = found
-        return [memo[int(i)] if int(i) in memo else failed[int(i)] for i in indices]
-    return [memo[int(i)] for i in indices]
+    made = vx.thumbnails_at(state.emb.collection, todo, size=THUMB_SIZE, cache_dir=state.resolved_cache_dir)
+    failed = {}
+    for i, found in zip(todo, made):
+        if isinstance(found, Path):
+            memo[i] = found
+        else:
+            failed[i] = found
+    return [memo.get(int(i)) or failed[int(i)] for i in indices]
 
 
 def short_file_name(relpath: str, limit: int = 28) -> str:
