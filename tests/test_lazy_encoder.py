@@ -305,3 +305,17 @@ def test_embed_falls_back_to_bundled_when_a_lazy_models_weights_cannot_be_had(mo
     assert "not cached" in emb.fallback_note
     with pytest.raises(ModelUnavailableError, match="not cached"):  # a search with it: one error
         enc.encode_texts(["a dog"])
+
+
+def test_background_imports_take_long_lived_objects_out_of_the_per_page_collection():
+    import gc
+
+    from ui import cached
+
+    gc.unfreeze()
+    try:
+        cached.start_background_imports().join(timeout=120)
+        # what the imports left is skipped by Streamlit's gc.collect(2) after each page run
+        assert gc.get_freeze_count() > 10 * len(gc.get_objects())
+    finally:
+        gc.unfreeze()
