@@ -7,7 +7,13 @@ For each data set, five seeds of :func:`vlexplore.cluster.kmeans.kmeans` with k 
 
 * ``exact``: refinement until no row changes centre (at most ``REFINE_ITER`` steps), restarts one after another;
 * ``tol``: refinement also stops when a step lowers the loss by less than ``REFINE_TOL`` of it, and
-  single-threaded restarts run side by side, one per core.
+  single-threaded restarts run side by side, one per core;
+* with ``--variant NAME=TOL,NITER,PPC`` (repeatable), more: refinement tolerance ``TOL``, ``NITER`` Lloyd
+  iterations per restart and ``PPC`` sample rows per centre (defaults: ``REFINE_TOL``, ``FAISS_NITER``,
+  ``POINTS_PER_CENTRE``).
+
+``--k`` adds more cluster counts than the number of classes (ACC is then Hungarian-matched to the
+classes). ``loss_ratio`` is a run's k-means loss over the ``exact`` run's, same data, k and seed.
 
 ACC is Hungarian-matched against the folder labels. Writes ``bench/results/kmeans_tol.json``.
 """
@@ -58,48 +64,70 @@ def main() -> None:
     ap.add_argument("--model", default="bundled")
     ap.add_argument("--cache-dir", default=None)
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=TOL,NITER,PPC",
+        help="another variant: refinement tolerance, Lloyd iterations per restart, sample rows per centre",
+    )
+    ap.add_argument("--k", type=int, nargs="+", default=[], help="more k than the number of classes")
     ap.add_argument("--out", type=Path, default=BENCH / "results" / "kmeans_tol.json")
     a = ap.parse_args()
     km = importlib.import_module("vlexplore.cluster.kmeans")
     from vlexplore.evaluate import evaluate_labels
 
-    tol, cores = km.REFINE_TOL, km._cores
-    variants = {"exact": (0.0, lambda: 1), "tol": (tol, cores)}
+    defaults = (km.REFINE_TOL, km._cores, km.FAISS_NITER, km.POINTS_PER_CENTRE)
+    tol, cores, niter, ppc = defaults
+    variants = {"exact": (0.0, lambda: 1, niter, ppc), "tol": (tol, cores, niter, ppc)}
+    for spec in a.variant:
+        name, _, values = spec.partition("=")
+        parts = [*values.split(","), "", ""][:3]
+        variants[name] = (float(parts[0]), cores, int(parts[1] or niter), int(parts[2] or ppc))
     rows = []
     for name, (X, y) in data_sets(a).items():
-        k = len(np.unique(y))
-        for seed in range(a.seeds):
-            for variant, (t, c) in variants.items():
-                km.REFINE_TOL, km._cores = t, c
-                t0 = time.perf_counter()
-                fit = km.kmeans(X, k, seed=seed)
-                seconds = time.perf_counter() - t0
-                acc = evaluate_labels(np.asarray(y), fit.labels)["acc"]
-                rows.append(
-                    {
-                        "data": name,
-                        "n": len(X),
-                        "k": k,
-                        "seed": seed,
-                        "variant": variant,
-                        "acc": round(float(acc), 4),
-                        "seconds": round(seconds, 3),
-                    }
-                )
-                print(rows[-1], flush=True)
-    km.REFINE_TOL, km._cores = tol, cores
+        n_classes = len(np.unique(y))
+        for k in dict.fromkeys([n_classes, *a.k]):
+            for seed in range(a.seeds):
+                exact_loss = None
+                for variant, (t, c, it, pp) in variants.items():
+                    km.REFINE_TOL, km._cores, km.FAISS_NITER, km.POINTS_PER_CENTRE = t, c, it, pp
+                    t0 = time.perf_counter()
+                    fit = km.kmeans(X, k, seed=seed)
+                    seconds = time.perf_counter() - t0
+                    exact_loss = fit.inertia if exact_loss is None else exact_loss
+                    acc = evaluate_labels(np.asarray(y), fit.labels)["acc"]
+                    rows.append(
+                        {
+                            "data": name,
+                            "n": len(X),
+                            "k": k,
+                            "seed": seed,
+                            "variant": variant,
+                            "acc": round(float(acc), 4),
+                            "loss_ratio": round(float(fit.inertia / exact_loss), 5),
+                            "seconds": round(seconds, 3),
+                        }
+                    )
+                    print(rows[-1], flush=True)
+    km.REFINE_TOL, km._cores, km.FAISS_NITER, km.POINTS_PER_CENTRE = defaults
     summary = {}
-    for name in dict.fromkeys(r["data"] for r in rows):
+    for name, k in dict.fromkeys((r["data"], r["k"]) for r in rows):
         for variant in variants:
-            sel = [r for r in rows if r["data"] == name and r["variant"] == variant]
-            summary.setdefault(name, {})[variant] = {
+            sel = [r for r in rows if r["data"] == name and r["k"] == k and r["variant"] == variant]
+            summary.setdefault(f"{name}, k = {k}", {})[variant] = {
                 "acc_mean": round(float(np.mean([r["acc"] for r in sel])), 4),
+                "loss_ratio_mean": round(float(np.mean([r["loss_ratio"] for r in sel])), 5),
                 "seconds_median": round(float(np.median([r["seconds"] for r in sel])), 3),
             }
     out = {
         "machine": f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores",
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "refine_tol": tol,
+        "variants": {
+            name: {"refine_tol": t, "faiss_niter": it, "points_per_centre": pp}
+            for name, (t, _, it, pp) in variants.items()
+        },
         "command": "python bench/kmeans_tol.py " + " ".join(sys.argv[1:]),
         "summary": summary,
         "runs": rows,

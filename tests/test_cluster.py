@@ -550,7 +550,7 @@ def test_refinement_stops_when_a_step_gains_less_than_the_tolerance(monkeypatch)
     steps: list[int] = []
     real = km_mod._lloyd
 
-    def counting(X, C, w, iters, x_sq=None):
+    def counting(X, C, w, iters, x_sq=None, first=None):
         calls = []
         inner = km_mod.largescale.assign
 
@@ -560,7 +560,7 @@ def test_refinement_stops_when_a_step_gains_less_than_the_tolerance(monkeypatch)
 
         monkeypatch.setattr(km_mod.largescale, "assign", assign)
         try:
-            return real(X, C, w, iters, x_sq)
+            return real(X, C, w, iters, x_sq, first=first)
         finally:
             monkeypatch.setattr(km_mod.largescale, "assign", inner)
             steps.append(len(calls))
@@ -572,6 +572,8 @@ def test_refinement_stops_when_a_step_gains_less_than_the_tolerance(monkeypatch)
     cl.kmeans(X, 4, seed=0, n_init=1)
     assert steps[1] == 2  # one step taken, the second's gain measured and found too small
     assert steps[0] > steps[1]
+    cl.kmeans(X, 4, seed=0, n_init=3)
+    assert steps[2] == 1  # the winning restart's labels (from judging it on every row) are the first step's
 
 
 def test_kmeans_helper_refuses_an_unknown_backend():

@@ -16,7 +16,7 @@ from PIL import Image
 
 from vlexplore.errors import ConfigError, ModelUnavailableError
 from vlexplore.models import registry
-from vlexplore.models.base import l2_normalize, resolve_device
+from vlexplore.models.base import l2_normalize, resolve_device, unit_rows
 
 DEMO = Path(__file__).resolve().parent.parent / "demo"
 
@@ -286,6 +286,20 @@ def test_l2_normalize_keeps_zero_rows():
     out = l2_normalize(np.array([[3.0, 4.0], [0.0, 0.0]]))
     np.testing.assert_allclose(out, [[0.6, 0.8], [0.0, 0.0]])
     assert out.dtype == np.float32
+
+
+def test_unit_rows_reads_normalised_rows_in_place_and_normalises_the_rest():
+    x = l2_normalize(np.random.default_rng(0).normal(size=(50, 8)))
+    same = unit_rows(x)
+    assert np.shares_memory(same, x)  # no copy
+    assert not same.flags.writeable  # and no write through it
+    with pytest.raises(ValueError, match="read-only"):
+        same[0, 0] = 1.0
+    for other in (x * 2, x.astype(np.float64), np.vstack([x, np.zeros((1, 8), np.float32)])):
+        out = unit_rows(other)
+        assert not np.shares_memory(out, other)
+        assert out.dtype == np.float32
+        np.testing.assert_array_equal(out, l2_normalize(other))
 
 
 def test_bundled_preprocess_equals_torchvision_bit_for_bit():

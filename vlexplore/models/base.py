@@ -112,6 +112,21 @@ def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     return out
 
 
+def unit_rows(x: np.ndarray, tol: float = 1e-5) -> np.ndarray:
+    """Rows of ``x`` at unit length, for reading only.
+
+    ``x`` itself (a read-only view) when it is float32 and every row's length is already within ``tol`` of 1,
+    else :func:`l2_normalize`. Embeddings come normalized from every encoder, so the check (one pass) saves a copy of the matrix
+    (70,000 × 512: 0.03 against 0.07-0.13 s and 143 MB). Writing into the view raises.
+    """
+    x = np.asarray(x)
+    if x.ndim == 2 and x.dtype == np.float32 and len(x) and float(np.abs(row_norms(x) - 1.0).max()) <= tol:
+        view = x.view()
+        view.flags.writeable = False
+        return view
+    return l2_normalize(x)
+
+
 def closest(word: str, names, n: int = 3) -> list[str]:
     """Up to ``n`` of ``names`` nearest to ``word`` in spelling (case-insensitive), best first; ``[]`` when none is near."""
     names = list(dict.fromkeys(str(x) for x in names))
