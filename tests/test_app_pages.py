@@ -481,6 +481,7 @@ def test_load_lays_out_the_map_in_the_background(data, fake_models):
     assert not at.error, texts(at.error)
     assert s.map_job is not None
     assert not s.map_ready
+    s.map_job.result(timeout=300)  # the Export page does not wait for it
     at.switch_page("views/export.py").run()
     assert s.map_ready, [
         texts(at.error),

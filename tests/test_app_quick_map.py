@@ -2,8 +2,9 @@
 
 The page shows the quick layout (vlexplore.quickmap.quick_layout) at once, with a one-line caption; what it
 draws and what a selection on it picks are those coordinates; once the background job is done the next run
-shows UMAP's coordinates (the page's fragment reruns it by itself every few seconds). The Export page waits
-for UMAP's layout instead.
+shows UMAP's coordinates (the page's fragment reruns it by itself every few seconds). The Export page never
+waits for UMAP: while it runs, the table's umap_x / umap_y are empty (never the quick layout's), and once it
+is done they are UMAP's.
 """
 
 from __future__ import annotations
@@ -136,7 +137,27 @@ def test_a_layout_from_the_cache_is_shown_without_the_quick_one(data):  # noqa: 
     np.testing.assert_array_equal(s.clustered.coords, umap)
 
 
-def test_export_waits_for_umap_even_with_the_quick_layout_on_screen(data):  # noqa: F811
+def test_export_does_not_wait_for_umap_and_leaves_its_columns_empty_meanwhile(data):  # noqa: F811
+    s = pending(data)
+    at = run_page("map", s, plotly_map=True)  # the quick layout is on screen
+    at.switch_page("views/export.py").run()
+    s = state_of(at)
+    assert not at.exception, [e.value for e in at.exception]
+    assert "still being computed" in texts(at.info)
+    frame = at.dataframe[0].value
+    assert len(frame) == s.n_images
+    assert frame[["umap_x", "umap_y"]].isna().all().all()  # not the quick layout's coordinates
+    assert (frame["cluster_id"].to_numpy() == s.labels).all()
+    assert not s.map_job.done()  # nothing waited for it
+    s.map_job.set_result((umap_coords(s.n_images), []))
+    at.run()
+    assert "still being computed" not in texts(at.info)
+    np.testing.assert_allclose(
+        at.dataframe[0].value[["umap_x", "umap_y"]].to_numpy(), umap_coords(s.n_images), rtol=1e-5
+    )
+
+
+def test_export_has_umaps_coordinates_once_the_job_is_done_even_with_the_quick_layout_on_screen(data):  # noqa: F811
     s = pending(data)
     at = run_page("map", s, plotly_map=True)
     s = state_of(at)

@@ -127,7 +127,7 @@ def ensure_map(state: AppState, *, quick: bool = False, wait_s: float = 0.5) -> 
     ``state.clustered.coords`` at once, so the map drawn and a lasso on it use the same coordinates, and a later
     call takes up UMAP's layout when the job is done. ``wait_s``: how long a pending job is waited for before
     the quick layout is drawn (a layout read from the cache arrives in well under a second). Without ``quick``
-    (the Export page) the UMAP layout is waited for.
+    the UMAP layout is waited for (the Export page calls it only once the job is done: :func:`export_clustering`).
 
     A background layout that failed is dropped, so the next rerun lays the map out again (after
     space was freed, say) instead of showing the same error forever.
@@ -195,6 +195,21 @@ def ensure_map(state: AppState, *, quick: bool = False, wait_s: float = 0.5) -> 
     state.memo = {}
     state.version += 1
     return False
+
+
+def export_clustering(state: AppState):
+    """The clustering the Export page writes, and whether its map is still being laid out.
+
+    The table never waits for UMAP: while the background layout runs (an hour for a million images on a
+    small CPU), ``umap_x`` and ``umap_y`` are left empty (NaN), also when the Map page shows the quick first
+    layout, which is not UMAP's. Otherwise the map is made sure of first (:func:`ensure_map`).
+    """
+    job = state.map_job
+    if job is not None and not job.done():
+        empty = np.full((state.n_images, 2), np.nan, dtype=np.float32)
+        return dataclasses.replace(state.clustered, coords=empty), True
+    ensure_map(state)
+    return state.clustered, False
 
 
 def suggested_k(state: AppState) -> int:

@@ -19,9 +19,16 @@ from vlexplore.export import (
 
 s = state.get()
 require_clusters(s)
-actions.ensure_map(s)
+clustered, map_pending = actions.export_clustering(s)
 st.title("Export")
 show_flash(s)
+if map_pending:
+    st.info(
+        "The map's UMAP layout is still being computed in the background, so umap_x and umap_y are empty "
+        "in this table. Everything else is final; open this page again once the Map page shows UMAP's layout "
+        "for a table with them.",
+        icon=":material/hourglass_top:",
+    )
 
 # The curation columns need every image's nearest neighbours: seconds for a small folder, minutes for a
 # large one on a CPU, so above export.CURATION_AUTO_MAX images they are added when asked for.
@@ -33,8 +40,8 @@ curation = st.toggle(
     f"quick up to {export.CURATION_AUTO_MAX:,} images, minutes for hundreds of thousands without a GPU.",
 )
 df = s.cached(
-    f"table-curation-{curation}",
-    lambda: tables.labelled_frame(s.emb, s.clustered, s.labels, s.names, curation=curation),
+    f"table-curation-{curation}-map-{not map_pending}",
+    lambda: tables.labelled_frame(s.emb, clustered, s.labels, s.names, curation=curation),
 )
 stem = sanitize_filename(s.folder.name if s.folder and s.folder.name else "images")
 
