@@ -82,6 +82,31 @@ def test_umap_is_used_from_the_threshold_on(fake_umap):
     ]
 
 
+def test_large_maps_start_umap_from_pca_instead_of_its_spectral_layout(monkeypatch):
+    import umap
+
+    seen: list[dict] = []
+
+    class Recording:
+        def __init__(self, **kwargs):
+            seen.append(kwargs)
+
+        def fit_transform(self, X):
+            return np.zeros((len(X), 2), dtype=np.float32)
+
+    monkeypatch.setattr(umap, "UMAP", Recording)
+    monkeypatch.setattr(pj, "SPECTRAL_INIT_MAX", 40)
+    for n in (40, 41):
+        pj._umap(
+            np.random.default_rng(0).normal(size=(n, 8)).astype(np.float32),
+            seed=0,
+            n_neighbors=5,
+            min_dist=0.1,
+        )
+    assert "init" not in seen[0]  # UMAP's own default (spectral) up to the limit
+    assert seen[1]["init"] == "pca"
+
+
 def test_pca_below_the_threshold(fake_umap):
     X, y = blobs(k=2, per=5)
     out = project_2d(X)
