@@ -124,7 +124,9 @@ def main() -> None:
     log = Path("/tmp") / f"vlexplore-app70k-{port}.log"
     cmd = serve_command(ROOT / "app.py", port)
     out: dict = {
-        "folder": str(a.folder),
+        "folder": str(
+            a.folder.resolve().relative_to(ROOT) if a.folder.resolve().is_relative_to(ROOT) else a.folder.name
+        ),
         "model": a.model,
         "n_image_files": n_files,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
