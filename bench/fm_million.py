@@ -14,6 +14,7 @@ run resumes. Uses two processes.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -53,15 +54,12 @@ def _write(args: tuple[int, int, Path]) -> int:
     return made
 
 
-_CACHE: list = []
-
-
+@functools.cache
 def _data() -> tuple[np.ndarray, np.ndarray]:
-    if not _CACHE:
-        train, train_y = load_fashion_mnist("train")
-        test, test_y = load_fashion_mnist("test")
-        _CACHE.append((np.concatenate([test, train]), np.concatenate([test_y, train_y])))
-    return _CACHE[0]
+    """Fashion-MNIST's test then train images and labels, once per process."""
+    train, train_y = load_fashion_mnist("train")
+    test, test_y = load_fashion_mnist("test")
+    return np.concatenate([test, train]), np.concatenate([test_y, train_y])
 
 
 def main() -> None:

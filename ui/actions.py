@@ -72,7 +72,12 @@ def load_folder(
     # The clusters go on screen first; the map (UMAP: the slowest step on a cold cache) is laid
     # out in the background and waited for only by the pages that show it.
     state.map_job = cached.map_executor().submit(layout_map, emb, seed=cfg.seed, cache_dir=cache_dir)
-    recluster(state, cfg, coords=np.full((emb.n, 2), np.nan, dtype=np.float32), session=found)
+    recluster(state, cfg, coords=no_map(emb.n), session=found)
+
+
+def no_map(n: int) -> np.ndarray:
+    """NaN map coordinates for ``n`` images: the placeholder while no layout exists (``AppState.map_ready``)."""
+    return np.full((n, 2), np.nan, dtype=np.float32)
 
 
 def recluster(state: AppState, cfg, *, coords: np.ndarray | None = None, session=None) -> None:
@@ -162,9 +167,7 @@ def ensure_map(state: AppState, *, quick: bool = False, wait_s: float = 0.5) -> 
             return True
     if job is not None and job.done() and (job.cancelled() or job.exception() is not None):
         # failed: the quick layout goes with it, so that the next rerun lays the map out again
-        state.clustered = dataclasses.replace(
-            state.clustered, coords=np.full((state.n_images, 2), np.nan, dtype=np.float32)
-        )
+        state.clustered = dataclasses.replace(state.clustered, coords=no_map(state.n_images))
     t0 = time.perf_counter()
     try:
         with (
@@ -206,8 +209,7 @@ def export_clustering(state: AppState):
     """
     job = state.map_job
     if job is not None and not job.done():
-        empty = np.full((state.n_images, 2), np.nan, dtype=np.float32)
-        return dataclasses.replace(state.clustered, coords=empty), True
+        return dataclasses.replace(state.clustered, coords=no_map(state.n_images)), True
     ensure_map(state)
     return state.clustered, False
 
