@@ -8,12 +8,13 @@ For each data set, five seeds of :func:`vlexplore.cluster.kmeans.kmeans` with k 
 * ``exact``: refinement until no row changes centre (at most ``REFINE_ITER`` steps), restarts one after another;
 * ``tol``: refinement also stops when a step lowers the loss by less than ``REFINE_TOL`` of it, and
   single-threaded restarts run side by side, one per core;
-* with ``--variant NAME=TOL,NITER,PPC`` (repeatable), more: refinement tolerance ``TOL``, ``NITER`` Lloyd
-  iterations per restart and ``PPC`` sample rows per centre (defaults: ``REFINE_TOL``, ``FAISS_NITER``,
-  ``POINTS_PER_CENTRE``).
+* with ``--variant NAME=TOL,NITER,PPC,DIM`` (repeatable), more: refinement tolerance ``TOL``, ``NITER`` Lloyd
+  iterations per restart, ``PPC`` sample rows per centre and ``DIM`` the fewest principal directions the
+  restarts run in, 0 = all (defaults: ``REFINE_TOL``, ``FAISS_NITER``, ``POINTS_PER_CENTRE``,
+  ``RESTART_MIN_DIM``).
 
 ``--k`` adds more cluster counts than the number of classes (ACC is then Hungarian-matched to the
-classes). ``loss_ratio`` is a run's k-means loss over the ``exact`` run's, same data, k and seed.
+classes). ``loss_ratio`` is a run's k-means loss over the ``exact`` run's (``--no-exact``: ``tol``'s), same data, k and seed.
 
 ACC is Hungarian-matched against the folder labels. Writes ``bench/results/kmeans_tol.json``.
 """
@@ -32,6 +33,7 @@ import numpy as np
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
+sys.path.insert(0, str(BENCH))
 EMB = BENCH / "data" / "fashion-mnist-test-embeddings.npz"
 
 
@@ -46,6 +48,12 @@ def data_sets(a) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         out["fashion-mnist-10k (bundled model)"] = (l2_normalize(z["image"]), z["labels"])
     d = load_digits()
     out["digits (raw pixels)"] = (l2_normalize(d.data.astype(np.float32)), d.target)
+    if a.pixels:  # 70,000 x 784 raw pixels: full-rank rows, unlike a random network's embeddings
+        from fashion_mnist import load_fashion_mnist
+
+        parts = [load_fashion_mnist(split) for split in ("test", "train")]
+        pixels = np.concatenate([p[0].reshape(len(p[0]), -1) for p in parts]).astype(np.float32)
+        out["fashion-mnist-70k (raw pixels)"] = (l2_normalize(pixels), np.concatenate([p[1] for p in parts]))
     if a.folder:
         import vlexplore as vx
         from vlexplore.pipeline import load_encoder_or_fallback
@@ -64,6 +72,8 @@ def main() -> None:
     ap.add_argument("--model", default="bundled")
     ap.add_argument("--cache-dir", default=None)
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--no-exact", action="store_true", help="skip the exact run (loss_ratio: against tol)")
+    ap.add_argument("--pixels", action="store_true", help="also Fashion-MNIST-70k as raw pixels (784-d)")
     ap.add_argument(
         "--variant",
         action="append",
@@ -73,30 +83,45 @@ def main() -> None:
     )
     ap.add_argument("--k", type=int, nargs="+", default=[], help="more k than the number of classes")
     ap.add_argument("--out", type=Path, default=BENCH / "results" / "kmeans_tol.json")
+    ap.add_argument("--key", default=None, help="the results' key in the JSON file (default: by data set)")
     a = ap.parse_args()
     km = importlib.import_module("vlexplore.cluster.kmeans")
     from vlexplore.evaluate import evaluate_labels
 
-    defaults = (km.REFINE_TOL, km._cores, km.FAISS_NITER, km.POINTS_PER_CENTRE)
-    tol, cores, niter, ppc = defaults
-    variants = {"exact": (0.0, lambda: 1, niter, ppc), "tol": (tol, cores, niter, ppc)}
+    defaults = (km.REFINE_TOL, km._cores, km.FAISS_NITER, km.POINTS_PER_CENTRE, km.RESTART_MIN_DIM)
+    tol, cores, niter, ppc, dim = defaults
+    variants = {"exact": (0.0, lambda: 1, niter, ppc, 0), "tol": (tol, cores, niter, ppc, dim)}
+    if a.no_exact:
+        del variants["exact"]
     for spec in a.variant:
         name, _, values = spec.partition("=")
-        parts = [*values.split(","), "", ""][:3]
-        variants[name] = (float(parts[0]), cores, int(parts[1] or niter), int(parts[2] or ppc))
+        parts = [*values.split(","), "", "", ""][:4]
+        variants[name] = (
+            float(parts[0] or tol),
+            cores,
+            int(parts[1] or niter),
+            int(parts[2] or ppc),
+            int(parts[3] or dim),
+        )
     rows = []
     for name, (X, y) in data_sets(a).items():
         n_classes = len(np.unique(y))
         for k in dict.fromkeys([n_classes, *a.k]):
             for seed in range(a.seeds):
                 exact_loss = None
-                for variant, (t, c, it, pp) in variants.items():
-                    km.REFINE_TOL, km._cores, km.FAISS_NITER, km.POINTS_PER_CENTRE = t, c, it, pp
+                for variant, (t, c, it, pp, dm) in variants.items():
+                    km.REFINE_TOL, km._cores, km.FAISS_NITER, km.POINTS_PER_CENTRE, km.RESTART_MIN_DIM = (
+                        t,
+                        c,
+                        it,
+                        pp,
+                        dm,
+                    )
                     t0 = time.perf_counter()
                     fit = km.kmeans(X, k, seed=seed)
                     seconds = time.perf_counter() - t0
                     exact_loss = fit.inertia if exact_loss is None else exact_loss
-                    acc = evaluate_labels(np.asarray(y), fit.labels)["acc"]
+                    scores = evaluate_labels(np.asarray(y), fit.labels)
                     rows.append(
                         {
                             "data": name,
@@ -104,19 +129,21 @@ def main() -> None:
                             "k": k,
                             "seed": seed,
                             "variant": variant,
-                            "acc": round(float(acc), 4),
+                            "acc": round(float(scores["acc"]), 4),
+                            "nmi": round(float(scores["nmi"]), 4),
                             "loss_ratio": round(float(fit.inertia / exact_loss), 5),
                             "seconds": round(seconds, 3),
                         }
                     )
                     print(rows[-1], flush=True)
-    km.REFINE_TOL, km._cores, km.FAISS_NITER, km.POINTS_PER_CENTRE = defaults
+    km.REFINE_TOL, km._cores, km.FAISS_NITER, km.POINTS_PER_CENTRE, km.RESTART_MIN_DIM = defaults
     summary = {}
     for name, k in dict.fromkeys((r["data"], r["k"]) for r in rows):
         for variant in variants:
             sel = [r for r in rows if r["data"] == name and r["k"] == k and r["variant"] == variant]
             summary.setdefault(f"{name}, k = {k}", {})[variant] = {
                 "acc_mean": round(float(np.mean([r["acc"] for r in sel])), 4),
+                "nmi_mean": round(float(np.mean([r["nmi"] for r in sel])), 4),
                 "loss_ratio_mean": round(float(np.mean([r["loss_ratio"] for r in sel])), 5),
                 "seconds_median": round(float(np.median([r["seconds"] for r in sel])), 3),
             }
@@ -125,15 +152,15 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "refine_tol": tol,
         "variants": {
-            name: {"refine_tol": t, "faiss_niter": it, "points_per_centre": pp}
-            for name, (t, _, it, pp) in variants.items()
+            name: {"refine_tol": t, "faiss_niter": it, "points_per_centre": pp, "restart_min_dim": dm}
+            for name, (t, _, it, pp, dm) in variants.items()
         },
         "command": "python bench/kmeans_tol.py " + " ".join(sys.argv[1:]),
         "summary": summary,
         "runs": rows,
     }
     data = json.loads(a.out.read_text()) if a.out.exists() else {}
-    data["with-folder" if a.folder else "default"] = out
+    data[a.key or ("with-folder" if a.folder else "default")] = out
     a.out.write_text(json.dumps(data, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
 

@@ -576,6 +576,75 @@ def test_refinement_stops_when_a_step_gains_less_than_the_tolerance(monkeypatch)
     assert steps[2] == 1  # the winning restart's labels (from judging it on every row) are the first step's
 
 
+@pytest.mark.parametrize(
+    ("d", "k", "floor", "expected"),
+    [(512, 45, 128, 128), (512, 100, 128, 200), (64, 10, 128, 64), (512, 45, 0, 512)],
+)
+def test_restart_dim_is_the_floor_or_two_per_centre_and_never_more_than_the_rows_have(
+    monkeypatch, d, k, floor, expected
+):
+    monkeypatch.setattr(km_mod, "RESTART_MIN_DIM", floor)
+    assert km_mod.restart_dim(d, k) == expected
+
+
+def test_principal_basis_spans_the_directions_the_rows_vary_in():
+    rng = np.random.default_rng(0)
+    A = np.linalg.qr(rng.normal(size=(50, 3)))[0].T  # three orthonormal directions in 50-d
+    S = (rng.normal(size=(400, 3)) * [5.0, 3.0, 2.0]) @ A + 0.01 * rng.normal(size=(400, 50)) + 1.0
+    mu, V = km_mod._principal_basis(S.astype(np.float32), 3)
+    assert V.shape == (50, 3)
+    assert V.dtype == np.float32
+    np.testing.assert_allclose(V.T @ V, np.eye(3), atol=1e-5)
+    np.testing.assert_allclose(mu, S.mean(axis=0), atol=1e-4)
+    np.testing.assert_allclose(A @ V @ V.T, A, atol=1e-3)  # the three directions lie in the basis
+    spread = ((S - mu) @ V).var(axis=0)
+    assert spread[0] > spread[1] > spread[2] > 1.0  # the largest first
+
+
+def _faiss_dims(monkeypatch) -> list[int]:
+    """The dimensions of every ``faiss.Kmeans`` the helper makes from now on."""
+    faiss = pytest.importorskip("faiss")
+    dims: list[int] = []
+    real = faiss.Kmeans
+
+    def spy(d, *args, **kwargs):
+        dims.append(d)
+        return real(d, *args, **kwargs)
+
+    monkeypatch.setattr(faiss, "Kmeans", spy)
+    return dims
+
+
+@pytest.mark.parametrize("scale", [False, True])
+def test_restarts_run_on_principal_directions_and_return_full_space_centres(monkeypatch, scale):
+    dims = _faiss_dims(monkeypatch)
+    monkeypatch.setattr(km_mod, "RESTART_MIN_DIM", 8)  # k = 5: two per centre, 10 of 300 dimensions
+    monkeypatch.setattr(km_mod, "POINTS_PER_CENTRE", 40)  # restarts on a sample of 200 rows
+    if scale:  # above the sample size no refinement: the restarts' member means are the centres
+        monkeypatch.setattr(largescale, "KMEANS_SAMPLE", 200)
+    X, y, _ = blobs(k=5, per=80, d=300, spread=0.03, seed=7)
+    fit = cl.kmeans(X, 5, seed=0)
+    assert dims
+    assert set(dims) == {10}
+    assert same_partition(fit.labels, y)
+    assert fit.centres.shape == (5, 300)
+    means = np.stack([X[fit.labels == c].mean(axis=0) for c in range(5)])
+    np.testing.assert_allclose(fit.centres, means, atol=0.02 if scale else 1e-4)
+    monkeypatch.setattr(km_mod, "RESTART_MIN_DIM", 0)
+    full = cl.kmeans(X, 5, seed=0)
+    assert dims[-1] == 300
+    assert fit.inertia == pytest.approx(full.inertia, rel=1e-3)
+
+
+def test_given_centres_start_one_run_in_the_full_space(monkeypatch):
+    dims = _faiss_dims(monkeypatch)
+    monkeypatch.setattr(km_mod, "RESTART_MIN_DIM", 8)
+    X, y, centres = blobs(k=4, per=50, d=300, seed=8)
+    fit = cl.kmeans(X, 4, init=centres[::-1])
+    assert dims == [300]
+    np.testing.assert_array_equal(fit.labels, 3 - y)
+
+
 def test_kmeans_helper_refuses_an_unknown_backend():
     with pytest.raises(ConfigError, match="'spark'"):
         cl.kmeans(blobs()[0], 2, backend="spark")
