@@ -230,11 +230,11 @@ def main() -> None:
             record(out, "export_s", round(time.monotonic() - t, 2))
             out["server_rss_mb"] = rss_mb(proc.pid)
             if a.wait_umap:  # the Map page until UMAP's layout has replaced the quick one
-                goto(page, "Map")
+                goto(page, "Map", ms)
                 deadline = time.monotonic() + a.wait_umap
                 while time.monotonic() < deadline and page.get_by_text("A quick first layout").count():
                     time.sleep(10)
-                    goto(page, "Map")
+                    goto(page, "Map", ms)  # a page run can wait seconds for the GIL while UMAP's epochs run
                 if not page.get_by_text("A quick first layout").count():
                     wait_map(page, timeout=ms)
                     record(out, "umap_on_screen_s", round(time.monotonic() - t0, 1))

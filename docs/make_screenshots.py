@@ -36,13 +36,13 @@ def wait_idle(page, timeout: float = 120_000) -> None:
     page.wait_for_timeout(500)
 
 
-def goto(page, title: str) -> None:
-    """Click the sidebar link named ``title`` (exactly) and wait for the page to render."""
+def goto(page, title: str, timeout: float = 120_000) -> None:
+    """Click the sidebar link named ``title`` (exactly) and wait (up to ``timeout`` ms) for the page to render."""
     page.locator('[data-testid="stSidebarNav"] a').filter(
         has=page.get_by_text(title, exact=True)
     ).first.click()
     page.wait_for_timeout(300)
-    wait_idle(page)
+    wait_idle(page, timeout)
 
 
 def snap(page, path: Path, *, max_height: int = 3000) -> None:
