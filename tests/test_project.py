@@ -364,3 +364,32 @@ def test_warm_up_with_an_unwritable_cache_does_not_raise(tmp_path, fake_umap, no
     with pytest.warns(pj.CacheWriteWarning):
         warm_up_umap(blocker)
     assert len(fake_umap) == 2
+
+
+def test_umaps_layout_epochs_run_without_the_gil_and_lay_out_the_same(monkeypatch):
+    from umap import layouts
+
+    from vlexplore import project
+
+    assert project.layout_epochs_release_the_gil()
+    assert project.layout_epochs_release_the_gil()  # once: the second call finds it done
+    kernel = layouts._nb_optimize_layout_euclidean_single_epoch
+    assert kernel.targetoptions.get("nogil") is True
+    assert not layouts._vlexplore_gil_kernel.targetoptions.get("nogil")  # umap's own holds the GIL
+    X, _ = blobs(k=3, per=60)
+    ours = project._umap(X, seed=3, n_neighbors=10, min_dist=0.1, n_epochs=30)
+    monkeypatch.setattr(layouts, "_nb_optimize_layout_euclidean_single_epoch", layouts._vlexplore_gil_kernel)
+    shipped = project._umap(X, seed=3, n_neighbors=10, min_dist=0.1, n_epochs=30)
+    np.testing.assert_array_equal(ours, shipped)
+
+
+def test_an_umap_without_the_epoch_kernel_is_left_as_it_is(monkeypatch):
+    from umap import layouts
+
+    from vlexplore import project
+
+    monkeypatch.setattr(layouts, "_vlexplore_nogil", False, raising=False)
+    monkeypatch.delattr(layouts, "_optimize_layout_euclidean_single_epoch")
+    before = layouts._nb_optimize_layout_euclidean_single_epoch
+    assert project.layout_epochs_release_the_gil() is False
+    assert layouts._nb_optimize_layout_euclidean_single_epoch is before

@@ -207,10 +207,39 @@ def cosine_knn(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray] | None:
     return idx, dists
 
 
+def layout_epochs_release_the_gil() -> bool:
+    """Make UMAP's layout epochs run without Python's GIL; ``True`` when they now do (once per process).
+
+    umap-learn compiles its per-epoch kernel with numba but without ``nogil``, so each epoch holds the GIL from
+    start to end: 0.1 s at 70,000 points, over a second at 1,000,000. A map laid out in a background thread
+    then stalls every other thread of the app (a page run, a re-cluster) for an epoch at a time, about 200
+    times. The same kernel is compiled here with ``nogil=True`` (it only reads and writes its own arrays) and
+    put where umap looks it up on every call. An umap without that kernel is left as it is (``False``).
+    """
+    from umap import layouts
+
+    if getattr(layouts, "_vlexplore_nogil", False):
+        return True
+    kernel = getattr(layouts, "_optimize_layout_euclidean_single_epoch", None)
+    if kernel is None or not hasattr(layouts, "_nb_optimize_layout_euclidean_single_epoch"):
+        return False
+    import numba
+
+    # the options umap itself gives it (fastmath, not parallel), plus nogil; umap caches neither on disk
+    layouts._vlexplore_gil_kernel = layouts._nb_optimize_layout_euclidean_single_epoch  # umap's own, for tests
+    layouts._nb_optimize_layout_euclidean_single_epoch = numba.njit(
+        kernel, fastmath=True, parallel=False, nogil=True
+    )
+    layouts._vlexplore_nogil = True
+    return True
+
+
 def _umap(
     X: np.ndarray, *, seed: int, n_neighbors: int, min_dist: float, knn: str = "umap", **kwargs
 ) -> np.ndarray:
     import umap
+
+    layout_epochs_release_the_gil()
 
     if knn == "faiss" and "precomputed_knn" not in kwargs:
         found = cosine_knn(X, n_neighbors)
