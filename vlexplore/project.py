@@ -226,7 +226,8 @@ def layout_epochs_release_the_gil() -> bool:
     import numba
 
     # the options umap itself gives it (fastmath, not parallel), plus nogil; umap caches neither on disk
-    layouts._vlexplore_gil_kernel = layouts._nb_optimize_layout_euclidean_single_epoch  # umap's own, for tests
+    # umap's own kernel is kept beside it, for tests
+    layouts._vlexplore_gil_kernel = layouts._nb_optimize_layout_euclidean_single_epoch
     layouts._nb_optimize_layout_euclidean_single_epoch = numba.njit(
         kernel, fastmath=True, parallel=False, nogil=True
     )
