@@ -388,7 +388,7 @@ def test_an_umap_without_the_epoch_kernel_is_left_as_it_is(monkeypatch):
 
     from vlexplore import project
 
-    monkeypatch.setattr(layouts, "_vlexplore_nogil", False, raising=False)
+    monkeypatch.delattr(layouts, "_vlexplore_gil_kernel", raising=False)
     monkeypatch.delattr(layouts, "_optimize_layout_euclidean_single_epoch")
     before = layouts._nb_optimize_layout_euclidean_single_epoch
     assert project.layout_epochs_release_the_gil() is False

@@ -218,7 +218,7 @@ def layout_epochs_release_the_gil() -> bool:
     """
     from umap import layouts
 
-    if getattr(layouts, "_vlexplore_nogil", False):
+    if hasattr(layouts, "_vlexplore_gil_kernel"):  # umap's own kernel, kept when it was replaced
         return True
     kernel = getattr(layouts, "_optimize_layout_euclidean_single_epoch", None)
     if kernel is None or not hasattr(layouts, "_nb_optimize_layout_euclidean_single_epoch"):
@@ -226,12 +226,10 @@ def layout_epochs_release_the_gil() -> bool:
     import numba
 
     # the options umap itself gives it (fastmath, not parallel), plus nogil; umap caches neither on disk
-    # umap's own kernel is kept beside it, for tests
     layouts._vlexplore_gil_kernel = layouts._nb_optimize_layout_euclidean_single_epoch
     layouts._nb_optimize_layout_euclidean_single_epoch = numba.njit(
         kernel, fastmath=True, parallel=False, nogil=True
     )
-    layouts._vlexplore_nogil = True
     return True
 
 
