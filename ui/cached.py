@@ -21,7 +21,6 @@ from concurrent.futures import ThreadPoolExecutor
 import streamlit as st
 
 import vlexplore as vx
-from vlexplore.threads import lower_this_thread_priority
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=3)
@@ -158,11 +157,5 @@ def start_umap_warm_up(cache_dir: str) -> threading.Thread:
 
 @st.cache_resource(show_spinner=False)
 def map_executor() -> ThreadPoolExecutor:
-    """One worker thread per server process that lays out maps (UMAP) while people look at clusters.
-
-    It runs at a lower CPU priority than the page runs (:func:`~vlexplore.threads.lower_this_thread_priority`):
-    a re-cluster or a search beside a layout gets the cores first, the layout whatever is left.
-    """
-    return ThreadPoolExecutor(
-        max_workers=1, thread_name_prefix="vx-map", initializer=lower_this_thread_priority
-    )
+    """One worker thread per server process that lays out maps (UMAP) while people look at clusters."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="vx-map")
