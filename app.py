@@ -25,6 +25,7 @@ st.set_page_config(
 )
 hosts.enforce()  # DNS rebinding: refuse requests and sessions whose Host is not this machine's (docs/security.md)
 cached.note_activity()  # background work (the model warm-up) waits while pages run
+cached.thread_dumps_on_sigusr1()  # kill -USR1 <server pid>: every thread's stack to stderr
 
 s = state.get()
 with error_banner():  # VLEXPLORE_FOLDER is not a usable path, or is the file-system root

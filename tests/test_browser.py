@@ -105,8 +105,14 @@ def test_main_path_in_a_real_browser(page, app_url, tmp_path):
     # 1. start-up: the folder is scanned, embedded with the bundled model and clustered with no click
     t0 = time.monotonic()
     page.goto(app_url)
-    page.get_by_role("heading", name="Clusters").first.wait_for(timeout=FIRST_LOAD_S * 1000)
-    wait_idle(page, FIRST_LOAD_S)
+    try:
+        page.get_by_role("heading", name="Clusters").first.wait_for(timeout=FIRST_LOAD_S * 1000)
+        wait_idle(page, FIRST_LOAD_S)
+    except Exception:
+        print(
+            f"no clusters after {time.monotonic() - t0:.0f} s; the server's threads and log:\n{app_url.report()}"
+        )
+        raise
     print(f"clusters on screen after {time.monotonic() - t0:.1f} s (cold cache)")
     sidebar = page.locator('[data-testid="stSidebarUserContent"]')
     assert f"{N_IMAGES} images" in sidebar.inner_text()

@@ -78,8 +78,36 @@ def wait_healthy(url: str, proc=None, timeout: float = 60, poll: float = 0.3) ->
     raise TimeoutError(f"{url} was not healthy after {timeout:.0f} s")
 
 
+class ServedURL(str):
+    """The URL of a served app (a ``str``) that can also say what the server is doing: :meth:`report`."""
+
+    pid: int
+    log: Path
+
+    def report(self, wait_s: float = 2.0) -> str:
+        """Ask the server for every thread's stack (SIGUSR1, when the app registered it) and return the log's tail.
+
+        The signal is sent only when the server catches it (Linux ``/proc``): by default SIGUSR1 would end it.
+        """
+        if _catches(self.pid, signal.SIGUSR1):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGUSR1)
+                time.sleep(wait_s)
+        return Path(self.log).read_text(errors="replace")[-20000:]
+
+
+def _catches(pid: int, sig: int) -> bool:
+    """Whether process ``pid`` has a handler for ``sig`` (its ``SigCgt`` mask in ``/proc``); ``False`` if unknown."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = next((line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), "0")
+    return bool(int(caught, 16) >> (sig - 1) & 1)
+
+
 @contextlib.contextmanager
-def served(script, *, cwd, env: dict, log: Path, timeout: float = 60) -> Iterator[str]:
+def served(script, *, cwd, env: dict, log: Path, timeout: float = 60) -> Iterator[ServedURL]:
     """Serve ``script`` (:func:`serve_command`) from ``cwd`` with ``env``, output to ``log``; yields its URL.
 
     On leaving: SIGTERM to the server's process group (SIGKILL after 15 s); when it did not end cleanly, the
@@ -95,7 +123,8 @@ def served(script, *, cwd, env: dict, log: Path, timeout: float = 60) -> Iterato
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        url = f"http://127.0.0.1:{port}"
+        url = ServedURL(f"http://127.0.0.1:{port}")
+        url.pid, url.log = proc.pid, Path(log)
         try:
             wait_healthy(url, proc, timeout=timeout)
             yield url

@@ -10,9 +10,11 @@ is cached on disk by the library, keyed by content, so it survives restarts.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import gc
 import importlib
 import os
+import signal
 import threading
 import time
 import weakref
@@ -159,3 +161,15 @@ def start_umap_warm_up(cache_dir: str) -> threading.Thread:
 def map_executor() -> ThreadPoolExecutor:
     """One worker thread per server process that lays out maps (UMAP) while people look at clusters."""
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="vx-map")
+
+
+@st.cache_resource(show_spinner=False)
+def thread_dumps_on_sigusr1() -> bool:
+    """Once per server process: ``kill -USR1 <pid>`` prints every thread's stack to the server's stderr.
+
+    For a page that seems stuck: the dump says which thread holds it up. ``False`` where there is no SIGUSR1.
+    """
+    if not hasattr(signal, "SIGUSR1"):
+        return False
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    return True
