@@ -100,7 +100,7 @@ def main() -> None:
     results[a.key or f"synthetic-{a.n}"] = {
         "machine": f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores",
         "date": time.strftime("%Y-%m-%d %H:%M"),
-        "command": "python bench/umap_init.py " + " ".join(sys.argv[1:]),
+        "command": " ".join(["python bench/umap_init.py", *sys.argv[1:]]),
         "n": a.n,
         "groups": a.groups,
         "runs": rows,
