@@ -121,6 +121,7 @@ def test_an_edit_survives_kill_9_and_reopens_after_restart(setup):
             browser, page = open_app(p, servers[-1].url)
             main = page.locator('[data-testid="stMain"]')
             page.get_by_text("Reopened your saved work on this folder (1 edit").wait_for()
+            wait_idle(page)  # the notice is drawn before the cluster list: read the page once its run is over
             assert NEW_NAME in main.inner_text()
 
             # undo on the Load page, then one more restart: the rename is gone for good
