@@ -13,6 +13,9 @@ For each data set, five seeds of :func:`vlexplore.cluster.kmeans.kmeans` with k 
   restarts run in, 0 = all (defaults: ``REFINE_TOL``, ``FAISS_NITER``, ``POINTS_PER_CENTRE``,
   ``RESTART_MIN_DIM``).
 
+``--before REV``: also the k-means of git revision ``REV`` (its ``vlexplore/cluster/kmeans.py`` with its own
+defaults, on today's helpers), run first in each round, so ``loss_ratio`` is against it.
+
 ``--k`` adds more cluster counts than the number of classes (ACC is then Hungarian-matched to the
 classes). ``loss_ratio`` is a run's k-means loss over the ``exact`` run's (``--no-exact``: ``tol``'s), same data, k and seed.
 
@@ -66,6 +69,31 @@ def data_sets(a) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
+def load_before(rev: str):
+    """``vlexplore/cluster/kmeans.py`` as of git revision ``rev``, imported beside today's package."""
+    import importlib.util
+    import subprocess
+    import tempfile
+
+    source = subprocess.run(
+        ["git", "show", f"{rev}:vlexplore/cluster/kmeans.py"],
+        cwd=BENCH.parent,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    path = Path(tempfile.mkdtemp()) / "kmeans_before.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("vlexplore.cluster.kmeans_before", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    module.__package__ = "vlexplore.cluster"
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--folder", default=None)
@@ -82,6 +110,7 @@ def main() -> None:
         help="another variant: refinement tolerance, Lloyd iterations per restart, sample rows per centre",
     )
     ap.add_argument("--k", type=int, nargs="+", default=[], help="more k than the number of classes")
+    ap.add_argument("--before", default=None, metavar="REV", help="also REV's kmeans.py, run first")
     ap.add_argument("--out", type=Path, default=BENCH / "results" / "kmeans_tol.json")
     ap.add_argument("--key", default=None, help="the results' key in the JSON file (default: by data set)")
     a = ap.parse_args()
@@ -93,6 +122,9 @@ def main() -> None:
     variants = {"exact": (0.0, lambda: 1, niter, ppc, 0), "tol": (tol, cores, niter, ppc, dim)}
     if a.no_exact:
         del variants["exact"]
+    before = load_before(a.before) if a.before else None
+    if before is not None:
+        variants = {"before": (tol, cores, niter, ppc, dim), **variants}
     for spec in a.variant:
         name, _, values = spec.partition("=")
         parts = [*values.split(","), "", "", ""][:4]
@@ -118,7 +150,7 @@ def main() -> None:
                         dm,
                     )
                     t0 = time.perf_counter()
-                    fit = km.kmeans(X, k, seed=seed)
+                    fit = (before if variant == "before" else km).kmeans(X, k, seed=seed)
                     seconds = time.perf_counter() - t0
                     exact_loss = fit.inertia if exact_loss is None else exact_loss
                     scores = evaluate_labels(np.asarray(y), fit.labels)

@@ -548,24 +548,14 @@ def test_refinement_stops_when_a_step_gains_less_than_the_tolerance(monkeypatch)
     monkeypatch.setattr(km_mod, "POINTS_PER_CENTRE", 10)  # each restart sees a sample: refinement runs
     X, _y, _ = blobs(k=4, per=100, spread=0.6, seed=5)
     steps: list[int] = []
-    real = km_mod._lloyd
+    real = km_mod.lloyd
 
-    def counting(X, C, w, iters, x_sq=None, first=None):
-        calls = []
-        inner = km_mod.largescale.assign
+    def counting(*args, **kwargs):
+        fit = real(*args, **kwargs)
+        steps.append(fit.steps)
+        return fit
 
-        def assign(*a, **kw):
-            calls.append(1)
-            return inner(*a, **kw)
-
-        monkeypatch.setattr(km_mod.largescale, "assign", assign)
-        try:
-            return real(X, C, w, iters, x_sq, first=first)
-        finally:
-            monkeypatch.setattr(km_mod.largescale, "assign", inner)
-            steps.append(len(calls))
-
-    monkeypatch.setattr(km_mod, "_lloyd", counting)
+    monkeypatch.setattr(km_mod, "lloyd", counting)
     monkeypatch.setattr(km_mod, "REFINE_TOL", 0.0)
     cl.kmeans(X, 4, seed=0, n_init=1)
     monkeypatch.setattr(km_mod, "REFINE_TOL", 0.5)  # any step gains less than half the loss
@@ -574,6 +564,53 @@ def test_refinement_stops_when_a_step_gains_less_than_the_tolerance(monkeypatch)
     assert steps[0] > steps[1]
     cl.kmeans(X, 4, seed=0, n_init=3)
     assert steps[2] == 1  # the winning restart's labels (from judging it on every row) are the first step's
+
+
+def plain_lloyd(X, C, w, iters, tol):
+    """Weighted Lloyd steps in float64 numpy, member means summed afresh each step (the reference)."""
+    X64, C, prev, prev_loss = X.astype(np.float64), C.astype(np.float64), None, np.inf
+    for _ in range(iters):
+        d = ((X64[:, None, :] - C[None]) ** 2).sum(-1)
+        labels = d.argmin(1)
+        loss = float((w * d[np.arange(len(X)), labels]).sum())
+        if prev is not None and (np.array_equal(labels, prev) or prev_loss - loss < tol * prev_loss):
+            return C, labels
+        for c in range(len(C)):
+            if (labels == c).any():
+                C[c] = np.average(X64[labels == c], axis=0, weights=w[labels == c])
+        prev, prev_loss = labels, loss
+    return C, None
+
+
+@pytest.mark.parametrize("bounds", [True, False])
+@pytest.mark.parametrize("tol", [0.0, 5e-4])
+def test_refinement_measures_the_rows_that_may_move_and_matches_plain_lloyd(monkeypatch, tol, bounds):
+    lloyd_mod = importlib.import_module("vlexplore.cluster.lloyd")
+    monkeypatch.setattr(lloyd_mod, "BOUND_CELLS", 1 << 24 if bounds else 0)
+    measured: list[int] = []
+    real = lloyd_mod._distances
+    monkeypatch.setattr(
+        lloyd_mod,
+        "_distances",
+        lambda X, rows, *a: measured.append(len(X) if rows is None else len(rows)) or real(X, rows, *a),
+    )
+    X, _y, _ = blobs(k=5, per=80, d=16, spread=0.5, seed=3)
+    rng = np.random.default_rng(4)
+    w = rng.integers(1, 5, len(X)).astype(np.float64)
+    C0 = X[rng.choice(len(X), 6, replace=False)].copy()
+    C0[5] = 50.0  # far from every row: stays empty, and stays put
+    fit = lloyd_mod.lloyd(X, C0, w, 30, tol, largescale.row_squares(X))
+    C_ref, labels_ref = plain_lloyd(X, C0, w, 30, tol)
+    np.testing.assert_allclose(fit.centres, C_ref, atol=1e-4)
+    np.testing.assert_array_equal(fit.centres[5], C0[5])
+    np.testing.assert_array_equal(fit.labels, labels_ref)
+    assert fit.loss == pytest.approx(float((w * ((X - fit.centres[fit.labels]) ** 2).sum(1)).sum()), rel=1e-4)
+    if bounds:  # every row at first, then only those near a boundary
+        assert measured[0] == len(X)
+        assert len(measured) == fit.steps > 2
+        assert measured[-1] < len(X) // 2, measured
+    else:
+        assert not measured
 
 
 @pytest.mark.parametrize(

@@ -73,6 +73,8 @@ def evaluate_labels(y_true, y_pred) -> dict:
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
     y_true, y_pred = _check_labels(y_true, y_pred)
+    # class ids: the three scores each sort the labels, and folder names sort slowly (100,000: 0.11 against 0.05 s)
+    y_true = pd.factorize(y_true)[0]
     return {
         "acc": clustering_accuracy(y_true, y_pred),
         "nmi": float(normalized_mutual_info_score(y_true, y_pred)),

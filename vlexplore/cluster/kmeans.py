@@ -7,8 +7,9 @@ refinement, text-guided prompt ranking, TAC noun selection, micro-clusters at sc
   :func:`default_n_init` restarts, each fitted on a seeded sample of at most
   :data:`POINTS_PER_CENTRE` rows per centre (faiss's own default), in the sample's top
   :func:`restart_dim` principal directions, and judged by its loss on every row in the full space;
-  the best is refined with up to :data:`REFINE_ITER` Lloyd steps on every row and all rows are
-  assigned.
+  the best is refined with up to :data:`REFINE_ITER` Lloyd steps on every row
+  (:func:`vlexplore.cluster.lloyd.lloyd`: only the rows that may change centre are measured), which
+  also give every row's label.
 * **sklearn** otherwise: ``KMeans`` (k-means++, the same restarts) up to
   :data:`MINIBATCH_THRESHOLD` rows, ``MiniBatchKMeans`` on a sample above.
 
@@ -32,6 +33,7 @@ from .. import largescale
 from ..errors import ConfigError
 from ..models.base import l2_normalize, unit_rows
 from .checks import check_joint, check_k, check_matrix, check_prototypes, suggest_k
+from .lloyd import lloyd, member_sums
 
 #: Without faiss, above this many rows k-means switches to ``MiniBatchKMeans`` on a sample.
 MINIBATCH_THRESHOLD = 50_000
@@ -104,39 +106,10 @@ class KMeansFit:
     n_init: int
 
 
-def _lloyd(
-    X: np.ndarray,
-    C: np.ndarray,
-    w,
-    iters: int,
-    x_sq: np.ndarray | None = None,
-    first: tuple[np.ndarray, float] | None = None,
-) -> np.ndarray:
-    """Up to ``iters`` weighted Lloyd steps on every row from centres ``C`` (an empty centre stays put).
-
-    Stops when no row changes centre, or when a step lowers the loss by less than :data:`REFINE_TOL` of it.
-    ``first``: the rows' labels and loss under ``C``, when the caller has them (the first assignment is skipped).
-    """
-    prev, prev_loss = None, np.inf
-    x_sq = largescale.row_squares(X) if x_sq is None else x_sq
-    for step in range(iters):
-        labels, loss = first if step == 0 and first is not None else largescale.assign(X, C, w, x_sq=x_sq)
-        if prev is not None and (np.array_equal(labels, prev) or prev_loss - loss < REFINE_TOL * prev_loss):
-            break
-        C = _member_means(X, labels, w, C)
-        prev, prev_loss = labels, loss
-    return C
-
-
 def _member_means(X: np.ndarray, labels: np.ndarray, w, C: np.ndarray) -> np.ndarray:
     """Each centre's (``w``-weighted) member mean of the rows of ``X``; a centre without members keeps ``C``'s row."""
-    from scipy.sparse import csr_matrix
-
-    n, k = len(X), len(C)
-    wt = np.ones(n, dtype=np.float32) if w is None else np.asarray(w, dtype=np.float32)
-    member = csr_matrix((wt, (labels, np.arange(n))), shape=(k, n))
-    mass = np.asarray(member.sum(axis=1)).ravel()
-    sums = np.asarray(member @ X)
+    wt = np.ones(len(X), dtype=np.float32) if w is None else np.asarray(w, dtype=np.float32)
+    sums, mass = member_sums(X, labels, wt, len(C))
     full = mass > 0
     out = np.array(C, dtype=np.float32)
     out[full] = (sums[full] / mass[full, None]).astype(np.float32)
@@ -175,7 +148,8 @@ def _faiss_threads(faiss, threads: int | None) -> Iterator[None]:
         faiss.omp_set_num_threads(before)
 
 
-def _faiss_centres(X, k, *, seed, n_init, init, w) -> np.ndarray:
+def _faiss_centres(X, k, *, seed, n_init, init, w) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """The centres, with every row's labels and loss under them when the refinement has them (else ``None``)."""
     faiss = largescale.faiss_module()
     if faiss is None:
         raise ConfigError("the faiss backend needs faiss: pip install faiss-cpu")
@@ -241,10 +215,11 @@ def _faiss_centres(X, k, *, seed, n_init, init, w) -> np.ndarray:
         if loss < best_loss:
             best, best_loss, best_labels = C, loss, labels
     centres = cast(np.ndarray, best)  # the first restart's (finite) loss is below inf, so it is kept
-    if Xf is None:  # Xf is kept iff refine
-        return centres
+    if Xf is None or xf_sq is None:  # both are kept iff refine
+        return centres, None, 0.0
     first = None if best_labels is None else (best_labels, best_loss)
-    return _lloyd(Xf, centres, w, REFINE_ITER, xf_sq, first=first)
+    fit = lloyd(Xf, centres, w, REFINE_ITER, REFINE_TOL, xf_sq, first=first)
+    return fit.centres, fit.labels, fit.loss
 
 
 @contextmanager
@@ -290,8 +265,9 @@ def kmeans(
     backend = backend or default_backend(n)
     n_init = 1 if init is not None else int(n_init or default_n_init(n))
     w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    labels = None
     if backend == "faiss":
-        C = _faiss_centres(X, k, seed=seed, n_init=n_init, init=init, w=w)
+        C, labels, inertia = _faiss_centres(X, k, seed=seed, n_init=n_init, init=init, w=w)
     elif backend == "sklearn":
         from sklearn.cluster import KMeans
 
@@ -326,7 +302,8 @@ def kmeans(
         C = mb.cluster_centers_
     else:
         raise ConfigError(f"k-means backend must be 'faiss', 'sklearn' or 'minibatch', got {backend!r}")
-    labels, inertia = largescale.assign(X, C, w)
+    if labels is None:  # the refinement has them
+        labels, inertia = largescale.assign(X, C, w)
     return KMeansFit(labels, np.asarray(C, dtype=np.float32), inertia, backend, n_init)
 
 
