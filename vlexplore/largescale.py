@@ -67,7 +67,7 @@ def assign(
     w = None if weights is None else np.asarray(weights, dtype=np.float64)
     labels = np.empty(len(X), dtype=np.int64)
     inertia = 0.0
-    step = max(256, min(ASSIGN_BLOCK, (1 << 24) // max(1, len(C))))  # the distance block stays ≤ 64 MB
+    step = block_rows(len(C))
     for start in range(0, len(X), step):
         B = np.asarray(X[start : start + step], dtype=np.float32)
         d = B @ C.T  # |c|² - 2 x·c in place, in float32: a third less time than a float64 copy
@@ -81,6 +81,11 @@ def assign(
         dist = np.maximum(b_sq.astype(np.float64) + d[np.arange(len(B)), lab], 0.0)
         inertia += float(dist.sum() if w is None else (w[start : start + len(B)] * dist).sum())
     return labels, inertia
+
+
+def block_rows(k: int) -> int:
+    """Rows per block when measuring rows against ``k`` centres: the float32 distance block stays ≤ 64 MB."""
+    return max(256, min(ASSIGN_BLOCK, (1 << 24) // max(1, k)))
 
 
 def row_squares(X: np.ndarray) -> np.ndarray:

@@ -59,7 +59,7 @@ def _distances(
     """``float32 (m, k)`` distances of ``X[rows]`` (every row when ``None``) to the centres, in blocks."""
     m = len(X) if rows is None else len(rows)
     out = np.empty((m, len(C)), dtype=np.float32)
-    step = max(256, min(largescale.ASSIGN_BLOCK, (1 << 24) // max(1, len(C))))
+    step = largescale.block_rows(len(C))
     for s in range(0, m, step):
         pick = slice(s, s + step) if rows is None else rows[s : s + step]
         B = np.asarray(X[pick], dtype=np.float32)
@@ -147,8 +147,9 @@ def lloyd(
             D[am, got] = np.inf
             lower[maybe] = D
         if len(moved):
-            s_out, m_out = member_sums(X[moved], labels[moved], -wt[moved], k)
-            s_in, m_in = member_sums(X[moved], new_labels[moved], wt[moved], k)
+            B = np.asarray(X[moved], dtype=np.float32)
+            s_out, m_out = member_sums(B, labels[moved], -wt[moved], k)
+            s_in, m_in = member_sums(B, new_labels[moved], wt[moved], k)
             sums += s_out + s_in
             mass += m_out + m_in
         stop = not len(moved) or gain < tol * loss
