@@ -52,6 +52,40 @@ def test_vocabulary_embeddings_are_cached_per_model(colours, fake_encoder, make_
     assert other.n_texts == len(WORDS)
 
 
+def test_vocabulary_embeddings_are_kept_in_memory_per_key_and_only_beside_a_disk_cache(
+    fake_encoder, cache_dir, monkeypatch
+):
+    import vlexplore.nouns as nouns_mod
+    import vlexplore.vocabulary as voc_mod
+
+    calls: list[int] = []
+    real = nouns_mod.noun_embeddings
+
+    def counting(vocab, *args, **kwargs):
+        calls.append(len(vocab))
+        return real(vocab, *args, **kwargs)
+
+    monkeypatch.setattr(nouns_mod, "noun_embeddings", counting)
+    words, E = vocabulary_embeddings(fake_encoder, words=WORDS, cache_dir=cache_dir)
+    words2, E2 = vocabulary_embeddings(fake_encoder, words=list(WORDS), cache_dir=cache_dir)
+    assert calls == [len(WORDS)]
+    assert words2 == words
+    assert E2 is E
+    assert not E.flags.writeable  # shared: no caller can change another's words
+    words2.append("changed")  # the word list handed out is the caller's own
+    assert vocabulary_embeddings(fake_encoder, words=WORDS, cache_dir=cache_dir)[0] == words
+    w3, _ = vocabulary_embeddings(fake_encoder, words=WORDS, extra_words=("kite",), cache_dir=cache_dir)
+    assert w3[0] == "kite"
+    assert len(calls) == 2
+    vocabulary_embeddings(fake_encoder, words=WORDS)
+    vocabulary_embeddings(fake_encoder, words=WORDS)
+    assert len(calls) == 4  # no disk cache, no memory either
+    for i in range(voc_mod.MEMO_SIZE):
+        vocabulary_embeddings(fake_encoder, words=WORDS, extra_words=(f"w{i}",), cache_dir=cache_dir)
+    vocabulary_embeddings(fake_encoder, words=WORDS, cache_dir=cache_dir)
+    assert len(calls) == 5 + voc_mod.MEMO_SIZE  # the oldest was let go
+
+
 def test_names_are_unique_and_keywords_are_unique_and_exclude_names(fake_encoder):
     rng = np.random.default_rng(0)
     # six clusters, two of each colour: both red clusters fit "red" best, only one may have it
