@@ -543,6 +543,40 @@ def test_restarts_side_by_side_give_what_one_after_another_gives(monkeypatch):
     np.testing.assert_array_equal(two.centres, one.centres)
 
 
+def test_restarts_above_judge_rows_are_judged_on_one_subset_and_the_best_there_is_refined(monkeypatch):
+    pytest.importorskip("faiss")
+    monkeypatch.setattr(km_mod, "POINTS_PER_CENTRE", 10)  # restarts on a sample of 60 rows
+    monkeypatch.setattr(km_mod, "JUDGE_ROWS", 150)
+    X, _y, _ = blobs(k=6, per=60, spread=0.9, seed=4)  # 360 rows
+    judged: list[tuple[bytes, np.ndarray, float]] = []
+    real_assign, real_lloyd = km_mod.largescale.assign, km_mod.lloyd
+
+    def spy(Xa, C, *args, **kwargs):
+        out = real_assign(Xa, C, *args, **kwargs)
+        if len(Xa) == 150:
+            judged.append((np.ascontiguousarray(Xa).tobytes(), np.array(C), out[1]))
+        return out
+
+    starts: list[tuple[np.ndarray, object]] = []
+
+    def refine(Xf, C, *args, **kwargs):
+        starts.append((np.array(C), kwargs.get("first")))
+        return real_lloyd(Xf, C, *args, **kwargs)
+
+    monkeypatch.setattr(km_mod.largescale, "assign", spy)
+    monkeypatch.setattr(km_mod, "lloyd", refine)
+    fit = cl.kmeans(X, 6, seed=3, n_init=5)
+    assert len(judged) == 5
+    assert len({rows for rows, _, _ in judged}) == 1
+    best = min(range(5), key=lambda r: judged[r][2])
+    ((start, first),) = starts
+    np.testing.assert_array_equal(start, judged[best][1])  # the subset's best restart is refined
+    assert first is None  # its labels on every row are measured by the refinement itself
+    D = ((X[:, None, :] - fit.centres[None]) ** 2).sum(-1)
+    assert (D[np.arange(len(X)), fit.labels] <= D.min(axis=1) + 1e-4).all()  # every row at its nearest centre
+    assert fit.inertia == pytest.approx(D.min(axis=1).sum(), rel=1e-4)
+
+
 def test_refinement_stops_when_a_step_gains_less_than_the_tolerance(monkeypatch):
     pytest.importorskip("faiss")
     monkeypatch.setattr(km_mod, "POINTS_PER_CENTRE", 10)  # each restart sees a sample: refinement runs
