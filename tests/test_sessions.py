@@ -383,3 +383,19 @@ def test_two_writers_on_one_session_build_on_each_other(col, cache):
     assert again.names[0] == "from a"
     assert again.names[1] == "flower"
     assert len(again.edits) == 1
+
+
+def test_content_digest_is_each_rows_path_and_key_in_order_and_follows_a_new_table(tmp_path, monkeypatch):
+    import hashlib
+
+    monkeypatch.setattr(vs, "DIGEST_CHUNK", 5)  # rows joined per update: several chunks for 12 rows
+    col = collection(tmp_path, salt="é")  # non-ASCII keys
+    h = hashlib.blake2b(digest_size=16)  # the format saved sessions were written with: one update per row
+    for rel, key in zip(col.items["relpath"], col.items["fingerprint"]):
+        h.update(f"{rel}\0{key}\n".encode())
+    assert vs.content_digest(col) == h.hexdigest()
+    assert vs.content_digest(col) == h.hexdigest()  # kept
+    col.items = col.items.iloc[::-1].reset_index(drop=True)  # another table: hashed again, in its order
+    assert vs.content_digest(col) != h.hexdigest()
+    fresh = Collection(root=tmp_path, items=col.items.copy(), skipped=col.skipped)
+    assert vs.content_digest(col) == vs.content_digest(fresh)

@@ -22,6 +22,7 @@ replaces is kept as an export (the newest :data:`KEEP_REPLACED` of each folder a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -72,6 +73,8 @@ __all__ = [
 
 SNAPSHOT_EVERY = 32
 KEEP_REPLACED = 10  # exports of replaced sessions kept per folder and model
+#: Rows hashed per update in :func:`content_digest` (the rows joined first: one Python call per chunk).
+DIGEST_CHUNK = 50_000
 SNAPSHOT, JOURNAL = "session.json", "journal.log"
 
 
@@ -91,12 +94,24 @@ def session_id(folder: str | os.PathLike, model_id: str) -> str:
 
 
 def content_digest(collection) -> str:
-    """A digest of the images, in order: relative path and content key of each row of ``collection.items``."""
-    h = hashlib.blake2b(digest_size=16)
+    """A digest of the images, in order: relative path and content key of each row of ``collection.items``.
+
+    Kept on the collection while its ``items`` table is the same object (a re-cluster starts a session on
+    the same images: hashing 100,000 rows again took 0.11 s of each).
+    """
     items = collection.items
-    for rel, key in zip(items["relpath"].tolist(), items["fingerprint"].tolist()):
-        h.update(f"{rel}\0{key}\n".encode("utf-8", "surrogateescape"))
-    return h.hexdigest()
+    memo = getattr(collection, "_content_digest", None)
+    if memo is not None and memo[0] is items and memo[1] == len(items):
+        return memo[2]
+    h = hashlib.blake2b(digest_size=16)
+    rels, keys = items["relpath"].tolist(), items["fingerprint"].tolist()
+    for start in range(0, len(rels), DIGEST_CHUNK):  # one update per chunk: the same digest as one per row
+        rows = zip(rels[start : start + DIGEST_CHUNK], keys[start : start + DIGEST_CHUNK])
+        h.update("".join([f"{rel}\0{key}\n" for rel, key in rows]).encode("utf-8", "surrogateescape"))
+    digest = h.hexdigest()
+    with contextlib.suppress(AttributeError):  # a read-only stand-in for a collection is hashed each time
+        collection._content_digest = (items, len(items), digest)
+    return digest
 
 
 @dataclass(frozen=True)
