@@ -18,6 +18,9 @@ chromium. Measured, from the moment the page is opened:
 * ``export_s`` — the Export page rendered;
 * ``server_rss_mb`` / ``server_peak_rss_mb`` — the server's resident memory after the Export page, and its
   peak over the whole run (``VmHWM``);
+* ``machine_speed`` — measured before the server starts: the best of three 10⁷-step Python loops, and of three
+  2048² float32 matrix products on every core (this machine is shared and its speed varies from day to day: a
+  figure is read beside the speed it was measured at);
 * ``umap_on_screen_s`` (``--wait-umap S``) — from opening until UMAP's layout has replaced the quick one on
   the Map page (the peak then includes UMAP).
 
@@ -55,6 +58,25 @@ def record(out: dict, key: str, value) -> None:
     """``out[key] = value``, said on stderr at once (a long run shows its progress)."""
     out[key] = value
     print(f"{key}: {value}", file=sys.stderr, flush=True)
+
+
+def machine_speed() -> dict:
+    """How fast this machine is right now: ``python_loop_s`` (10⁷ additions) and ``sgemm_gflops`` (best of 3)."""
+    import numpy as np
+
+    loops = []
+    for _ in range(3):
+        t, total = time.perf_counter(), 0
+        for i in range(10_000_000):
+            total += i
+        loops.append(time.perf_counter() - t)
+    a = np.random.default_rng(0).random((2048, 2048), dtype=np.float32)
+    gemm = []
+    for _ in range(3):
+        t = time.perf_counter()
+        a @ a
+        gemm.append(2 * 2048**3 / (time.perf_counter() - t) / 1e9)
+    return {"python_loop_s": round(min(loops), 2), "sgemm_gflops": round(max(gemm), 1)}
 
 
 def rss_mb(pid: int, *, peak: bool = False) -> float | None:
@@ -154,6 +176,7 @@ def main() -> None:
         "n_image_files": n_files,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine_speed": machine_speed(),
     }
     ms = a.timeout * 1000
     with log.open("wb") as fh:
