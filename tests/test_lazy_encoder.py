@@ -284,6 +284,31 @@ def test_the_model_warm_up_waits_while_pages_run(monkeypatch):
     assert done[0] - busy_until >= 0.25  # it waited for the quiet after the last page
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+def test_background_work_runs_at_a_lower_priority_than_the_pages(monkeypatch):
+    import os
+
+    from ui import cached
+
+    monkeypatch.setattr(cached, "WARM_UP_DELAY_S", 0.0)
+    main = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    seen: list[int] = []
+
+    def work():
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    thread = threading.Thread(target=cached._later, args=(work,))  # what the model warm-up thread runs
+    thread.start()
+    thread.join(timeout=30)
+    job = cached.map_executor().submit(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+    seen.append(job.result(timeout=30))  # the map's layout worker
+    assert seen == [max(cached.BACKGROUND_NICE, main)] * 2
+    assert (
+        os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main
+    )  # the page's thread is untouched
+    assert os.getpriority(os.PRIO_PROCESS, os.getpid()) == main
+
+
 def test_embed_falls_back_to_bundled_when_a_lazy_models_weights_cannot_be_had(monkeypatch, tmp_path):
     from huggingface_hub import constants
 
