@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from vlexplore import session_log
 from vlexplore import sessions as vs
 from vlexplore.collection import Collection
 from vlexplore.config import ClusterConfig
@@ -388,7 +389,7 @@ def test_two_writers_on_one_session_build_on_each_other(col, cache):
 def test_content_digest_is_each_rows_path_and_key_in_order_and_follows_a_new_table(tmp_path, monkeypatch):
     import hashlib
 
-    monkeypatch.setattr(vs, "DIGEST_CHUNK", 5)  # rows joined per update: several chunks for 12 rows
+    monkeypatch.setattr(session_log, "DIGEST_CHUNK", 5)  # rows joined per update: several chunks for 12 rows
     col = collection(tmp_path, salt="é")  # non-ASCII keys
     h = hashlib.blake2b(digest_size=16)  # the format saved sessions were written with: one update per row
     for rel, key in zip(col.items["relpath"], col.items["fingerprint"]):

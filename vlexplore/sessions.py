@@ -22,7 +22,6 @@ replaces is kept as an export (the newest :data:`KEEP_REPLACED` of each folder a
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -45,6 +44,7 @@ from .session_log import (
     apply_edit,
     check_doc,
     config_dict,
+    content_digest,
     journal_line,
     make_edit,
     pack_ints,
@@ -73,8 +73,6 @@ __all__ = [
 
 SNAPSHOT_EVERY = 32
 KEEP_REPLACED = 10  # exports of replaced sessions kept per folder and model
-#: Rows hashed per update in :func:`content_digest` (the rows joined first: one Python call per chunk).
-DIGEST_CHUNK = 50_000
 SNAPSHOT, JOURNAL = "session.json", "journal.log"
 
 
@@ -91,27 +89,6 @@ def session_id(folder: str | os.PathLike, model_id: str) -> str:
     """The key of a session: 16 hex digits of a hash of the resolved folder and the model id."""
     text = f"{Path(folder).expanduser().resolve()}\0{model_id}"
     return hashlib.blake2b(text.encode("utf-8"), digest_size=8).hexdigest()
-
-
-def content_digest(collection) -> str:
-    """A digest of the images, in order: relative path and content key of each row of ``collection.items``.
-
-    Kept on the collection while its ``items`` table is the same object (a re-cluster starts a session on
-    the same images: hashing 100,000 rows again took 0.11 s of each).
-    """
-    items = collection.items
-    memo = getattr(collection, "_content_digest", None)
-    if memo is not None and memo[0] is items and memo[1] == len(items):
-        return memo[2]
-    h = hashlib.blake2b(digest_size=16)
-    rels, keys = items["relpath"].tolist(), items["fingerprint"].tolist()
-    for start in range(0, len(rels), DIGEST_CHUNK):  # one update per chunk: the same digest as one per row
-        rows = zip(rels[start : start + DIGEST_CHUNK], keys[start : start + DIGEST_CHUNK])
-        h.update("".join([f"{rel}\0{key}\n" for rel, key in rows]).encode("utf-8", "surrogateescape"))
-    digest = h.hexdigest()
-    with contextlib.suppress(AttributeError):  # a read-only stand-in for a collection is hashed each time
-        collection._content_digest = (items, len(items), digest)
-    return digest
 
 
 @dataclass(frozen=True)
